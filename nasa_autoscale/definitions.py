@@ -1,0 +1,28 @@
+"""The one Definitions object: assets, checks, jobs and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nasa_autoscale.assets import ingest
+from nasa_autoscale.partitions import daily_partitions
+from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.settings import Settings
+
+_settings = Settings.from_env()
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets(ingest.parsed_log_lines, ingest.traffic),
+    partitions_def=daily_partitions,
+    description="Parse one day's (or a range's) log lines and rebuild its traffic tables.",
+)
+
+defs = dg.Definitions(
+    assets=[ingest.raw_log_files, ingest.parsed_log_lines, ingest.traffic],
+    jobs=[ingest_job],
+    resources={
+        "warehouse": WarehouseResource(duckdb_path=str(_settings.duckdb_path)),
+        "settings": SettingsResource.from_settings(_settings),
+    },
+)

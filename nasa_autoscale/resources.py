@@ -1,0 +1,67 @@
+"""Dagster resources: the DuckDB warehouse and the settings, both configured from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from nasa_autoscale import warehouse
+from nasa_autoscale.settings import Settings
+
+_LOCK_WAIT_S = 120
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file (NASA_DUCKDB_PATH, default data/warehouse.duckdb)."""
+
+    duckdb_path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection; waits (up to 2 minutes) while another process holds the write lock."""
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        while True:
+            try:
+                con = warehouse.connect(Path(self.duckdb_path), read_only=read_only)
+                break
+            except warehouse.WarehouseError as e:
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """Where the raw logs are and where to fetch them (NASA_RAW_DIR, NASA_LOG_URL, ...)."""
+
+    raw_dir: str
+    replica_dir: str
+    log_url: str
+    download_timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SettingsResource:
+        return cls(
+            raw_dir=str(settings.raw_dir),
+            replica_dir=str(settings.replica_dir),
+            log_url=settings.log_url,
+            download_timeout_s=settings.download_timeout_s,
+        )
+
+    def get(self) -> Settings:
+        return dataclasses.replace(
+            Settings.from_env(),
+            raw_dir=Path(self.raw_dir),
+            replica_dir=Path(self.replica_dir),
+            log_url=self.log_url,
+            download_timeout_s=self.download_timeout_s,
+        )

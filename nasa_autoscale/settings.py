@@ -1,0 +1,48 @@
+"""Paths and knobs read from the environment, with defaults that need no set-up.
+
+Every setting has one environment variable; the README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = PROJECT_ROOT / "data"
+REFERENCE_DIR = DATA_DIR / "reference"
+SAMPLES_DIR = DATA_DIR / "samples"
+REPORTS_DIR = PROJECT_ROOT / "reports"
+
+# The Internet Traffic Archive's traces directory, where the NASA logs are published.
+DEFAULT_LOG_URL = "https://ita.ee.lbl.gov/traces/"
+NASA_LOG_FILES = ("NASA_access_log_Jul95.gz", "NASA_access_log_Aug95.gz")
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    raw_dir: Path
+    replica_dir: Path
+    duckdb_path: Path
+    log_url: str
+    download_timeout_s: float
+    start_date: str
+    end_date: str  # inclusive
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            raw_dir=_env_path("NASA_RAW_DIR", DATA_DIR / "raw"),
+            replica_dir=_env_path("NASA_REPLICA_DIR", DATA_DIR / "replica"),
+            duckdb_path=_env_path("NASA_DUCKDB_PATH", DATA_DIR / "warehouse.duckdb"),
+            log_url=os.environ.get("NASA_LOG_URL", DEFAULT_LOG_URL),
+            download_timeout_s=float(os.environ.get("NASA_DOWNLOAD_TIMEOUT", "10")),
+            start_date=os.environ.get("NASA_START_DATE", "1995-07-01"),
+            end_date=os.environ.get("NASA_END_DATE", "1995-08-31"),
+        )

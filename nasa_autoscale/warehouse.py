@@ -1,0 +1,130 @@
+"""The DuckDB warehouse: schema `nasa`, its tables, and all-or-nothing writes.
+
+Table and column names follow the warehouse contract in DESIGN.md; columns beyond it are extras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+SCHEMA = "nasa"
+
+_TRAFFIC_COLUMNS = """
+    bucket_start TIMESTAMP NOT NULL,
+    requests BIGINT,            -- NULL when is_missing: no log was collected, not zero traffic
+    bytes BIGINT,
+    unique_hosts BIGINT,
+    status_2xx BIGINT, status_3xx BIGINT, status_4xx BIGINT, status_5xx BIGINT,
+    error_rate DOUBLE,          -- (4xx + 5xx) / requests; NULL without requests
+    is_missing BOOLEAN NOT NULL,
+    missing_minutes INTEGER NOT NULL  -- minutes of the bucket with no log (partial buckets > 0)
+"""
+
+TABLES = {
+    "requests": """
+        ts TIMESTAMP NOT NULL,      -- server local wall-clock time, as in the log
+        day DATE NOT NULL,
+        host VARCHAR NOT NULL,
+        method VARCHAR, url VARCHAR, protocol VARCHAR,  -- NULL when the request can't be split
+        status SMALLINT NOT NULL,
+        bytes BIGINT,               -- NULL for '-'
+        request VARCHAR,            -- the raw request text, kept when method/url are NULL
+        tz_offset VARCHAR,          -- as in the log, e.g. -0400
+        source_file VARCHAR NOT NULL,
+        line_number BIGINT NOT NULL
+    """,
+    "rejected_lines": """
+        source_file VARCHAR NOT NULL,
+        line_number BIGINT NOT NULL,  -- 1-based in its file
+        raw_line VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        day DATE                      -- day of the nearest request before it in the file
+    """,
+    "source_files": """
+        source_file VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        size_bytes BIGINT NOT NULL,
+        modified_at DOUBLE NOT NULL,  -- st_mtime: a changed file is read again
+        lines BIGINT NOT NULL,
+        requests BIGINT NOT NULL,
+        rejected BIGINT NOT NULL,
+        first_ts TIMESTAMP,
+        last_ts TIMESTAMP,
+        data_source VARCHAR NOT NULL,  -- real or replica
+        read_at TIMESTAMP NOT NULL
+    """,
+    "ingest_ledger": """
+        source_file VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        requests BIGINT NOT NULL,
+        rejected BIGINT NOT NULL,
+        ingested_at TIMESTAMP NOT NULL
+    """,
+    "traffic_1m": _TRAFFIC_COLUMNS,
+    "traffic_5m": _TRAFFIC_COLUMNS,
+    "traffic_15m": _TRAFFIC_COLUMNS,
+}
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse file cannot be opened or written; the message says which and why."""
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (creating the file, its folder and the schema unless read_only)."""
+    path = Path(path)
+    try:
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
+    except (duckdb.Error, OSError) as e:
+        raise WarehouseError(f"cannot open the DuckDB warehouse {path}: {e}") from e
+    if not read_only:
+        create_tables(con)
+    return con
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    for name, columns in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{name} ({columns})")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One all-or-nothing write: a run that dies inside leaves the previous state."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def replace_range(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    column: str,
+    low,
+    high,
+    insert: Callable[[], None],
+) -> None:
+    """Delete `table` rows with low <= column < high, then run `insert` (inside a transaction)."""
+    con.execute(
+        f"DELETE FROM {SCHEMA}.{table} WHERE {column} >= $low AND {column} < $high",
+        {"low": low, "high": high},
+    )
+    insert()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [SCHEMA, table],
+    ).fetchall()[0]
+    return bool(found and found[0])
