@@ -1,4 +1,4 @@
-"""Dagster resources: the DuckDB warehouse and the settings, both configured from the environment."""
+"""Dagster resources: the DuckDB warehouse and the settings, configured from the environment."""
 
 from __future__ import annotations
 

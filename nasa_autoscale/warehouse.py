@@ -33,7 +33,7 @@ TABLES = {
         status SMALLINT NOT NULL,
         bytes BIGINT,               -- NULL for '-'
         request VARCHAR,            -- the raw request text, kept when method/url are NULL
-        tz_offset VARCHAR,          -- as in the log, e.g. -0400
+        tz_offset SMALLINT,         -- the log's UTC offset as +-hhmm, e.g. -400 for -0400
         source_file VARCHAR NOT NULL,
         line_number BIGINT NOT NULL
     """,

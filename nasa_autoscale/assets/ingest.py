@@ -1,5 +1,4 @@
-"""Ingest group: raw log files -> requests + rejected_lines -> traffic_1m / traffic_5m / traffic_15m."""
-
+"""Ingest group: raw log files -> requests + rejected_lines -> traffic_1m / _5m / _15m."""
 
 import dagster as dg
 import pandas as pd
@@ -30,8 +29,8 @@ def _data_source(con) -> str:
 @dg.asset(
     group_name=GROUP,
     description=(
-        "The raw access-log files: those in NASA_RAW_DIR (default data/raw); if there are none, the "
-        "two NASA files downloaded from NASA_LOG_URL; if that fails, a replica built from the "
+        "The raw access-log files: those in NASA_RAW_DIR (default data/raw); if there are none, "
+        "the two NASA files downloaded from NASA_LOG_URL; if that fails, a replica built from the "
         "committed reference data (real per-second counts, real sampled lines), flagged as such."
     ),
 )
@@ -94,7 +93,8 @@ def parsed_log_lines(
         ).df()
         rejected = con.execute(
             f"SELECT reason, count(*) AS lines, any_value(raw_line) AS example "
-            f"FROM {SCHEMA}.rejected_lines WHERE day BETWEEN ? AND ? GROUP BY reason ORDER BY 2 DESC",
+            f"FROM {SCHEMA}.rejected_lines WHERE day BETWEEN ? AND ? "
+            "GROUP BY reason ORDER BY 2 DESC",
             params,
         ).df()
     common = {

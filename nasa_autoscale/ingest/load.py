@@ -1,8 +1,8 @@
 """Log files -> nasa.requests + nasa.rejected_lines for a range of days, in one transaction.
 
-Each file is read once (gunzip and line split run in threads, parsing in DuckDB) and only the days
-asked for are written. A file whose recorded time span (nasa.source_files) misses those days, and
-that has not changed since, is not read at all.
+Each file is read once (gunzip and line indexing run in a thread, ahead of the parsing in DuckDB)
+and only the days asked for are written. A file whose recorded time span (nasa.source_files)
+misses those days, and that has not changed since, is not read at all.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 
 from nasa_autoscale.ingest.logfiles import read_lines
-from nasa_autoscale.ingest.parse import REJECTED_COLUMNS, REQUEST_COLUMNS, parse_lines
-from nasa_autoscale.warehouse import SCHEMA, replace_range, transaction
+from nasa_autoscale.ingest.parse import FIELDS, ParsedLog, drop_parsed, parse_lines
+from nasa_autoscale.warehouse import SCHEMA, transaction
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ class IngestSummary:
     last_day: dt.date
     files_read: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
-    lines_read: int = 0
-    requests: int = 0
+    lines_read: int = 0  # all lines of the files read, whatever their day
+    requests: int = 0  # written for the days asked for
     rejected: int = 0
     first_ts: dt.datetime | None = None
     last_ts: dt.datetime | None = None
@@ -50,10 +50,10 @@ def files_to_read(
     to_read, to_skip = [], []
     for path in files:
         stat = path.stat()
-        entry = known.get(path.name)
-        unchanged = entry is not None and entry[0] == stat.st_size and entry[1] == stat.st_mtime
+        size, mtime, first_ts, last_ts = known.get(path.name, (None, None, None, None))
+        unchanged = size == stat.st_size and mtime == stat.st_mtime
         misses = unchanged and (
-            entry[2] is None or entry[2].date() > last_day or entry[3].date() < first_day
+            first_ts is None or first_ts.date() > last_day or last_ts.date() < first_day
         )
         (to_skip if misses else to_read).append(path)
     return to_read, to_skip
@@ -67,105 +67,102 @@ def ingest_days(
     data_source: str,
     progress: Callable[[str], None] = log.info,
 ) -> IngestSummary:
-    """Replace the requests and rejected lines of first_day..last_day with those in `files`."""
+    """Replace the requests and rejected lines of first_day..last_day with those in `files`.
+
+    All files are read and parsed before anything is written; the write is one transaction, so a
+    bad file or a crash leaves the warehouse as it was.
+    """
     summary = IngestSummary(first_day, last_day)
     to_read, to_skip = files_to_read(con, files, first_day, last_day)
     summary.files_skipped = [p.name for p in to_skip]
-    high = last_day + dt.timedelta(days=1)
-    staged = []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # Reading (gunzip, split) runs ahead in threads while DuckDB parses the previous file.
-        for i, (path, lines) in enumerate(zip(to_read, pool.map(read_lines, to_read), strict=True)):
-            name = f"file{i}"
-            parse_lines(con, lines, path.name, name)
-            n_req, n_rej, first_ts, last_ts = _file_counts(con, name)
-            if n_req + n_rej != lines.num_rows:  # the parser's contract; fail loudly if broken
-                raise AssertionError(
-                    f"{path}: {lines.num_rows} lines but {n_req} requests + {n_rej} rejected"
-                )
-            stat = path.stat()
-            staged.append((path, name, stat, lines.num_rows, n_req, n_rej, first_ts, last_ts))
-            summary.lines_read += lines.num_rows
-            progress(
-                f"read {path.name}: {lines.num_rows:,} lines, {n_req:,} requests, "
-                f"{n_rej:,} rejected"
-            )
-            del lines
-    now = dt.datetime.now()
-    with transaction(con):
-        for table, columns, suffix in (
-            ("requests", REQUEST_COLUMNS, "requests"),
-            ("rejected_lines", REJECTED_COLUMNS, "rejected"),
-        ):
-
-            def insert(columns=columns, suffix=suffix, table=table):
-                for _, name, *_ in staged:
-                    con.execute(
-                        f"INSERT INTO {SCHEMA}.{table} ({columns}) SELECT {columns} "
-                        f"FROM {name}_{suffix} WHERE day >= $low AND day < $high",
-                        {"low": first_day, "high": high},
+    parsed: list[tuple[Path, ParsedLog]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            # The next file is read (gunzip, line index) while DuckDB parses the current one.
+            for i, (path, lines) in enumerate(
+                zip(to_read, reader.map(read_lines, to_read), strict=True)
+            ):
+                result = parse_lines(con, lines, f"file{i}")
+                if result.n_requests + result.n_rejected != result.n_lines:
+                    raise AssertionError(  # the parser's contract: every line lands once
+                        f"{path}: {result.n_lines} lines, but {result.n_requests} requests "
+                        f"+ {result.n_rejected} rejected"
                     )
-
-            replace_range(con, table, "day", first_day, high, insert)
-        con.execute(
-            f"DELETE FROM {SCHEMA}.ingest_ledger WHERE day >= $low AND day < $high",
-            {"low": first_day, "high": high},
-        )
-        for path, name, stat, n_lines, n_req, n_rej, first_ts, last_ts in staged:
-            _write_ledger(con, path.name, name, first_day, high, now)
-            con.execute(f"DELETE FROM {SCHEMA}.source_files WHERE source_file = ?", [path.name])
-            con.execute(
-                f"INSERT INTO {SCHEMA}.source_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    path.name,
-                    str(path),
-                    stat.st_size,
-                    stat.st_mtime,
-                    n_lines,
-                    n_req,
-                    n_rej,
-                    first_ts,
-                    last_ts,
-                    data_source,
-                    now,
-                ],
-            )
-    for _, name, *_ in staged:
-        con.execute(f"DROP TABLE IF EXISTS {name}_requests; DROP TABLE IF EXISTS {name}_rejected")
-    summary.files_read = [p.name for p, *_ in staged]
-    counts = con.execute(
-        f"SELECT sum(requests), sum(rejected) FROM {SCHEMA}.ingest_ledger "
-        "WHERE day >= $low AND day < $high",
-        {"low": first_day, "high": high},
+                parsed.append((path, result))
+                summary.lines_read += result.n_lines
+                progress(
+                    f"parsed {path.name}: {result.n_lines:,} lines, {result.n_requests:,} "
+                    f"requests, {result.n_rejected:,} rejected"
+                )
+                del lines
+        _write(con, parsed, first_day, last_day, data_source)
+    finally:
+        for _, result in parsed:
+            drop_parsed(con, result)
+    summary.files_read = [p.name for p, _ in parsed]
+    day_range = {"low": first_day, "high": last_day + dt.timedelta(days=1)}
+    summary.requests, summary.rejected = con.execute(
+        f"SELECT coalesce(sum(requests), 0), coalesce(sum(rejected), 0) "
+        f"FROM {SCHEMA}.ingest_ledger WHERE day >= $low AND day < $high",
+        day_range,
     ).fetchall()[0]
-    summary.requests, summary.rejected = int(counts[0] or 0), int(counts[1] or 0)
-    span = con.execute(
+    summary.first_ts, summary.last_ts = con.execute(
         f"SELECT min(ts), max(ts) FROM {SCHEMA}.requests WHERE day >= $low AND day < $high",
-        {"low": first_day, "high": high},
+        day_range,
     ).fetchall()[0]
-    summary.first_ts, summary.last_ts = span
     return summary
 
 
-def _file_counts(con: duckdb.DuckDBPyConnection, name: str):
-    return con.execute(
-        f"SELECT (SELECT count(*) FROM {name}_requests), (SELECT count(*) FROM {name}_rejected), "
-        f"(SELECT min(ts) FROM {name}_requests), (SELECT max(ts) FROM {name}_requests)"
-    ).fetchall()[0]
+def _write(con, parsed: list[tuple[Path, ParsedLog]], first_day, last_day, data_source) -> None:
+    day_range = {"low": first_day, "high": last_day + dt.timedelta(days=1)}
+    in_range = "day >= $low AND day < $high"
+    now = dt.datetime.now()
+    with transaction(con):
+        for table in ("requests", "rejected_lines", "ingest_ledger"):
+            con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE {in_range}", day_range)
+        for path, result in parsed:
+            params = {**day_range, "source_file": path.name}
+            con.execute(
+                f"INSERT INTO {SCHEMA}.requests (day, {FIELDS}, source_file) "
+                f"SELECT day, {FIELDS}, $source_file FROM {result.requests_table} WHERE {in_range}",
+                params,
+            )
+            con.execute(
+                f"INSERT INTO {SCHEMA}.rejected_lines "
+                f"(source_file, line_number, raw_line, reason, day) "
+                f"SELECT $source_file, line_number, raw_line, reason, day "
+                f"FROM {result.rejected_table} WHERE {in_range}",
+                params,
+            )
+            _write_ledger(con, result, {**params, "now": now})
+            first_ts, last_ts = con.execute(
+                f"SELECT min(ts), max(ts) FROM {result.requests_table}"
+            ).fetchall()[0]
+            stat = path.stat()
+            con.execute(f"DELETE FROM {SCHEMA}.source_files WHERE source_file = ?", [path.name])
+            con.execute(
+                f"INSERT INTO {SCHEMA}.source_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [path.name, str(path), stat.st_size, stat.st_mtime, result.n_lines,
+                 result.n_requests, result.n_rejected, first_ts, last_ts, data_source, now],
+            )  # fmt: skip
 
 
-def _write_ledger(con, source_file: str, name: str, low: dt.date, high: dt.date, now) -> None:
-    """One ledger row per day of the range, zero counts included (an empty day is known empty)."""
+def _write_ledger(con, result: ParsedLog, params: dict) -> None:
+    """One row per day of the range, zero counts included (an empty day is known to be empty).
+
+    The counts come from the parse, before the write: the lines_accounted check compares them
+    with what the warehouse holds afterwards.
+    """
     con.execute(
         f"""
         INSERT INTO {SCHEMA}.ingest_ledger
         WITH days AS (
             SELECT CAST(unnest(generate_series($low, $high - INTERVAL 1 DAY, INTERVAL 1 DAY))
                         AS DATE) AS day
-        ), req AS (SELECT day, count(*) AS n FROM {name}_requests GROUP BY day),
-        rej AS (SELECT day, count(*) AS n FROM {name}_rejected GROUP BY day)
+        ), req AS (SELECT day, count(*) AS n FROM {result.requests_table} GROUP BY day),
+        rej AS (SELECT day, count(*) AS n FROM {result.rejected_table} GROUP BY day)
         SELECT $source_file, days.day, coalesce(req.n, 0), coalesce(rej.n, 0), $now
         FROM days LEFT JOIN req USING (day) LEFT JOIN rej USING (day)
         """,
-        {"source_file": source_file, "low": low, "high": high, "now": now},
+        params,
     )

@@ -3,71 +3,71 @@
     host ident authuser [dd/Mon/yyyy:HH:MM:SS -0400] "request" status bytes
 
 A line with a host, a valid timestamp and a 3-digit status is a request, even when its request
-string is odd (no method, no protocol, control or high bytes, quotes inside): the raw request text is
-kept in `request` and method/url/protocol are NULL where they cannot be read. Bytes may be '-'
-(NULL) or absent. Every other line is rejected with a reason. Each input line ends up in exactly one
-of the two.
+string is odd (no method, no protocol, control or high bytes, quotes inside): the raw request text
+is kept in `request` and method/url/protocol are NULL where they cannot be read. Bytes may be '-'
+(NULL) or absent. Every other line is rejected with a reason. Each input line ends up in exactly
+one of the two.
 
-Speed: almost every line has the plain shape `"METHOD URL[ PROTOCOL]" status bytes`. Those are
-recognised by one DFA regex match and cut with string_split, which is several times faster than
-regex capture groups. The few other lines go through the general regex. Both paths give the same
-fields for a plain line (nasa_autoscale_tests checks it).
+Speed: nearly every line has the plain shape `"METHOD URL[ PROTOCOL]" status bytes`. Those are
+recognised by one DFA regex match and cut with string_split, several times faster than regex
+capture groups. The other lines (and those with control or high bytes) go through the general
+regex, which reads a plain line the same way (nasa_autoscale_tests checks it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-# A plain line; the '\n' terminator that logfiles.split_lines keeps is allowed at the end.
+from nasa_autoscale.ingest.logfiles import Lines, string_view
+
+TS_FORMAT = "%d/%b/%Y:%H:%M:%S"
 PLAIN_PATTERN = (
     r"^[^ ]+ [^ ]+ [^ ]+ \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
-    r'"[A-Z]+ [^ "]+( HTTP/[0-9.]+)?" \d{3} (\d+|-)\n?$'
+    r'"[A-Z]+ [^ "]+( HTTP/[^ "]+)?" \d{3} (\d+|-)$'
 )
 # Any line (RE2 syntax). The request is matched lazily up to the last `"? status [bytes]` at the
 # end of the line, so quotes inside it and a missing closing quote are both read.
 LINE_PATTERN = r'^(\S+) (\S+) (\S+) \[([^\]]*)\] "?(.*?)"? (\d{3})(?: (\d+|-))?\s*$'
 TIMESTAMP_PATTERN = r"^\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$"
 REQUEST_PATTERN = r"^([A-Z]+) (\S+)(?: (HTTP/\S+))?$"
-TS_FORMAT = "%d/%b/%Y:%H:%M:%S"
+_GROUPS = ["host", "ident", "authuser", "ts_text", "request", "status", "bytes"]
 
-REQUEST_COLUMNS = (
-    "ts, day, host, method, url, protocol, status, bytes, request, tz_offset, source_file, "
-    "line_number"
-)
-REJECTED_COLUMNS = "source_file, line_number, raw_line, reason, day"
+# Columns of a parsed request, in the order of nasa.requests (day and source_file are added there).
+FIELDS = "line_number, ts, host, method, url, protocol, status, bytes, request, tz_offset"
 
 _PLAIN_SQL = f"""
-CREATE OR REPLACE TEMP TABLE __OUT___plain AS
-WITH flagged AS (
-    SELECT line_number, raw_line, regexp_matches(raw_line, '{PLAIN_PATTERN}') AS plain
-    FROM __LINES__
-), cut AS (
-    SELECT line_number, raw_line, p,
-           try_strptime(p[4][2:], '{TS_FORMAT}') AS ts  -- NULL for a plain-looking 32/Jul
-    FROM (SELECT *, CASE WHEN plain THEN string_split(raw_line, ' ') END AS p FROM flagged)
+CREATE OR REPLACE TEMP TABLE __NAME___plain AS
+WITH cut AS (
+    SELECT line_number, raw_line, string_split(raw_line, ' ') AS p
+    FROM __NAME___input WHERE regexp_matches(raw_line, '{PLAIN_PATTERN}')
 )
-SELECT line_number, ts IS NOT NULL AS plain,
-       CASE WHEN ts IS NULL THEN rtrim(raw_line, chr(10)) END AS other_line,
-       ts,
+SELECT line_number,
+       try_strptime(p[4][2:], '{TS_FORMAT}') AS ts,  -- NULL for a plain-looking 32/Jul
        p[1] AS host,
        p[6][2:] AS method,
        CASE WHEN len(p) = 10 THEN p[7] ELSE p[7][:-2] END AS url,
        CASE WHEN len(p) = 10 THEN p[8][:-2] END AS protocol,
        CAST(p[-2] AS SMALLINT) AS status,
-       CAST(nullif(rtrim(p[-1], chr(10)), '-') AS BIGINT) AS bytes,
+       CAST(nullif(p[-1], '-') AS BIGINT) AS bytes,
        CAST(NULL AS VARCHAR) AS request,
-       p[5][:-2] AS tz_offset
+       CAST(p[5][:-2] AS SMALLINT) AS tz_offset
 FROM cut
 """
 
 _GENERAL_SQL = f"""
-CREATE OR REPLACE TEMP TABLE __OUT___general AS
-WITH matched AS (
-    SELECT line_number, other_line AS raw_line,
-           regexp_extract(other_line, '{LINE_PATTERN}',
-                          ['host', 'ident', 'authuser', 'ts_text', 'request', 'status', 'bytes']) AS f
-    FROM __OUT___plain WHERE NOT plain
+CREATE OR REPLACE TEMP TABLE __NAME___general AS
+WITH others AS (
+    SELECT i.line_number, i.raw_line FROM __NAME___input i
+    ANTI JOIN (SELECT line_number FROM __NAME___plain WHERE ts IS NOT NULL) USING (line_number)
+    UNION ALL
+    SELECT line_number, raw_line FROM __NAME___special
+), matched AS (
+    SELECT line_number, raw_line, regexp_extract(raw_line, '{LINE_PATTERN}', {_GROUPS}) AS f
+    FROM others
 ), typed AS (
     SELECT *,
         CASE WHEN f.host <> '' AND regexp_matches(f.ts_text, '{TIMESTAMP_PATTERN}')
@@ -80,7 +80,7 @@ SELECT line_number, raw_line, ts, f.host AS host,
     CAST(nullif(f.status, '') AS SMALLINT) AS status,
     CAST(nullif(nullif(f.bytes, '-'), '') AS BIGINT) AS bytes,
     CASE WHEN r.method = '' THEN f.request END AS request,
-    f.ts_text[22:26] AS tz_offset,
+    TRY_CAST(replace(f.ts_text[22:26], '+', '') AS SMALLINT) AS tz_offset,
     CASE
         WHEN ts IS NOT NULL THEN NULL
         WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'
@@ -92,53 +92,80 @@ SELECT line_number, raw_line, ts, f.host AS host,
 FROM typed
 """
 
-_FIELDS = "ts, host, method, url, protocol, status, bytes, request, tz_offset"
 _REQUESTS_SQL = f"""
-SELECT ts, CAST(ts AS DATE) AS day, host, method, url, protocol, status, bytes, request,
-       tz_offset, $source_file AS source_file, line_number
-FROM (
-    SELECT line_number, {_FIELDS} FROM __OUT___plain WHERE plain
-    UNION ALL
-    SELECT line_number, {_FIELDS} FROM __OUT___general WHERE reason IS NULL
-)
+CREATE OR REPLACE TEMP VIEW __NAME___requests AS
+SELECT {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___plain WHERE ts IS NOT NULL
+UNION ALL
+SELECT {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___general WHERE reason IS NULL
 """
 
 # A rejected line belongs to the day of the nearest request before it in the file (the first
 # request's day when none precedes it), so that every line of a file falls in one daily partition.
-# Files with no request at all leave it NULL.
+# In a file without any request the day stays NULL.
 _REJECTED_SQL = """
-WITH accepted AS (
-    SELECT line_number, CAST(ts AS DATE) AS day FROM __OUT___plain WHERE plain
-    UNION ALL
-    SELECT line_number, CAST(ts AS DATE) AS day FROM __OUT___general WHERE reason IS NULL
-)
-SELECT $source_file AS source_file, r.line_number, r.raw_line, r.reason,
-       coalesce(a.day, (SELECT min(day) FROM accepted)) AS day
-FROM (SELECT line_number, raw_line, reason FROM __OUT___general WHERE reason IS NOT NULL) r
-ASOF LEFT JOIN accepted a ON r.line_number >= a.line_number
+CREATE OR REPLACE TEMP TABLE __NAME___rejected AS
+SELECT r.line_number, r.raw_line, r.reason,
+       coalesce(q.day, (SELECT min(day) FROM __NAME___requests)) AS day
+FROM (SELECT line_number, raw_line, reason FROM __NAME___general WHERE reason IS NOT NULL) r
+ASOF LEFT JOIN (SELECT line_number, day FROM __NAME___requests) q
+    ON r.line_number >= q.line_number
 """
 
+_BATCH_ROWS = 256 * 1024  # DuckDB scans Arrow batches in parallel
 
-def parse_lines(
-    con: duckdb.DuckDBPyConnection, lines: pa.Table, source_file: str, name: str = "parsed"
-) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation]:
-    """Parse numbered lines into temp tables `{name}_requests` and `{name}_rejected`.
 
-    `lines` has columns line_number and raw_line (see logfiles.read_lines). Returns relations over
-    the two tables, which stay until parse_lines runs again with the same name.
-    """
-    view = f"{name}_lines"
-    con.register(view, lines)
+@dataclass(frozen=True)
+class ParsedLog:
+    """One file, parsed into the temp view `{name}_requests` and temp table `{name}_rejected`."""
+
+    name: str
+    n_lines: int
+    n_requests: int
+    n_rejected: int
+
+    @property
+    def requests_table(self) -> str:
+        return f"{self.name}_requests"
+
+    @property
+    def rejected_table(self) -> str:
+        return f"{self.name}_rejected"
+
+
+def parse_lines(con: duckdb.DuckDBPyConnection, lines: Lines, name: str = "parsed") -> ParsedLog:
+    """Parse indexed lines into a temp view `{name}_requests` (FIELDS + day) and a temp table
+    `{name}_rejected` (line_number, raw_line, reason, day); drop_parsed frees them."""
+    ordinary = np.flatnonzero(~lines.has_special)
+    special = np.flatnonzero(lines.has_special)
+    # Lines of printable ASCII are read in place; the rare others are decoded from latin-1.
+    ordinary_input = pa.table(
+        {
+            "line_number": pa.array(ordinary + 1),
+            "raw_line": string_view(lines.buf, lines.starts[ordinary], lines.ends[ordinary]),
+        }
+    )
+    ordinary_input = pa.Table.from_batches(
+        ordinary_input.to_batches(max_chunksize=_BATCH_ROWS), schema=ordinary_input.schema
+    )
+    special_input = pa.table(
+        {"line_number": pa.array(special + 1), "raw_line": lines.text(special)}
+    )
+    con.register(f"{name}_input", ordinary_input)
+    con.register(f"{name}_special", special_input)
     try:
-        con.execute(_PLAIN_SQL.replace("__OUT__", name).replace("__LINES__", view))
+        for sql in (_PLAIN_SQL, _GENERAL_SQL, _REQUESTS_SQL, _REJECTED_SQL):
+            con.execute(sql.replace("__NAME__", name))
     finally:
-        con.unregister(view)
-    con.execute(_GENERAL_SQL.replace("__OUT__", name))
-    params = {"source_file": source_file}
-    for suffix, sql in (("requests", _REQUESTS_SQL), ("rejected", _REJECTED_SQL)):
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name}_{suffix} AS {sql.replace('__OUT__', name)}",
-            params,
-        )
-    con.execute(f"DROP TABLE {name}_plain; DROP TABLE {name}_general")
-    return con.table(f"{name}_requests"), con.table(f"{name}_rejected")
+        con.unregister(f"{name}_input")
+        con.unregister(f"{name}_special")
+    n_requests, n_rejected = con.execute(
+        f"SELECT (SELECT count(*) FROM {name}_requests), (SELECT count(*) FROM {name}_rejected)"
+    ).fetchall()[0]
+    return ParsedLog(name, len(lines), n_requests, n_rejected)
+
+
+def drop_parsed(con: duckdb.DuckDBPyConnection, parsed: ParsedLog) -> None:
+    """Free the temp tables behind a ParsedLog."""
+    con.execute(f"DROP VIEW IF EXISTS {parsed.name}_requests")
+    for suffix in ("rejected", "plain", "general"):
+        con.execute(f"DROP TABLE IF EXISTS {parsed.name}_{suffix}")

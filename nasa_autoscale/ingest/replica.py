@@ -19,8 +19,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from nasa_autoscale.ingest.logfiles import split_lines
-from nasa_autoscale.ingest.parse import parse_lines
+from nasa_autoscale.ingest.logfiles import index_lines
+from nasa_autoscale.ingest.parse import drop_parsed, parse_lines
 from nasa_autoscale.ingest.reference import file_seconds, reference_traffic_5m
 from nasa_autoscale.settings import SAMPLES_DIR
 
@@ -49,8 +49,16 @@ def sample_lines() -> list[bytes]:
 
 def line_pool(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Sampled lines parsed into (host, request, status, bytes, status_class), 5xx added."""
-    requests, _ = parse_lines(con, split_lines(b"\n".join(sample_lines())), "samples", "pool")
-    pool = requests.select("host, request, status, bytes").df()
+    parsed = parse_lines(con, index_lines(b"\n".join(sample_lines())), "pool")
+    pool = con.sql(
+        f"""
+        SELECT host,
+               coalesce(request, method || ' ' || url || coalesce(' ' || protocol, '')) AS request,
+               status, bytes
+        FROM {parsed.requests_table} ORDER BY line_number
+        """
+    ).df()
+    drop_parsed(con, parsed)
     pool["status_class"] = pool["status"] // 100 - 2
     server_errors = pool[pool["status"] == 200].head(20).assign(status=500, status_class=3)
     server_errors["bytes"] = pd.array([pd.NA] * len(server_errors), dtype=pool["bytes"].dtype)

@@ -130,7 +130,8 @@ def write_traffic(
 
             replace_range(con, table, "bucket_start", low, high, insert)
             rows[table] = con.execute(
-                f"SELECT count(*) FROM {SCHEMA}.{table} WHERE bucket_start >= ? AND bucket_start < ?",
+                f"SELECT count(*) FROM {SCHEMA}.{table} "
+                "WHERE bucket_start >= ? AND bucket_start < ?",
                 [low, high],
             ).fetchall()[0][0]
     return rows

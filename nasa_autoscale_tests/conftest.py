@@ -1,0 +1,67 @@
+"""Shared fixtures: small real samples, and (built once per session) the replica and a warehouse
+holding its full ingest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nasa_autoscale import warehouse
+from nasa_autoscale.ingest.load import ingest_days
+from nasa_autoscale.ingest.logfiles import find_log_files
+from nasa_autoscale.ingest.replica import build_replica
+from nasa_autoscale.ingest.traffic import write_traffic
+from nasa_autoscale.settings import SAMPLES_DIR
+
+NASA_FIRST_DAY = dt.date(1995, 7, 1)
+NASA_LAST_DAY = dt.date(1995, 8, 31)
+
+
+@pytest.fixture
+def sample_2k() -> bytes:
+    """The first 2,000 raw lines of the July file, byte for byte."""
+    return (SAMPLES_DIR / "nasa_2k.log").read_bytes()
+
+
+@pytest.fixture
+def malformed_lines() -> list[bytes]:
+    """5 real malformed July lines (control and high bytes in the request)."""
+    lines = (SAMPLES_DIR / "lineFormatErrorLog.txt").read_bytes().splitlines()
+    return [line[len(b"REQINVALID:") :] for line in lines if line]
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = warehouse.connect(tmp_path / "test.duckdb")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def replica_dir(tmp_path_factory) -> Path:
+    """The replica of both NASA files (about 15 s to build)."""
+    folder = tmp_path_factory.mktemp("replica")
+    build_replica(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def replica_warehouse(replica_dir, tmp_path_factory) -> Path:
+    """A warehouse file with the whole replica ingested and aggregated (read it, don't write)."""
+    path = tmp_path_factory.mktemp("warehouse") / "replica.duckdb"
+    con = warehouse.connect(path)
+    ingest_days(con, find_log_files(replica_dir), NASA_FIRST_DAY, NASA_LAST_DAY, "replica")
+    write_traffic(con, NASA_FIRST_DAY, NASA_LAST_DAY)
+    con.close()
+    return path
+
+
+@pytest.fixture
+def replica_copy(replica_warehouse, tmp_path) -> Path:
+    """A private, writable copy of the replica warehouse."""
+    path = tmp_path / "replica.duckdb"
+    shutil.copy(replica_warehouse, path)
+    return path

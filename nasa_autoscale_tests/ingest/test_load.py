@@ -1,0 +1,97 @@
+import datetime as dt
+import gzip
+import os
+
+import pytest
+
+from nasa_autoscale.ingest.checks import lines_accounted
+from nasa_autoscale.ingest.load import ingest_days
+from nasa_autoscale.ingest.logfiles import LogFileError
+
+JUL1, JUL2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
+DAY2_LINES = [
+    b'a - - [02/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 10',
+    b"garbage",
+    b'b - - [02/Jul/1995:23:59:59 -0400] "GET /x HTTP/1.0" 404 -',
+]
+
+
+def write_log(path, sample_2k: bytes, extra: list[bytes] = DAY2_LINES, gz: bool = True):
+    data = sample_2k + b"\n".join(extra) + b"\n"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def counts(con):
+    return con.sql(
+        "SELECT (SELECT count(*) FROM nasa.requests), (SELECT count(*) FROM nasa.rejected_lines)"
+    ).fetchall()[0]
+
+
+def test_a_range_lands_whole_and_is_accounted_for(con, tmp_path, sample_2k):
+    log = write_log(tmp_path / "access.log.gz", sample_2k)
+    summary = ingest_days(con, [log], JUL1, JUL2, "real")
+    assert summary.lines_read == 2003
+    assert (summary.requests, summary.rejected) == (2002, 1)
+    assert counts(con) == (2002, 1)
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert passed, metadata
+    assert metadata["files_fully_ingested"] == 1
+    rejected = con.sql("SELECT * FROM nasa.rejected_lines").df()
+    assert rejected.loc[0, ["line_number", "raw_line"]].tolist() == [2002, "garbage"]
+    assert str(rejected.loc[0, "day"].date()) == "1995-07-02"
+
+
+def test_a_one_day_run_writes_only_that_day_and_reruns_replace_it(con, tmp_path, sample_2k):
+    log = write_log(tmp_path / "access.log.gz", sample_2k)
+    ingest_days(con, [log], JUL2, JUL2, "real")
+    assert counts(con) == (2, 1)
+    ingest_days(con, [log], JUL2, JUL2, "real")  # idempotent: no duplicates
+    assert counts(con) == (2, 1)
+    ingest_days(con, [log], JUL1, JUL1, "real")
+    assert counts(con) == (2002, 1)
+    assert lines_accounted(con, JUL1, JUL2)[0]
+
+
+def test_unchanged_files_whose_span_misses_the_days_are_not_read(con, tmp_path, sample_2k):
+    july = write_log(tmp_path / "a.log", sample_2k, extra=[], gz=False)
+    other = write_log(tmp_path / "b.log", b"", extra=DAY2_LINES, gz=False)
+    first = ingest_days(con, [july, other], JUL1, JUL2, "real")
+    assert first.files_read == ["a.log", "b.log"]
+    again = ingest_days(con, [july, other], JUL2, JUL2, "real")
+    assert (again.files_read, again.files_skipped) == (["b.log"], ["a.log"])
+    os.utime(july, (0, 0))  # a changed file is read again
+    assert ingest_days(con, [july, other], JUL2, JUL2, "real").files_read == ["a.log", "b.log"]
+
+
+def test_a_corrupt_file_fails_clearly_and_leaves_the_warehouse_as_it_was(con, tmp_path, sample_2k):
+    good = write_log(tmp_path / "a.log.gz", sample_2k)
+    ingest_days(con, [good], JUL1, JUL2, "real")
+    before = con.sql("SELECT * FROM nasa.requests ORDER BY line_number").df()
+    data = bytearray(good.read_bytes())
+    bad = tmp_path / "b.log.gz"
+    bad.write_bytes(bytes(data[: len(data) - 40]))  # truncated
+    with pytest.raises(LogFileError, match=r"b\.log\.gz: truncated gzip file"):
+        ingest_days(con, [good, bad], JUL1, JUL2, "real")
+    after = con.sql("SELECT * FROM nasa.requests ORDER BY line_number").df()
+    assert after.equals(before)
+
+
+def test_the_accounting_check_fails_when_a_row_goes_missing_or_doubles(con, tmp_path, sample_2k):
+    log = write_log(tmp_path / "access.log.gz", sample_2k)
+    ingest_days(con, [log], JUL1, JUL2, "real")
+    con.execute("DELETE FROM nasa.requests WHERE line_number = 7")
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert not passed and metadata["file_days_mismatched"] == 1
+    ingest_days(con, [log], JUL1, JUL2, "real")
+    con.execute("INSERT INTO nasa.rejected_lines SELECT * FROM nasa.rejected_lines")
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert not passed and metadata["duplicate_lines"] == 1
+
+
+def test_an_empty_file_is_fine(con, tmp_path):
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    summary = ingest_days(con, [empty], JUL1, JUL1, "real")
+    assert (summary.lines_read, summary.requests, summary.rejected) == (0, 0, 0)
+    assert lines_accounted(con, JUL1, JUL1)[0]

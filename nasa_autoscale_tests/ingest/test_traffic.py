@@ -1,0 +1,116 @@
+import datetime as dt
+
+import pytest
+
+from nasa_autoscale.ingest.load import ingest_days
+from nasa_autoscale.ingest.traffic import mark_missing_minutes, traffic_buckets, write_traffic
+
+DAY1, DAY2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
+
+
+def log_line(ts: dt.datetime, status: int = 200, size: str = "100") -> bytes:
+    stamp = ts.strftime("%d/%b/%Y:%H:%M:%S")
+    return f'h{ts.minute % 3} - - [{stamp} -0400] "GET /x HTTP/1.0" {status} {size}'.encode()
+
+
+def minutes(day: dt.date, first: str, last: str) -> list[dt.datetime]:
+    """One timestamp (second 30) per minute from first to last (HH:MM, inclusive)."""
+    start = dt.datetime.combine(day, dt.time.fromisoformat(first))
+    end = dt.datetime.combine(day, dt.time.fromisoformat(last))
+    out = []
+    while start <= end:
+        out.append(start + dt.timedelta(seconds=30))
+        start += dt.timedelta(minutes=1)
+    return out
+
+
+def ingest(con, tmp_path, stamps, first_day, last_day, name="access.log"):
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(log_line(ts) for ts in sorted(stamps)) + b"\n")
+    ingest_days(con, [path], first_day, last_day, "real")
+
+
+def table(con, name, day=DAY1):
+    return (
+        con.sql(
+            f"SELECT * FROM nasa.{name} WHERE CAST(bucket_start AS DATE) = DATE '{day}' ORDER BY 1"
+        )
+        .df()
+        .set_index("bucket_start")
+    )
+
+
+def at(day: dt.date, hhmm: str) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.fromisoformat(hhmm))
+
+
+def test_a_30_minute_silence_is_missing_a_29_minute_one_is_zero(con, tmp_path):
+    # Quiet 10:00-10:29 (30 minutes) and 12:00-12:28 (29 minutes).
+    stamps = minutes(DAY1, "00:00", "09:59") + minutes(DAY1, "10:30", "11:59")
+    stamps += minutes(DAY1, "12:29", "23:59")
+    ingest(con, tmp_path, stamps, DAY1, DAY1)
+    rows = write_traffic(con, DAY1, DAY1)
+    assert rows == {"traffic_1m": 1440, "traffic_5m": 288, "traffic_15m": 96}
+    t1 = table(con, "traffic_1m")
+    assert t1.loc[at(DAY1, "10:00") : at(DAY1, "10:29"), "is_missing"].all()
+    assert t1.loc[at(DAY1, "10:00") : at(DAY1, "10:29"), "requests"].isna().all()  # never 0
+    assert not t1.loc[at(DAY1, "12:00") : at(DAY1, "12:28"), "is_missing"].any()
+    assert (t1.loc[at(DAY1, "12:00") : at(DAY1, "12:28"), "requests"] == 0).all()
+    assert t1["requests"].sum() == len(stamps)
+    t5 = table(con, "traffic_5m")
+    assert t5.is_missing.sum() == 6
+    assert t5.loc[at(DAY1, "12:25"), "missing_minutes"] == 0
+    t15 = table(con, "traffic_15m")
+    assert t15.loc[[at(DAY1, "10:00"), at(DAY1, "10:15")], "is_missing"].all()
+    assert t15.loc[at(DAY1, "10:30"), "requests"] == 15
+    assert t15.loc[at(DAY1, "12:00"), "requests"] == 0
+
+
+def test_minutes_outside_the_files_span_are_missing_and_partial_buckets_say_so(con, tmp_path):
+    stamps = minutes(DAY1, "08:00", "20:10")
+    ingest(con, tmp_path, stamps, DAY1, DAY1)
+    write_traffic(con, DAY1, DAY1)
+    t5 = table(con, "traffic_5m")
+    assert t5.loc[: at(DAY1, "07:55"), "is_missing"].all()
+    assert t5.loc[at(DAY1, "20:15") :, "is_missing"].all()
+    partial = t5.loc[at(DAY1, "20:10")]
+    assert not partial.is_missing and partial.missing_minutes == 4 and partial.requests == 1
+    assert t5.requests.sum() == len(stamps)
+    assert t5.loc[at(DAY1, "08:00"), "unique_hosts"] == 3
+    assert t5.loc[at(DAY1, "08:00"), "bytes"] == 500
+    assert t5.loc[at(DAY1, "08:00"), "error_rate"] == 0
+
+
+def test_a_silence_across_midnight_is_measured_whole(con, tmp_path):
+    # Quiet from 23:51 to 00:24 the next day: 34 minutes, 25 of them on day 2.
+    stamps = minutes(DAY1, "00:00", "23:50") + minutes(DAY2, "00:25", "23:59")
+    ingest(con, tmp_path, stamps, DAY1, DAY2)
+    write_traffic(con, DAY2, DAY2)  # a one-day run still sees day 1's side of the silence
+    t1 = table(con, "traffic_1m", DAY2)
+    assert t1.loc[: at(DAY2, "00:24"), "is_missing"].all()
+    assert not t1.loc[at(DAY2, "00:25") :, "is_missing"].any()
+
+
+def test_a_day_never_ingested_does_not_lengthen_a_silence(con, tmp_path):
+    stamps = minutes(DAY1, "00:00", "23:50") + minutes(DAY2, "00:25", "23:59")
+    ingest(con, tmp_path, stamps, DAY2, DAY2)  # day 1 is in the file but not ingested
+    write_traffic(con, DAY2, DAY2)
+    t1 = table(con, "traffic_1m", DAY2)
+    # 25 quiet minutes seen, the rest of the silence unknown: not enough to call it an outage.
+    assert not t1.is_missing.any()
+
+
+def test_rewriting_a_day_replaces_it(con, tmp_path):
+    stamps = minutes(DAY1, "00:00", "23:59")
+    ingest(con, tmp_path, stamps, DAY1, DAY1)
+    write_traffic(con, DAY1, DAY1)
+    first = table(con, "traffic_5m")
+    write_traffic(con, DAY1, DAY1)
+    assert table(con, "traffic_5m").equals(first)
+    assert con.sql("SELECT count(*) FROM nasa.traffic_5m").fetchall()[0][0] == 288
+
+
+def test_bucket_size_is_checked(con):
+    mark_missing_minutes(con, DAY1, DAY1)
+    with pytest.raises(ValueError, match="bucket size"):
+        traffic_buckets(con, 7, DAY1, DAY1)
