@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from nasa_autoscale.assets import ingest
-from nasa_autoscale.partitions import daily_partitions
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import Settings
 
@@ -14,7 +13,6 @@ _settings = Settings.from_env()
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(ingest.parsed_log_lines, ingest.traffic),
-    partitions_def=daily_partitions,
     description="Parse one day's (or a range's) log lines and rebuild its traffic tables.",
 )
 

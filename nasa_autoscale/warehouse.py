@@ -80,7 +80,10 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
+        # Row order in a table carries no meaning here; not keeping it lets inserts run parallel.
+        con = duckdb.connect(
+            str(path), read_only=read_only, config={"preserve_insertion_order": False}
+        )
     except (duckdb.Error, OSError) as e:
         raise WarehouseError(f"cannot open the DuckDB warehouse {path}: {e}") from e
     if not read_only:

@@ -1,0 +1,63 @@
+# nasa_autoscale: every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# The ingest range defaults to the NASA trace; NASA_START_DATE / NASA_END_DATE set another one.
+START ?= $(or $(NASA_START_DATE),1995-07-01)
+END ?= $(or $(NASA_END_DATE),1995-08-31)
+DAGSTER := $(BIN)/dagster
+DEFS := -m nasa_autoscale.definitions
+INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
+
+.PHONY: help install run raw ingest ingest-day test lint format validate bench-ingest dev clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml raw ingest  ## install, then materialize the whole graph
+
+raw: install $(DAGSTER_HOME)/dagster.yaml  ## the raw log files: data/raw, a download, or a replica
+	$(DAGSTER) asset materialize $(DEFS) --select raw_log_files
+
+ingest: install $(DAGSTER_HOME)/dagster.yaml  ## parse every day START..END and build the traffic tables
+	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition-range $(START)...$(END)
+
+ingest-day: install $(DAGSTER_HOME)/dagster.yaml  ## one day: make ingest-day DAY=1995-07-13
+	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition $(DAY)
+
+test: install  ## the test suite with coverage (fails under 80%)
+	$(BIN)/pytest --cov=nasa_autoscale --cov-report=term-missing:skip-covered --cov-fail-under=80
+
+lint: install  ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  ## fix what ruff can fix
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+validate: install $(DAGSTER_HOME)/dagster.yaml  ## dagster definitions validate
+	$(DAGSTER) definitions validate -w workspace.yaml
+
+bench-ingest: install  ## ingest speed against a line-by-line Python parser -> reports/bench_ingest.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.ingest
+
+dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
+	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:  ## remove the environment, the Dagster home and the caches (keeps data/)
+	rm -rf $(VENV) $(DAGSTER_HOME) .pytest_cache .ruff_cache .coverage

@@ -1,0 +1,172 @@
+"""Ingest benchmark: the whole trace -> requests, rejected_lines and the three traffic tables,
+timed side by side with a straightforward line-by-line Python `re` parser that builds a DataFrame.
+
+    python -m nasa_autoscale.benchmarks.ingest [--repeat N]     (make bench-ingest)
+
+Each measurement runs in a fresh subprocess, so peak memory (max RSS) is its own. The runs
+alternate (ours, baseline, ours, ...) and the best of each is kept: this machine is shared and
+noisy, and a ratio measured side by side in one run means more than an absolute time.
+Writes reports/bench_ingest.json and prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nasa_autoscale.settings import REPORTS_DIR, Settings
+
+TARGET_SECONDS = 4.0
+TARGET_RATIO = 8.0
+TARGET_PEAK_MB = 2048
+
+
+def run_ours(files: list[Path], data_source: str) -> dict:
+    """Our ingest, as the assets run it, into a fresh warehouse file."""
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.ingest.load import ingest_days
+    from nasa_autoscale.ingest.traffic import write_traffic
+
+    settings = Settings.from_env()
+    first = dt.date.fromisoformat(settings.start_date)
+    last = dt.date.fromisoformat(settings.end_date)
+    with tempfile.TemporaryDirectory() as tmp:
+        con = warehouse.connect(Path(tmp) / "bench.duckdb")
+        start = time.perf_counter()
+        summary = ingest_days(con, files, first, last, data_source, progress=lambda m: None)
+        parsed = time.perf_counter()
+        rows = write_traffic(con, first, last)
+        con.execute("CHECKPOINT")
+        end = time.perf_counter()
+        con.close()
+    return {
+        "seconds": end - start,
+        "ingest_seconds": parsed - start,
+        "traffic_seconds": end - parsed,
+        "lines": summary.lines_read,
+        "requests": summary.requests,
+        "rejected": summary.rejected,
+        "traffic_rows": rows,
+    }
+
+
+BASELINE_LINE = re.compile(r'^(\S+) (\S+) (\S+) \[([^\]]+)\] "(.*)" (\d{3}) (\S+)$')
+
+
+def run_baseline(files: list[Path], data_source: str) -> dict:
+    """The straightforward parser: gzip.open, one regex match per line, a DataFrame at the end."""
+    import gzip
+
+    import pandas as pd
+
+    start = time.perf_counter()
+    rows, rejected, lines = [], [], 0
+    for path in files:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="latin-1") as f:
+            for line in f:
+                lines += 1
+                match = BASELINE_LINE.match(line.rstrip("\n"))
+                if match:
+                    rows.append(match.groups())
+                else:
+                    rejected.append(line)
+    df = pd.DataFrame(rows, columns=["host", "ident", "user", "ts", "request", "status", "bytes"])
+    df["ts"] = pd.to_datetime(df["ts"], format="%d/%b/%Y:%H:%M:%S %z", errors="coerce")
+    df["status"] = df["status"].astype("int16")
+    df["bytes"] = pd.to_numeric(df["bytes"].replace("-", None), errors="coerce")
+    end = time.perf_counter()
+    return {"seconds": end - start, "lines": lines, "requests": len(df), "rejected": len(rejected)}
+
+
+RUNNERS = {"ours": run_ours, "baseline": run_baseline}
+
+
+def _child(kind: str, files: list[str], data_source: str) -> None:
+    result = RUNNERS[kind]([Path(f) for f in files], data_source)
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def measure(kind: str, files: list[Path], data_source: str) -> dict:
+    command = [sys.executable, "-m", "nasa_autoscale.benchmarks.ingest", "--child", kind,
+               "--data-source", data_source, *map(str, files)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each (best is kept)")
+    parser.add_argument("--child", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
+    parser.add_argument("--data-source", default="real", help=argparse.SUPPRESS)
+    parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.files, args.data_source)
+        return 0
+
+    from nasa_autoscale.ingest.download import locate_logs
+
+    source = locate_logs(Settings.from_env(), fetch=True)
+    print(f"data: {source.data_source} ({source.note})", flush=True)
+    runs: dict[str, list[dict]] = {"ours": [], "baseline": []}
+    for i in range(args.repeat):
+        for kind in runs:
+            result = measure(kind, source.files, source.data_source)
+            runs[kind].append(result)
+            print(f"run {i + 1}/{args.repeat} {kind:8s} {result['seconds']:7.2f} s  "
+                  f"peak {result['peak_mb']:6.0f} MB", flush=True)  # fmt: skip
+    best = {kind: min(results, key=lambda r: r["seconds"]) for kind, results in runs.items()}
+    ours, baseline = best["ours"], best["baseline"]
+    report = {
+        "command": "python -m nasa_autoscale.benchmarks.ingest",
+        "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {_cpus()} cpus",
+        "data_source": source.data_source,
+        "files": [p.name for p in source.files],
+        "lines": ours["lines"],
+        "ours": ours,
+        "baseline": baseline,
+        "all_runs": runs,
+        "speedup": baseline["seconds"] / ours["seconds"],
+        "speedup_parse_only": baseline["seconds"] / ours["ingest_seconds"],
+        "targets": {"seconds": TARGET_SECONDS, "speedup": TARGET_RATIO, "peak_mb": TARGET_PEAK_MB},
+    }
+    REPORTS_DIR.mkdir(exist_ok=True)
+    out = REPORTS_DIR / "bench_ingest.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"\n{ours['lines']:,} lines ({source.data_source}), best of {args.repeat}:\n"
+        f"  ours (requests + rejected + traffic_1m/5m/15m): {ours['seconds']:.2f} s "
+        f"(parse and write {ours['ingest_seconds']:.2f} s, traffic {ours['traffic_seconds']:.2f} s)"
+        f", peak {ours['peak_mb']:.0f} MB   [target <= {TARGET_SECONDS} s, <= {TARGET_PEAK_MB} MB]\n"
+        f"  baseline (line-by-line re -> DataFrame, parse only): {baseline['seconds']:.2f} s, "
+        f"peak {baseline['peak_mb']:.0f} MB\n"
+        f"  speedup: {report['speedup']:.1f}x for our whole ingest, "
+        f"{report['speedup_parse_only']:.1f}x parse against parse   [target >= {TARGET_RATIO}x]\n"
+        f"written to {out}"
+    )
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
