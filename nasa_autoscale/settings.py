@@ -14,6 +14,7 @@ DATA_DIR = PROJECT_ROOT / "data"
 REFERENCE_DIR = DATA_DIR / "reference"
 SAMPLES_DIR = DATA_DIR / "samples"
 REPORTS_DIR = PROJECT_ROOT / "reports"
+DEFAULT_RAW_DIR = DATA_DIR / "raw"
 
 # The Internet Traffic Archive's traces directory, where the NASA logs are published.
 DEFAULT_LOG_URL = "https://ita.ee.lbl.gov/traces/"
@@ -38,7 +39,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            raw_dir=_env_path("NASA_RAW_DIR", DATA_DIR / "raw"),
+            raw_dir=_env_path("NASA_RAW_DIR", DEFAULT_RAW_DIR),
             replica_dir=_env_path("NASA_REPLICA_DIR", DATA_DIR / "replica"),
             duckdb_path=_env_path("NASA_DUCKDB_PATH", DATA_DIR / "warehouse.duckdb"),
             log_url=os.environ.get("NASA_LOG_URL", DEFAULT_LOG_URL),

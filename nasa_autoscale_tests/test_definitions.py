@@ -41,6 +41,7 @@ def resources(tmp_path, raw_dir, replica_dir):
 
 
 def test_replica_run_says_replica_in_every_assets_metadata(tmp_path, replica_dir):
+    (tmp_path / "no-logs").mkdir()
     res = resources(tmp_path, tmp_path / "no-logs", replica_dir)
     raw = dg.materialize([ingest.raw_log_files], resources=res)
     assert raw.success

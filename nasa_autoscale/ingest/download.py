@@ -17,7 +17,7 @@ from nasa_autoscale.ingest.logfiles import (
     LogFileError,
     find_log_files,
 )
-from nasa_autoscale.settings import NASA_LOG_FILES, Settings
+from nasa_autoscale.settings import DEFAULT_RAW_DIR, NASA_LOG_FILES, Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ def locate_logs(
     Without fetch nothing is downloaded or built: an existing replica is used, or the error says
     how to get the logs.
     """
+    if not settings.raw_dir.is_dir() and settings.raw_dir != DEFAULT_RAW_DIR:
+        # A folder the user named that is not there is a mistake, not a reason to fall back.
+        raise LogFileError(f"{settings.raw_dir} (NASA_RAW_DIR): no such folder. {HOW_TO_GET_LOGS}")
     files = find_log_files(settings.raw_dir)
     if files:
         return LogSource(files, "real", f"{len(files)} log file(s) in {settings.raw_dir}")

@@ -26,7 +26,9 @@ def server(tmp_path):
     httpd.server_close()
 
 
-def settings_for(tmp_path, url: str, replica_dir=None) -> Settings:
+def settings_for(tmp_path, url: str, replica_dir=None, make_raw_dir=True) -> Settings:
+    if make_raw_dir:
+        (tmp_path / "raw").mkdir(exist_ok=True)
     return dataclasses.replace(
         Settings.from_env(),
         raw_dir=tmp_path / "raw",
@@ -82,3 +84,8 @@ def test_a_failed_download_falls_back_to_the_replica_and_says_so(server, tmp_pat
 def test_without_fetch_and_without_logs_the_error_says_how_to_get_them(tmp_path):
     with pytest.raises(LogFileError, match="no log files in .*NASA_RAW_DIR.*raw_log_files"):
         locate_logs(settings_for(tmp_path, "http://127.0.0.1:9/"), fetch=False)
+
+
+def test_a_named_raw_folder_that_does_not_exist_is_an_error_not_a_fallback(tmp_path):
+    with pytest.raises(LogFileError, match="raw \\(NASA_RAW_DIR\\): no such folder"):
+        locate_logs(settings_for(tmp_path, "http://127.0.0.1:9/", make_raw_dir=False))
