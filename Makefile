@@ -12,7 +12,7 @@ DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
 INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 
-.PHONY: help install run raw ingest ingest-day test lint format validate bench-ingest dev clean
+.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,13 +28,16 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-run: install $(DAGSTER_HOME)/dagster.yaml raw ingest  ## install, then materialize the whole graph
+run: install $(DAGSTER_HOME)/dagster.yaml raw ingest analysis  ## install, then materialize the whole graph
 
 raw: install $(DAGSTER_HOME)/dagster.yaml  ## the raw log files: data/raw, a download, or a replica
 	$(DAGSTER) asset materialize $(DEFS) --select raw_log_files
 
 ingest: install $(DAGSTER_HOME)/dagster.yaml  ## parse every day START..END and build the traffic tables
 	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition-range $(START)...$(END)
+
+analysis: install $(DAGSTER_HOME)/dagster.yaml  ## special events, feature tables, anomaly flags and report
+	$(DAGSTER) job execute $(DEFS) -j analysis_job
 
 ingest-day: install $(DAGSTER_HOME)/dagster.yaml  ## one day: make ingest-day DAY=1995-07-13
 	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition $(DAY)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nasa_autoscale.assets import ingest
+from nasa_autoscale.assets import anomalies, features, ingest
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import Settings
 
@@ -16,9 +16,22 @@ ingest_job = dg.define_asset_job(
     description="Parse one day's (or a range's) log lines and rebuild its traffic tables.",
 )
 
+analysis_job = dg.define_asset_job(
+    "analysis_job",
+    selection=dg.AssetSelection.groups("features", "anomalies"),
+    description="Rebuild events, feature tables and anomaly flags from the traffic tables.",
+)
+
 defs = dg.Definitions(
-    assets=[ingest.raw_log_files, ingest.parsed_log_lines, ingest.traffic],
-    jobs=[ingest_job],
+    assets=[
+        ingest.raw_log_files,
+        ingest.parsed_log_lines,
+        ingest.traffic,
+        features.special_events,
+        features.features,
+        anomalies.anomalies_5m,
+    ],
+    jobs=[ingest_job, analysis_job],
     resources={
         "warehouse": WarehouseResource(duckdb_path=str(_settings.duckdb_path)),
         "settings": SettingsResource.from_settings(_settings),

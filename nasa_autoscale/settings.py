@@ -13,12 +13,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 REFERENCE_DIR = DATA_DIR / "reference"
 SAMPLES_DIR = DATA_DIR / "samples"
-REPORTS_DIR = PROJECT_ROOT / "reports"
 DEFAULT_RAW_DIR = DATA_DIR / "raw"
 
 # The Internet Traffic Archive's traces directory, where the NASA logs are published.
 DEFAULT_LOG_URL = "https://ita.ee.lbl.gov/traces/"
 NASA_LOG_FILES = ("NASA_access_log_Jul95.gz", "NASA_access_log_Aug95.gz")
+
+
+def reports_dir() -> Path:
+    """Where reports and figures are written (NASA_REPORTS_DIR, default reports/)."""
+    return _env_path("NASA_REPORTS_DIR", PROJECT_ROOT / "reports")
 
 
 def _env_path(name: str, default: Path) -> Path:

@@ -131,3 +131,14 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
         [SCHEMA, table],
     ).fetchall()[0]
     return bool(found and found[0])
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame) -> int:
+    """Replace nasa.<table> with a DataFrame's rows (one transaction); returns the row count."""
+    con.register("_replacement", frame)
+    try:
+        with transaction(con):
+            con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT * FROM _replacement")
+    finally:
+        con.unregister("_replacement")
+    return len(frame)

@@ -65,3 +65,28 @@ def replica_copy(replica_warehouse, tmp_path) -> Path:
     path = tmp_path / "replica.duckdb"
     shutil.copy(replica_warehouse, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def real_traffic_5m():
+    """The published real 5-minute aggregate as a traffic_5m-shaped frame (outage bins missing).
+    It has no unique hosts; they are left NULL."""
+    import pandas as pd
+
+    from nasa_autoscale.ingest.reference import reference_traffic_5m
+
+    ref = reference_traffic_5m().reset_index()
+    missing = ref["request_count"].isna()
+    frame = pd.DataFrame(
+        {
+            "bucket_start": ref["bucket_start"],
+            "requests": ref["request_count"].astype("Int64"),
+            "bytes": ref["total_bytes"].astype("Int64"),
+            "unique_hosts": pd.array([pd.NA] * len(ref), dtype="Int64"),
+            **{c: ref[c].astype("Int64") for c in ("status_2xx", "status_3xx", "status_4xx",
+                                                    "status_5xx")},
+            "is_missing": missing,
+        }
+    )  # fmt: skip
+    frame["error_rate"] = (frame.status_4xx + frame.status_5xx) / frame.requests.replace(0, pd.NA)
+    return frame

@@ -8,24 +8,26 @@ import sys
 import dagster as dg
 import duckdb
 
-from nasa_autoscale.assets import ingest
+from nasa_autoscale.assets import anomalies, features, ingest
 from nasa_autoscale.definitions import defs
 from nasa_autoscale.ingest.reference import reference_counts
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import SAMPLES_DIR
 
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
+ANALYSIS_ASSETS = ["special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m"]
 
 
 def test_definitions_load_with_every_asset_check_and_job():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_log_files", *INGEST_ASSETS}
+    assert keys == {"raw_log_files", *INGEST_ASSETS, *ANALYSIS_ASSETS}
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("requests", "lines_accounted") in checks
     assert ("traffic_5m", "matches_reference") in checks
     assert defs.resolve_job_def("ingest_job").partitions_def is not None
+    assert defs.resolve_job_def("analysis_job") is not None
 
 
 def resources(tmp_path, raw_dir, replica_dir):
@@ -85,3 +87,29 @@ def test_cli_materializes_one_partition_of_a_users_log(tmp_path):
     # The sample ends at 00:33:55: bucket 00:30 holds part of its minutes and says so.
     assert t5.requests.iloc[6] < reference.iloc[6] and t5.missing_minutes.iloc[6] == 1
     assert t5.is_missing.iloc[7:].all()  # after the sample's last line, no log: missing
+
+
+def test_analysis_assets_materialize_on_the_replica_warehouse(replica_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
+    res = {"warehouse": WarehouseResource(duckdb_path=str(replica_copy))}
+    result = dg.materialize(
+        [features.special_events, features.features, anomalies.anomalies_5m], resources=res
+    )
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 3 and all(c.passed for c in checks)
+    metadata = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert metadata["features_5m"]["dagster/row_count"].value == 62 * 288
+    assert metadata["anomalies_5m"]["data_source"].value == "replica"
+    assert 0 < metadata["anomalies_5m"]["recall_z"].value <= 1
+    assert (tmp_path / "reports" / "anomaly_report.md").read_text().startswith("# Anomaly report")
+    con = duckdb.connect(str(replica_copy), read_only=True)
+    assert con.sql("SELECT count(*) FROM nasa.special_events").fetchall()[0][0] >= 15
+    kinds = dict(con.sql("SELECT kind, count(*) FROM nasa.anomalies_5m GROUP BY kind").fetchall())
+    assert (
+        kinds["outage"]
+        == con.sql("SELECT count(*) FROM nasa.traffic_5m WHERE is_missing").fetchall()[0][0]
+    )

@@ -1,8 +1,8 @@
 """Ingest group: raw log files -> requests + rejected_lines -> traffic_1m / _5m / _15m."""
 
 import dagster as dg
-import pandas as pd
 
+from nasa_autoscale.assets.common import PREVIEW_ROWS, data_source, preview
 from nasa_autoscale.ingest import checks
 from nasa_autoscale.ingest.download import locate_logs
 from nasa_autoscale.ingest.load import ingest_days
@@ -12,18 +12,6 @@ from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import SCHEMA
 
 GROUP = "ingest"
-_PREVIEW_ROWS = 10
-
-
-def _preview(df: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(df.head(_PREVIEW_ROWS).to_markdown(index=False))
-
-
-def _data_source(con) -> str:
-    kinds = sorted(
-        {r[0] for r in con.execute(f"SELECT data_source FROM {SCHEMA}.source_files").fetchall()}
-    )
-    return "+".join(kinds) or "none"
 
 
 @dg.asset(
@@ -88,7 +76,7 @@ def parsed_log_lines(
         passed, check_metadata = checks.lines_accounted(con, first_day, last_day)
         params = [first_day, last_day]
         requests_preview = con.execute(
-            f"SELECT * FROM {SCHEMA}.requests WHERE day BETWEEN ? AND ? LIMIT {_PREVIEW_ROWS}",
+            f"SELECT * FROM {SCHEMA}.requests WHERE day BETWEEN ? AND ? LIMIT {PREVIEW_ROWS}",
             params,
         ).df()
         rejected = con.execute(
@@ -112,7 +100,7 @@ def parsed_log_lines(
             "rejected": summary.rejected,
             "first_ts": str(summary.first_ts),
             "last_ts": str(summary.last_ts),
-            "preview": _preview(requests_preview),
+            "preview": preview(requests_preview),
         },
     )
     yield dg.MaterializeResult(
@@ -120,7 +108,7 @@ def parsed_log_lines(
         metadata={
             **common,
             "dagster/row_count": summary.rejected,
-            "by_reason": _preview(rejected) if len(rejected) else "no rejected lines",
+            "by_reason": preview(rejected) if len(rejected) else "no rejected lines",
         },
     )
     yield dg.AssetCheckResult(
@@ -174,7 +162,7 @@ def traffic(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     first_day, last_day = partition_days(context)
     with warehouse.connect() as con:
         rows = write_traffic(con, first_day, last_day)
-        data_source = _data_source(con)
+        source = data_source(con)
         for name, minutes in GRANULARITIES.items():
             table = f"traffic_{name}"
             summary = con.execute(
@@ -184,19 +172,19 @@ def traffic(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             ).fetchall()[0]
             busiest = con.execute(
                 f"SELECT * FROM {SCHEMA}.{table} WHERE CAST(bucket_start AS DATE) BETWEEN ? AND ? "
-                f"ORDER BY requests DESC NULLS LAST LIMIT {_PREVIEW_ROWS}",
+                f"ORDER BY requests DESC NULLS LAST LIMIT {PREVIEW_ROWS}",
                 [first_day, last_day],
             ).df()
             yield dg.MaterializeResult(
                 asset_key=table,
                 metadata={
-                    "data_source": data_source,
+                    "data_source": source,
                     "days": f"{first_day} .. {last_day}",
                     "dagster/row_count": rows[table],
                     "missing_buckets": int(summary[0] or 0),
                     "requests": int(summary[1] or 0),
                     "peak_requests": int(summary[2] or 0),
-                    "busiest_buckets": _preview(busiest),
+                    "busiest_buckets": preview(busiest),
                 },
             )
             passed, metadata = checks.buckets_complete(con, table, minutes, first_day, last_day)

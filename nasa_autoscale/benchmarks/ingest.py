@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nasa_autoscale.settings import REPORTS_DIR, Settings
+from nasa_autoscale.settings import Settings, reports_dir
 
 TARGET_SECONDS = 4.0
 TARGET_RATIO = 8.0
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_parse_only": baseline["seconds"] / ours["ingest_seconds"],
         "targets": {"seconds": TARGET_SECONDS, "speedup": TARGET_RATIO, "peak_mb": TARGET_PEAK_MB},
     }
-    REPORTS_DIR.mkdir(exist_ok=True)
-    out = REPORTS_DIR / "bench_ingest.json"
+    out = reports_dir() / "bench_ingest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"\n{ours['lines']:,} lines ({source.data_source}), best of {args.repeat}:\n"

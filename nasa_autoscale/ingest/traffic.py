@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pandas as pd
 
 from nasa_autoscale.warehouse import SCHEMA, replace_range, transaction
 
@@ -161,3 +162,28 @@ def write_traffic(
                 [low, high],
             ).fetchall()[0][0]
     return rows
+
+
+def whole_days(con: duckdb.DuckDBPyConnection, minutes: int) -> pd.DataFrame:
+    """traffic_<minutes>m from its first to its last day, days never ingested filled in as
+    missing, ordered: a regular grid for readers that count in buckets."""
+    table = f"{SCHEMA}.traffic_{next(k for k, v in GRANULARITIES.items() if v == minutes)}"
+    return con.sql(
+        f"""
+        WITH span AS (
+            SELECT CAST(min(bucket_start) AS DATE) AS first_day,
+                   CAST(max(bucket_start) AS DATE) + 1 AS end_day
+            FROM {table}
+        ), grid AS (
+            SELECT unnest(generate_series(CAST(first_day AS TIMESTAMP),
+                                          CAST(end_day AS TIMESTAMP) - INTERVAL {minutes} MINUTE,
+                                          INTERVAL {minutes} MINUTE)) AS bucket_start
+            FROM span
+        )
+        SELECT g.bucket_start, t.* EXCLUDE (bucket_start, is_missing, missing_minutes),
+               coalesce(t.is_missing, TRUE) AS is_missing,
+               coalesce(t.missing_minutes, {minutes}) AS missing_minutes
+        FROM grid g LEFT JOIN {table} t USING (bucket_start)
+        ORDER BY g.bucket_start
+        """
+    ).df()

@@ -1,0 +1,56 @@
+"""Special events: the dated list in data/special_events.csv (each with its source).
+
+Events that are scheduled or known ahead (holidays, launches, landings, missions, anniversaries)
+may feed models; outages and no-data periods are known only afterwards and never do.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nasa_autoscale.settings import DATA_DIR
+
+EVENTS_CSV = DATA_DIR / "special_events.csv"
+COLUMNS = ["name", "kind", "start_ts", "end_ts", "expected_impact", "source"]
+IMPACTS = {"high_traffic", "low_traffic", "outage"}
+# Kinds known only after the fact: never a model input.
+HINDSIGHT_KINDS = {"outage", "no_data"}
+# Event flags offered as features: flag name -> event kinds it covers.
+FEATURE_FLAGS = {
+    "is_holiday": {"holiday"},
+    "is_launch": {"launch", "countdown"},
+    "is_landing": {"landing"},
+    "is_mission": {"mission"},
+    "is_anniversary": {"anniversary"},
+    "is_special_event": {"holiday", "launch", "countdown", "landing", "mission", "anniversary",
+                         "astronomy", "weather"},
+}  # fmt: skip
+
+
+class EventsError(ValueError):
+    """The events file is malformed; the message names the row and the problem."""
+
+
+def load_events(path=EVENTS_CSV) -> pd.DataFrame:
+    """The events, validated: every column present, times parse, start <= end, known impact."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise EventsError(f"{path}: missing column(s) {missing}")
+    for column in ("start_ts", "end_ts"):
+        parsed = pd.to_datetime(df[column], errors="coerce", format="%Y-%m-%d %H:%M:%S")
+        bad = parsed.isna()
+        if bad.any():
+            row = int(bad.idxmax()) + 2  # 1-based, after the header
+            raise EventsError(f"{path}: line {row}: {column} {df.at[bad.idxmax(), column]!r} "
+                              "is not YYYY-MM-DD HH:MM:SS")  # fmt: skip
+        df[column] = parsed
+    for i, event in df.iterrows():
+        where = f"{path}: line {i + 2} ({event['name']!r})"
+        if event.start_ts > event.end_ts:
+            raise EventsError(f"{where}: start_ts is after end_ts")
+        if event.expected_impact not in IMPACTS:
+            raise EventsError(f"{where}: expected_impact must be one of {sorted(IMPACTS)}")
+        if not event.source.strip() or not event["name"].strip() or not event.kind.strip():
+            raise EventsError(f"{where}: name, kind and source are required")
+    return df[COLUMNS]
