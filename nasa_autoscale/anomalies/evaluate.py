@@ -1,7 +1,9 @@
 """Anomaly flags against the special events: event-level precision and recall, no point-adjustment.
 
 An event is found when at least one flagged bucket starts inside its window; a flag is a false
-alarm when it starts inside no event's window. Traffic events (expected impact high_traffic or
+alarm when it starts inside no event's window. Precision is shown beside what flags thrown at
+random would score (the share of logged buckets inside some event), since long event windows make
+a flag land in one by chance. Traffic events (expected impact high_traffic or
 low_traffic) are scored apart from outages, which the detector marks by construction.
 """
 
@@ -26,7 +28,8 @@ def score_flags(flag_times: np.ndarray, events: pd.DataFrame, covered: pd.Series
     covered (non-missing) data count toward recall."""
     flag_times = np.asarray(flag_times, dtype="datetime64[ns]")
     hits = _inside(flag_times, events)
-    observable = _inside(covered.to_numpy("datetime64[ns]"), events).any(axis=0)
+    covered_hits = _inside(covered.to_numpy("datetime64[ns]"), events)
+    observable = covered_hits.any(axis=0)
     found = hits.any(axis=0) & observable
     n_events = int(observable.sum())
     true_flags = int(hits.any(axis=1).sum())
@@ -34,6 +37,8 @@ def score_flags(flag_times: np.ndarray, events: pd.DataFrame, covered: pd.Series
         "flags": len(flag_times),
         "flags_in_an_event": true_flags,
         "precision": true_flags / len(flag_times) if len(flag_times) else float("nan"),
+        # What random flags would score: the share of covered buckets inside some event.
+        "precision_if_random": covered_hits.any(axis=1).mean() if len(covered) else float("nan"),
         "events": n_events,
         "events_found": int(found.sum()),
         "recall": found.sum() / n_events if n_events else float("nan"),

@@ -85,7 +85,8 @@ def write_report(
 An event is found when a flagged bucket starts in its window; a flag is a false alarm when it
 starts in no event's window. Traffic events are those with expected impact high_traffic or
 low_traffic (data/special_events.csv); recall counts only events that overlap logged data.
-Long windows (the two 9-day missions) make precision lenient: a flag anywhere in them counts.
+Long windows (the two 9-day missions) make precision lenient: a flag anywhere in them counts, so
+`precision_if_random` gives what flags thrown at random would score.
 
 {_table(scores)}
 

@@ -69,6 +69,8 @@ def test_precision_and_recall_are_counted_per_event_without_point_adjustment():
     # lies outside the covered data and does not count.
     assert (score["events"], score["events_found"], score["recall"]) == (2, 1, 0.5)
     assert (score["flags"], score["flags_in_an_event"], score["precision"]) == (4, 3, 0.75)
+    # Random flags on the covered two days would land in a or b 2 x 25 / 576 of the time.
+    assert score["precision_if_random"] == pytest.approx(50 / 576)
 
 
 def test_report_and_figure_are_written(july, tmp_path):
