@@ -5,6 +5,7 @@ Every setting has one environment variable; the README lists them all.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +43,32 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        start = _env_date("NASA_START_DATE", "1995-07-01")
+        end = _env_date("NASA_END_DATE", "1995-08-31")
+        if end < start:
+            raise SettingsError(f"NASA_END_DATE {end} is before NASA_START_DATE {start}")
+        try:
+            timeout = float(os.environ.get("NASA_DOWNLOAD_TIMEOUT", "10"))
+        except ValueError:
+            raise SettingsError("NASA_DOWNLOAD_TIMEOUT must be a number of seconds") from None
         return cls(
             raw_dir=_env_path("NASA_RAW_DIR", DEFAULT_RAW_DIR),
             replica_dir=_env_path("NASA_REPLICA_DIR", DATA_DIR / "replica"),
             duckdb_path=_env_path("NASA_DUCKDB_PATH", DATA_DIR / "warehouse.duckdb"),
             log_url=os.environ.get("NASA_LOG_URL", DEFAULT_LOG_URL),
-            download_timeout_s=float(os.environ.get("NASA_DOWNLOAD_TIMEOUT", "10")),
-            start_date=os.environ.get("NASA_START_DATE", "1995-07-01"),
-            end_date=os.environ.get("NASA_END_DATE", "1995-08-31"),
+            download_timeout_s=timeout,
+            start_date=start,
+            end_date=end,
         )
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the project cannot use; the message names it."""
+
+
+def _env_date(name: str, default: str) -> str:
+    value = os.environ.get(name, default)
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
