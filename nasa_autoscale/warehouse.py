@@ -125,14 +125,6 @@ def replace_range(
     insert()
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [SCHEMA, table],
-    ).fetchall()[0]
-    return bool(found and found[0])
-
-
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame) -> int:
     """Replace nasa.<table> with a DataFrame's rows (one transaction); returns the row count."""
     con.register("_replacement", frame)
