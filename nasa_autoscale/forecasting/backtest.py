@@ -1,0 +1,65 @@
+"""Run models under the protocols and score them (metrics kept apart from the models)."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from nasa_autoscale.forecasting import metrics, protocols
+from nasa_autoscale.forecasting.models import Forecaster
+
+FORECAST_COLUMNS = ["model", "granularity", "protocol", "origin", "bucket_start", "step", "yhat",
+                    "yhat_lower", "yhat_upper"]  # fmt: skip
+
+
+def horizon_ladder(longest: int) -> list[int]:
+    """Horizons (in buckets) to train direct models for: 1, 2, 3, 6, then doubling, up to the
+    first one that covers `longest`."""
+    ladder = [1, 2, 3, 6]
+    while ladder[-1] < longest:
+        ladder.append(ladder[-1] * 2)
+    return [h for h in ladder if h < longest] + [min(h for h in ladder if h >= longest)]
+
+
+def run(
+    model: Forecaster,
+    traffic: pd.DataFrame,
+    minutes: int,
+    granularity: str,
+    protocol_names=protocols.PROTOCOLS,
+) -> tuple[pd.DataFrame, dict]:
+    """Fit on the training window, forecast the test window under each protocol.
+
+    traffic: index bucket_start (a regular grid over train and test), traffic columns.
+    Returns (forecasts, timings in seconds).
+    """
+    train = traffic[traffic.index < protocols.TEST_START]
+    started = time.perf_counter()
+    model.fit(train, minutes)
+    timings = {"fit_s": time.perf_counter() - started}
+    frames = []
+    for protocol in protocol_names:
+        started = time.perf_counter()
+        forecast = model.predict(traffic, protocols.origins(protocol, minutes))
+        timings[f"predict_{protocol}_s"] = time.perf_counter() - started
+        forecast.insert(0, "protocol", protocol)
+        frames.append(forecast)
+    forecasts = pd.concat(frames, ignore_index=True)
+    forecasts.insert(0, "granularity", granularity)
+    forecasts.insert(0, "model", model.name)
+    return forecasts[FORECAST_COLUMNS], timings
+
+
+def score_all(forecasts: pd.DataFrame, traffic: pd.DataFrame, minutes: int) -> pd.DataFrame:
+    """model_metrics rows: one per model x granularity x protocol."""
+    train = traffic.loc[traffic.index < protocols.TEST_START, "requests"].astype(float)
+    scale = metrics.seasonal_naive_scale(train, 24 * 60 // minutes)
+    actuals = traffic["requests"].astype(float)
+    rows = []
+    for (model, granularity, protocol), group in forecasts.groupby(
+        ["model", "granularity", "protocol"], sort=False
+    ):
+        rows.append({"model": model, "granularity": granularity, "protocol": protocol,
+                     **metrics.score(group, actuals, scale)})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,216 @@
+"""Forecasting models with one contract (after Nixtla's statsforecast: small classes, evaluation
+kept apart).
+
+    model.fit(train, minutes)     # train: a traffic frame (index bucket_start, a regular grid,
+                                  #   requests NaN where missing) of the training window
+    model.predict(traffic, plan)  # plan: [(origin, horizon)]; traffic: all actuals known so far
+
+For each origin, predict may read only values before that origin; the backtest's leakage
+test changes every later value and checks that nothing moves. Models are fitted once on the
+training window; at each origin they are fed the newly observed actuals, never refitted.
+Intervals are 80%: the 10% and 90% quantiles of the model's errors on data it was not fitted on
+where it has such data, else of its in-sample errors.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+INTERVAL = (0.10, 0.90)
+
+
+def plan_frame(plan: list[tuple[pd.Timestamp, int]], minutes: int) -> pd.DataFrame:
+    """One row per forecast value: origin, bucket_start, step (1-based lead in buckets)."""
+    origins, steps = [], []
+    for origin, horizon in plan:
+        origins.append(np.full(horizon, np.datetime64(origin, "ns")))
+        steps.append(np.arange(1, horizon + 1))
+    frame = pd.DataFrame({"origin": np.concatenate(origins), "step": np.concatenate(steps)})
+    frame["bucket_start"] = frame["origin"] + (frame["step"] - 1) * pd.Timedelta(minutes=minutes)
+    return frame
+
+
+class Forecaster:
+    name = "model"
+
+    def fit(self, train: pd.DataFrame, minutes: int) -> Forecaster:
+        raise NotImplementedError
+
+    def predict(self, traffic: pd.DataFrame, plan: list[tuple[pd.Timestamp, int]]) -> pd.DataFrame:
+        """Rows: origin, step, bucket_start, yhat, yhat_lower, yhat_upper."""
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        return {}
+
+
+def _positions(traffic: pd.DataFrame, times: pd.Series, minutes: int) -> np.ndarray:
+    """Row of each time in `traffic` (indexed by bucket_start, a regular grid)."""
+    return ((times - traffic.index[0]) / pd.Timedelta(minutes=minutes)).to_numpy().astype(np.int64)
+
+
+def _value_before(values, target, origin, period, max_periods):
+    """values[target - k * period] for the smallest k >= 1 with target - k*period < origin and
+    a value present (NaN when none within max_periods)."""
+    k = np.maximum(1, np.ceil((target - origin + 1) / period)).astype(np.int64)
+    out = np.full(len(target), np.nan)
+    for extra in range(max_periods):
+        index = target - (k + extra) * period
+        ok = np.isnan(out) & (index >= 0)
+        out[ok] = values[index[ok]]
+    return out
+
+
+class SeasonalNaive(Forecaster):
+    """The value one period (a day or a week) earlier: the latest same-slot value known at the
+    origin, stepping back further past missing buckets."""
+
+    def __init__(self, period_days: int):
+        self.period_days = period_days
+        self.name = "seasonal_naive_" + ("day" if period_days == 1 else "week")
+
+    def fit(self, train: pd.DataFrame, minutes: int) -> SeasonalNaive:
+        self.minutes = minutes
+        self.period = self.period_days * 24 * 60 // minutes
+        y = train["requests"].astype(float)
+        errors = (y - y.shift(self.period)).dropna()
+        self.quantiles = np.quantile(errors, INTERVAL)
+        return self
+
+    def predict(self, traffic, plan):
+        frame = plan_frame(plan, self.minutes)
+        target = _positions(traffic, frame["bucket_start"], self.minutes)
+        origin = _positions(traffic, frame["origin"], self.minutes)
+        values = traffic["requests"].to_numpy(float)
+        frame["yhat"] = _value_before(values, target, origin, self.period, 4)
+        frame["yhat_lower"] = (frame["yhat"] + self.quantiles[0]).clip(lower=0)
+        frame["yhat_upper"] = frame["yhat"] + self.quantiles[1]
+        return frame
+
+    def params(self):
+        return {"period_days": self.period_days}
+
+
+class SlotMedian(Forecaster):
+    """The median of the same slot of the week over the last `weeks` weeks known at the origin."""
+
+    name = "slot_median_3w"
+
+    def __init__(self, weeks: int = 3):
+        self.weeks = weeks
+
+    def fit(self, train, minutes):
+        self.minutes = minutes
+        self.period = 7 * 24 * 60 // minutes
+        values = train["requests"].to_numpy(float)
+        n = np.arange(len(values))
+        fitted = self._median(values, n, n)
+        errors = values - fitted
+        self.quantiles = np.nanquantile(errors[~np.isnan(errors)], INTERVAL)
+        return self
+
+    def _median(self, values, target, origin):
+        k = np.maximum(1, np.ceil((target - origin + 1) / self.period)).astype(np.int64)
+        stack = np.full((self.weeks, len(target)), np.nan)
+        for j in range(self.weeks):
+            index = target - (k + j) * self.period
+            ok = index >= 0
+            stack[j, ok] = values[index[ok]]
+        with warnings.catch_warnings():  # a slot never observed: NaN, as it should be
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(stack, axis=0)
+
+    def predict(self, traffic, plan):
+        frame = plan_frame(plan, self.minutes)
+        target = _positions(traffic, frame["bucket_start"], self.minutes)
+        origin = _positions(traffic, frame["origin"], self.minutes)
+        frame["yhat"] = self._median(traffic["requests"].to_numpy(float), target, origin)
+        frame["yhat_lower"] = (frame["yhat"] + self.quantiles[0]).clip(lower=0)
+        frame["yhat_upper"] = frame["yhat"] + self.quantiles[1]
+        return frame
+
+    def params(self):
+        return {"weeks": self.weeks}
+
+
+class LightGBMDirect(Forecaster):
+    """Direct multi-horizon LightGBM with a Poisson objective.
+
+    One model per horizon in `horizons` (in buckets), each on the feature table shifted by that
+    horizon (features.build.build_features): a value `step` buckets after the origin comes from
+    the model of the smallest horizon >= step, whose features stop before the origin. Intervals:
+    quantiles of each model's errors on the validation week, from a first fit that did not see it;
+    the model is then refitted on the whole training window.
+    """
+
+    name = "lightgbm_direct"
+
+    def __init__(self, events: pd.DataFrame, horizons: list[int], validation_start: pd.Timestamp,
+                 **lgbm_params):  # fmt: skip
+        self.events = events
+        self.horizons = sorted(horizons)
+        self.validation_start = validation_start
+        self.lgbm_params = {
+            "objective": "poisson", "n_estimators": 300, "learning_rate": 0.05,
+            "num_leaves": 31, "min_child_samples": 20, "subsample": 0.8, "subsample_freq": 1,
+            "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 2, "random_state": 0,
+            **lgbm_params,
+        }  # fmt: skip
+
+    def _features(self, traffic: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        import duckdb
+
+        from nasa_autoscale.features.build import build_features
+
+        con = duckdb.connect()
+        con.register("traffic", traffic.reset_index())
+        return build_features(con, "traffic", self.events, self.minutes, horizon)
+
+    def _model(self):
+        import lightgbm
+
+        return lightgbm.LGBMRegressor(**self.lgbm_params)
+
+    def fit(self, train, minutes):
+        from nasa_autoscale.features.build import feature_names
+
+        self.minutes = minutes
+        self.columns = feature_names(minutes)
+        self.models, self.quantiles = {}, {}
+        for horizon in self.horizons:
+            table = self._features(train, horizon)
+            rows = table[table["requests"].notna()]
+            early = rows[rows["bucket_start"] < self.validation_start]
+            held = rows[rows["bucket_start"] >= self.validation_start]
+            first = self._model().fit(early[self.columns], early["requests"])
+            errors = held["requests"] - first.predict(held[self.columns])
+            self.quantiles[horizon] = np.quantile(errors, INTERVAL)
+            self.models[horizon] = self._model().fit(rows[self.columns], rows["requests"])
+        return self
+
+    def predict(self, traffic, plan):
+        frame = plan_frame(plan, self.minutes)
+        chosen = np.array(self.horizons)[
+            np.searchsorted(self.horizons, frame["step"].clip(upper=self.horizons[-1]))
+        ]
+        if (frame["step"] > self.horizons[-1]).any():
+            raise ValueError(f"steps beyond the longest horizon ({self.horizons[-1]} buckets)")
+        frame["yhat"] = np.nan
+        frame["yhat_lower"] = np.nan
+        frame["yhat_upper"] = np.nan
+        for horizon in np.unique(chosen):
+            table = self._features(traffic, int(horizon)).set_index("bucket_start")
+            rows = chosen == horizon
+            times = frame.loc[rows, "bucket_start"]
+            yhat = self.models[horizon].predict(table.loc[times, self.columns])
+            low, high = self.quantiles[horizon]
+            frame.loc[rows, "yhat"] = yhat
+            frame.loc[rows, "yhat_lower"] = np.clip(yhat + low, 0, None)
+            frame.loc[rows, "yhat_upper"] = yhat + high
+        return frame
+
+    def params(self):
+        return {"horizons": self.horizons, **self.lgbm_params}

@@ -1,0 +1,86 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from nasa_autoscale.features.events import load_events
+from nasa_autoscale.forecasting import backtest, metrics, protocols
+from nasa_autoscale.forecasting.models import LightGBMDirect, SeasonalNaive, SlotMedian
+
+ORIGIN = pd.Timestamp("1995-08-26 13:00")
+
+
+@pytest.fixture(scope="module")
+def traffic(real_traffic_5m):
+    return real_traffic_5m.set_index("bucket_start")
+
+
+def small_lightgbm():
+    return LightGBMDirect(load_events(), [1, 12, 288], protocols.VALIDATION_START,
+                          n_estimators=20, num_leaves=15)  # fmt: skip
+
+
+MODELS = [lambda: SeasonalNaive(1), lambda: SeasonalNaive(7), lambda: SlotMedian(3), small_lightgbm]
+
+
+def test_protocol_origins_cover_the_test_window_once():
+    expected = {"one_shot": (1, 2592), "day_ahead": (9, 288), "hour_ahead": (216, 12),
+                "one_step": (2592, 1)}  # fmt: skip
+    for protocol, (count, horizon) in expected.items():
+        plan = protocols.origins(protocol, 5)
+        assert len(plan) == count and plan[0] == (protocols.TEST_START, horizon)
+        assert sum(h for _, h in plan) == 2592
+    assert protocols.origins("hour_ahead", 15)[1] == (pd.Timestamp("1995-08-23 01:00"), 4)
+
+
+def test_metrics_by_hand():
+    forecasts = pd.DataFrame({
+        "bucket_start": pd.date_range("1995-08-23", periods=4, freq="5min"),
+        "yhat": [10.0, 20.0, 30.0, 40.0],
+        "yhat_lower": [5.0, 15.0, 29.0, 0.0],
+        "yhat_upper": [15.0, 25.0, 31.0, 1.0],
+    })  # fmt: skip
+    actuals = pd.Series([12.0, 0.0, np.nan, 40.0], index=forecasts.bucket_start)
+    score = metrics.score(forecasts, actuals, scale=2.0)
+    # Scored: 10 vs 12, 20 vs 0, 40 vs 40 (the missing actual is skipped).
+    assert score["n"] == 3
+    assert score["mae"] == pytest.approx(22 / 3)
+    assert score["rmse"] == pytest.approx(np.sqrt((4 + 400) / 3))
+    assert score["mape"] == pytest.approx((2 / 12 + 0) / 2 * 100)  # zero actual left out
+    assert score["mase"] == pytest.approx(22 / 3 / 2)
+    assert score["coverage"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("make_model", MODELS)
+def test_forecasts_never_read_the_actuals_they_predict(traffic, make_model):
+    model = make_model().fit(traffic[traffic.index < protocols.TEST_START], 5)
+    plan = [(ORIGIN, 288)]
+    before = model.predict(traffic, plan)
+    changed = traffic.copy()
+    later = changed.index >= ORIGIN
+    rng = np.random.default_rng(1)
+    for column in ("requests", "bytes", "status_2xx", "status_3xx", "status_4xx"):
+        changed.loc[later, column] = rng.integers(0, 3000, later.sum())
+    after = model.predict(changed, plan)
+    pd.testing.assert_frame_equal(before, after)
+    assert before["yhat"].notna().all() and (before["origin"] <= before["bucket_start"]).all()
+    # The same model does read what came before the origin.
+    earlier = traffic.copy()
+    earlier.loc[(earlier.index < ORIGIN) & (earlier.index >= ORIGIN - pd.Timedelta(days=7)),
+                "requests"] *= 3  # fmt: skip
+    assert not model.predict(earlier, plan)["yhat"].equals(before["yhat"])
+
+
+def test_a_backtest_scores_every_protocol(traffic):
+    forecasts, timings = backtest.run(SlotMedian(3), traffic, 5, "5m")
+    assert set(forecasts.protocol) == set(protocols.PROTOCOLS)
+    assert (forecasts.groupby("protocol").size() == 2592).all()
+    table = backtest.score_all(forecasts, traffic, 5)
+    assert len(table) == 4 and (table["n"] > 2500).all()
+    assert (table["coverage"].between(0, 1)).all() and "fit_s" in timings
+
+
+def test_horizon_ladder_covers_the_longest_lead():
+    assert backtest.horizon_ladder(1) == [1]
+    assert backtest.horizon_ladder(12) == [1, 2, 3, 6, 12]
+    ladder = backtest.horizon_ladder(2592)
+    assert ladder[-1] >= 2592 > ladder[-2]
