@@ -12,7 +12,7 @@ DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
 INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 
-.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest dev clean
+.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -58,6 +58,12 @@ validate: install $(DAGSTER_HOME)/dagster.yaml  ## dagster definitions validate
 
 bench-ingest: install  ## ingest speed against a line-by-line Python parser -> reports/bench_ingest.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.ingest
+
+bench-forecast: install  ## 5-minute training + evaluation time (after make run) -> reports/bench_forecast.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.forecasting
+
+mlflow-ui: install  ## the MLflow UI over data/mlflow.db on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri $(or $(NASA_MLFLOW_URI),sqlite:///data/mlflow.db) -h 127.0.0.1 -p 5000
 
 dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
 	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000

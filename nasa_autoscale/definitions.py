@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nasa_autoscale.assets import anomalies, features, ingest
-from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.assets import anomalies, features, forecasting, ingest
+from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.settings import Settings
 
 _settings = Settings.from_env()
@@ -18,8 +18,9 @@ ingest_job = dg.define_asset_job(
 
 analysis_job = dg.define_asset_job(
     "analysis_job",
-    selection=dg.AssetSelection.groups("features", "anomalies"),
-    description="Rebuild events, feature tables and anomaly flags from the traffic tables.",
+    selection=dg.AssetSelection.groups("features", "anomalies", "forecasting"),
+    description="Rebuild events, features, anomaly flags, models, forecasts and their metrics "
+    "from the traffic tables.",
 )
 
 defs = dg.Definitions(
@@ -30,10 +31,15 @@ defs = dg.Definitions(
         features.special_events,
         features.features,
         anomalies.anomalies_5m,
+        forecasting.forecasting,
+        forecasting.forecast_next,
     ],
     jobs=[ingest_job, analysis_job],
     resources={
         "warehouse": WarehouseResource(duckdb_path=str(_settings.duckdb_path)),
         "settings": SettingsResource.from_settings(_settings),
+        "mlflow": MLflowResource(
+            tracking_uri=_settings.mlflow_uri, artifact_dir=str(_settings.mlflow_artifacts)
+        ),
     },
 )

@@ -65,3 +65,48 @@ class SettingsResource(dg.ConfigurableResource):
             log_url=self.log_url,
             download_timeout_s=self.download_timeout_s,
         )
+
+
+class MLflowResource(dg.ConfigurableResource):
+    """MLflow tracking in a sqlite file (NASA_MLFLOW_URI, default sqlite:///data/mlflow.db), with
+    artifacts next to it in data/mlruns. No server needed; `make mlflow-ui` browses it."""
+
+    tracking_uri: str
+    artifact_dir: str
+    experiment: str = "nasa_autoscale_forecasting"
+
+    def log_run(
+        self,
+        name: str,
+        params: dict,
+        metrics: dict,
+        artifacts: dict[str, str | bytes],
+        tags: dict,
+    ) -> str:
+        """One run: parameters, metrics, artifacts (file name -> content); returns its id."""
+        import tempfile
+
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        experiment = mlflow.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
+            experiment_id = mlflow.create_experiment(
+                self.experiment, artifact_location=Path(self.artifact_dir).resolve().as_uri()
+            )
+        else:
+            experiment_id = experiment.experiment_id
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+            with tempfile.TemporaryDirectory() as tmp:
+                for file_name, content in artifacts.items():
+                    path = Path(tmp) / file_name
+                    if isinstance(content, bytes):
+                        path.write_bytes(content)
+                    else:
+                        path.write_text(content)
+                if artifacts:
+                    mlflow.log_artifacts(tmp)
+            return run.info.run_id

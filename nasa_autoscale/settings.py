@@ -40,6 +40,8 @@ class Settings:
     download_timeout_s: float
     start_date: str
     end_date: str  # inclusive
+    mlflow_uri: str = f"sqlite:///{DATA_DIR / 'mlflow.db'}"
+    mlflow_artifacts: Path = DATA_DIR / "mlruns"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,6 +61,8 @@ class Settings:
             download_timeout_s=timeout,
             start_date=start,
             end_date=end,
+            mlflow_uri=os.environ.get("NASA_MLFLOW_URI", f"sqlite:///{DATA_DIR / 'mlflow.db'}"),
+            mlflow_artifacts=_env_path("NASA_MLFLOW_ARTIFACTS", DATA_DIR / "mlruns"),
         )
 
 

@@ -15,7 +15,8 @@ from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import SAMPLES_DIR
 
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
-ANALYSIS_ASSETS = ["special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m"]
+ANALYSIS_ASSETS = ["special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m",
+                   "forecasts", "model_metrics", "forecast_next"]  # fmt: skip
 
 
 def test_definitions_load_with_every_asset_check_and_job():
@@ -113,3 +114,38 @@ def test_analysis_assets_materialize_on_the_replica_warehouse(replica_copy, tmp_
         kinds["outage"]
         == con.sql("SELECT count(*) FROM nasa.traffic_5m WHERE is_missing").fetchall()[0][0]
     )
+
+
+def test_forecasting_assets_log_to_mlflow_and_write_the_tables(replica_copy, tmp_path, monkeypatch):
+    import mlflow
+
+    from nasa_autoscale.assets import forecasting
+    from nasa_autoscale.resources import MLflowResource
+
+    monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("NASA_FORECAST_GRANULARITIES", "5m")  # the 1m and 15m runs add minutes
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = {
+        "warehouse": WarehouseResource(duckdb_path=str(replica_copy)),
+        "mlflow": MLflowResource(tracking_uri=uri, artifact_dir=str(tmp_path / "mlruns")),
+    }
+    result = dg.materialize(
+        [features.special_events, forecasting.forecasting, forecasting.forecast_next],
+        resources=res,
+    )
+    assert result.success
+    con = duckdb.connect(str(replica_copy), read_only=True)
+    metrics = con.sql("SELECT * FROM nasa.model_metrics").df()
+    assert set(metrics.protocol) == {"one_shot", "day_ahead", "hour_ahead", "one_step"}
+    assert {"lightgbm_direct", "sarima_fourier", "prophet", "ensemble"} <= set(metrics.model)
+    assert metrics.mlflow_run_id.notna().all() and (metrics.n > 2500).all()
+    assert con.sql("SELECT bool_and(origin <= bucket_start) FROM nasa.forecasts").fetchall()[0][0]
+    assert con.sql("SELECT count(*) FROM nasa.forecast_next").fetchall()[0][0] == 288
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run(metrics.loc[metrics.model == "lightgbm_direct", "mlflow_run_id"].iloc[0])
+    assert run.data.tags["dagster_run_id"] == result.run_id
+    assert "one_step_rmse" in run.data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert "lightgbm_h1.txt" in artifacts
+    report = (tmp_path / "reports" / "benchmark.md").read_text()
+    assert "## Targets" in report and "83.26" in report

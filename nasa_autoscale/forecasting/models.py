@@ -14,6 +14,7 @@ where it has such data, else of its in-sample errors.
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -45,6 +46,12 @@ class Forecaster:
 
     def params(self) -> dict:
         return {}
+
+    def artifacts(self) -> dict[str, str]:
+        """The fitted model in a safe, readable format (file name -> text), for MLflow."""
+        quantiles = np.asarray(getattr(self, "quantiles", [])).tolist()
+        state = {"name": self.name, "params": self.params(), "interval_quantiles": quantiles}
+        return {"model.json": json.dumps(state, indent=2, default=str)}
 
 
 def _positions(traffic: pd.DataFrame, times: pd.Series, minutes: int) -> np.ndarray:
@@ -214,3 +221,167 @@ class LightGBMDirect(Forecaster):
 
     def params(self):
         return {"horizons": self.horizons, **self.lgbm_params}
+
+    def artifacts(self):
+        files = {f"lightgbm_h{h}.txt": m.booster_.model_to_string() for h, m in self.models.items()}
+        files["intervals.json"] = json.dumps({str(h): list(q) for h, q in self.quantiles.items()})
+        files["features.json"] = json.dumps(self.columns)
+        return files
+
+
+def _consecutive(plan, step) -> bool:
+    return all(b[0] - a[0] == step for a, b in zip(plan, plan[1:], strict=False))
+
+
+def _fourier(times: pd.DatetimeIndex, period: pd.Timedelta, order: int) -> np.ndarray:
+    """sin/cos pairs of the time of `period` (a day, a week), orders 1..order."""
+    phase = ((times - pd.Timestamp("1995-01-02")) / period).to_numpy() % 1.0  # a Monday
+    columns = []
+    for k in range(1, order + 1):
+        columns += [np.sin(2 * np.pi * k * phase), np.cos(2 * np.pi * k * phase)]
+    return np.column_stack(columns)
+
+
+class HarmonicARIMA(Forecaster):
+    """SARIMA's seasonal job done by Fourier terms: a regression on daily and weekly sin/cos
+    terms (orders 10 and 3) with ARMA(2, 1) errors, the ARMA part a statsmodels state-space
+    model fitted once. A seasonal ARIMA with a 288-bucket season is impractical (the state grows
+    with the season); Fourier terms carry the daily and weekly shape in 26 numbers.
+
+    At each origin the ARMA state is filtered through the actuals before it (parameters fixed);
+    missing buckets are skipped by the Kalman filter.
+    """
+
+    name = "sarima_fourier"
+
+    def __init__(self, order=(2, 0, 1), daily_order: int = 10, weekly_order: int = 3):
+        self.order = order
+        self.daily_order = daily_order
+        self.weekly_order = weekly_order
+
+    def _design(self, times: pd.DatetimeIndex) -> np.ndarray:
+        return np.column_stack([
+            np.ones(len(times)),
+            _fourier(times, pd.Timedelta(days=1), self.daily_order),
+            _fourier(times, pd.Timedelta(days=7), self.weekly_order),
+        ])  # fmt: skip
+
+    def fit(self, train, minutes):
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        self.minutes = minutes
+        y = train["requests"].astype(float)
+        x = self._design(train.index)
+        present = y.notna().to_numpy()
+        self.beta, *_ = np.linalg.lstsq(x[present], y.to_numpy()[present], rcond=None)
+        residual = y.to_numpy() - x @ self.beta
+        self.result = SARIMAX(residual, order=self.order, trend="n").fit(disp=False)
+        return self
+
+    def predict(self, traffic, plan):
+        frame = plan_frame(plan, self.minutes)
+        residual = traffic["requests"].to_numpy(float) - self._design(traffic.index) @ self.beta
+        applied = self.result.apply(residual)  # same parameters, state filtered on all data
+        start = traffic.index[0]
+        step = pd.Timedelta(minutes=self.minutes)
+        if all(horizon == 1 for _, horizon in plan):  # one_step: one filtered pass gives them all
+            plan = [(plan[0][0], len(plan))] if _consecutive(plan, step) else plan
+            dynamic = False
+        else:
+            dynamic = 0
+        parts = []
+        for origin, horizon in plan:
+            first = int((origin - start) / step)
+            # dynamic from the origin (nothing at or after it is used); one-step-ahead
+            # predictions use only the buckets before each one
+            prediction = applied.get_prediction(
+                start=first, end=first + horizon - 1, dynamic=dynamic
+            )
+            mean = prediction.predicted_mean
+            interval = prediction.conf_int(alpha=1 - (INTERVAL[1] - INTERVAL[0]))
+            parts.append(np.column_stack([mean, interval[:, 0], interval[:, 1]]))
+        values = np.vstack(parts)
+        seasonal = self._design(pd.DatetimeIndex(frame["bucket_start"])) @ self.beta
+        frame["yhat"] = np.clip(values[:, 0] + seasonal, 0, None)
+        frame["yhat_lower"] = np.clip(values[:, 1] + seasonal, 0, None)
+        frame["yhat_upper"] = values[:, 2] + seasonal
+        return frame
+
+    def params(self):
+        return {"order": list(self.order), "daily_order": self.daily_order,
+                "weekly_order": self.weekly_order}  # fmt: skip
+
+    def artifacts(self):
+        state = {**self.params(), "fourier_coefficients": self.beta.tolist(),
+                 "arma_params": dict(zip(self.result.param_names, self.result.params.tolist(),
+                                         strict=True))}  # fmt: skip
+        return {"model.json": json.dumps(state, indent=2)}
+
+
+class ProphetModel(Forecaster):
+    """Prophet with daily and weekly seasonality and the scheduled special events as holidays
+    (each day an event touches). Its forecast depends on time alone, so newly observed actuals
+    do not change it."""
+
+    name = "prophet"
+
+    def __init__(self, events: pd.DataFrame):
+        self.events = events
+
+    def _holidays(self) -> pd.DataFrame:
+        from nasa_autoscale.features.events import HINDSIGHT_KINDS
+
+        rows = []
+        for event in self.events.itertuples():
+            if event.kind in HINDSIGHT_KINDS:
+                continue
+            for day in pd.date_range(event.start_ts.normalize(), event.end_ts.normalize()):
+                rows.append({"holiday": event.kind, "ds": day, "lower_window": 0,
+                             "upper_window": 0})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def fit(self, train, minutes):
+        import logging
+
+        from prophet import Prophet
+
+        logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        self.minutes = minutes
+        history = train["requests"].astype(float).dropna()
+        self.model = Prophet(
+            daily_seasonality=True, weekly_seasonality=True, yearly_seasonality=False,
+            holidays=self._holidays(), interval_width=INTERVAL[1] - INTERVAL[0],
+            uncertainty_samples=200,
+        )  # fmt: skip
+        self.model.fit(pd.DataFrame({"ds": history.index, "y": history.to_numpy()}))
+        return self
+
+    def predict(self, traffic, plan):
+        frame = plan_frame(plan, self.minutes)
+        times = pd.DataFrame({"ds": frame["bucket_start"].drop_duplicates()})
+        np.random.seed(0)  # Prophet samples its intervals from numpy's global generator
+        forecast = self.model.predict(times).set_index("ds")
+        frame["yhat"] = forecast["yhat"].reindex(frame["bucket_start"]).clip(lower=0).to_numpy()
+        frame["yhat_lower"] = forecast["yhat_lower"].reindex(frame["bucket_start"]).clip(
+            lower=0).to_numpy()  # fmt: skip
+        frame["yhat_upper"] = forecast["yhat_upper"].reindex(frame["bucket_start"]).to_numpy()
+        return frame
+
+    def artifacts(self):
+        from prophet.serialize import model_to_json
+
+        return {"prophet.json": model_to_json(self.model)}
+
+
+def ensemble(forecasts: pd.DataFrame, members: list[str], name: str = "ensemble") -> pd.DataFrame:
+    """The equal-weight mean of the members' forecasts (and of their interval bounds), per
+    granularity, protocol, origin and bucket. Members are fixed in advance, not picked on the
+    test window."""
+    keys = ["granularity", "protocol", "origin", "bucket_start", "step"]
+    chosen = forecasts[forecasts["model"].isin(members)]
+    complete = chosen.groupby(keys)["model"].transform("nunique") == len(members)
+    mean = (
+        chosen[complete].groupby(keys, as_index=False)[["yhat", "yhat_lower", "yhat_upper"]].mean()
+    )
+    mean.insert(0, "model", name)
+    return mean

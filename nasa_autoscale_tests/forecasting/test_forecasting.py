@@ -84,3 +84,62 @@ def test_horizon_ladder_covers_the_longest_lead():
     assert backtest.horizon_ladder(12) == [1, 2, 3, 6, 12]
     ladder = backtest.horizon_ladder(2592)
     assert ladder[-1] >= 2592 > ladder[-2]
+
+
+def test_fourier_arima_and_prophet_forecasts_are_sane(traffic):
+    from nasa_autoscale.forecasting.models import HarmonicARIMA, ProphetModel
+
+    plan = [(ORIGIN, 24)]
+    for model in (HarmonicARIMA(daily_order=4, weekly_order=1), ProphetModel(load_events())):
+        model.fit(traffic[traffic.index < protocols.TEST_START], 5)
+        forecast = model.predict(traffic, plan)
+        assert len(forecast) == 24 and (forecast["yhat"] >= 0).all()
+        assert (forecast["yhat_lower"] <= forecast["yhat"]).all()
+        assert (forecast["yhat"] <= forecast["yhat_upper"]).all()
+        actual = traffic.loc[forecast["bucket_start"], "requests"].astype(float).to_numpy()
+        assert np.nanmean(np.abs(forecast["yhat"] - actual)) < np.nanmean(actual)  # beats zero
+        assert model.artifacts()  # a readable artifact for MLflow
+
+
+def test_the_fourier_arima_leaks_nothing_either(traffic):
+    from nasa_autoscale.forecasting.models import HarmonicARIMA
+
+    model = HarmonicARIMA(daily_order=4, weekly_order=1)
+    model.fit(traffic[traffic.index < protocols.TEST_START], 5)
+    plans = {"hour": [(ORIGIN, 12)], "steps": [(ORIGIN, 1), (ORIGIN + pd.Timedelta("5min"), 1)]}
+    changed = traffic.copy()
+    changed.loc[changed.index >= ORIGIN + pd.Timedelta("5min"), "requests"] = 0
+    for plan in plans.values():
+        before = model.predict(traffic, plan)
+        after = model.predict(changed, plan)
+        pd.testing.assert_frame_equal(before, after)
+
+
+def test_the_ensemble_averages_its_members():
+    from nasa_autoscale.forecasting.models import ensemble
+
+    rows = pd.DataFrame({
+        "model": ["a", "b", "a"], "granularity": "5m", "protocol": "one_step",
+        "origin": pd.to_datetime(["1995-08-23 00:00"] * 2 + ["1995-08-23 00:05"]),
+        "bucket_start": pd.to_datetime(["1995-08-23 00:00"] * 2 + ["1995-08-23 00:05"]),
+        "step": 1, "yhat": [10.0, 20.0, 5.0], "yhat_lower": [0.0, 10.0, 1.0],
+        "yhat_upper": [20.0, 30.0, 9.0],
+    })  # fmt: skip
+    mean = ensemble(rows, ["a", "b"])
+    assert len(mean) == 1  # only buckets every member forecast
+    assert mean.loc[0, ["yhat", "yhat_lower", "yhat_upper"]].tolist() == [15.0, 5.0, 25.0]
+
+
+def test_forecast_next_covers_the_day_after_the_data(traffic):
+    from nasa_autoscale.forecasting.next import forecast_next, make_model
+
+    history = traffic[traffic.index < pd.Timestamp("1995-08-30")]
+    for name in ("slot_median_3w", "sarima_fourier"):
+        model = make_model(name, 5, load_events(), history.index[-1])
+        forecast = forecast_next(history, 5, model)
+        assert len(forecast) == 288
+        assert forecast["bucket_start"].iloc[0] == pd.Timestamp("1995-08-30 00:00")
+        assert (forecast["origin"] == pd.Timestamp("1995-08-30 00:00")).all()
+        assert forecast["yhat"].notna().all() and (forecast["yhat"] >= 0).all()
+    with pytest.raises(ValueError, match="no model named"):
+        make_model("crystal_ball", 5, load_events(), history.index[-1])

@@ -1,0 +1,161 @@
+"""Forecasting group: trained models (MLflow runs) -> forecasts -> model_metrics, and the
+benchmark report."""
+
+import os
+
+import dagster as dg
+import pandas as pd
+
+from nasa_autoscale.assets.common import data_source, figure, preview
+from nasa_autoscale.assets.features import special_events
+from nasa_autoscale.features.events import load_events
+from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
+from nasa_autoscale.forecasting.next import forecast_next as forecast_next_day
+from nasa_autoscale.forecasting.next import make_model
+from nasa_autoscale.forecasting.report import write_reports
+from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
+from nasa_autoscale.resources import MLflowResource, WarehouseResource
+from nasa_autoscale.settings import reports_dir
+from nasa_autoscale.warehouse import replace_table
+
+GROUP = "forecasting"
+
+
+def granularities() -> list[str]:
+    """NASA_FORECAST_GRANULARITIES (comma-separated, default all three)."""
+    chosen = os.environ.get("NASA_FORECAST_GRANULARITIES", ",".join(GRANULARITIES)).split(",")
+    unknown = set(chosen) - set(GRANULARITIES)
+    if unknown:
+        raise ValueError(f"NASA_FORECAST_GRANULARITIES: unknown {sorted(unknown)}")
+    return chosen
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "forecasts",
+            deps=[*(f"traffic_{g}" for g in GRANULARITIES), special_events],
+            group_name=GROUP,
+            description=(
+                "Every model's forecasts of the test window (Aug 23-31) under the four protocols "
+                "and three granularities, with 80% intervals; each trained model is an MLflow run."
+            ),
+        ),
+        dg.AssetSpec(
+            "model_metrics",
+            deps=[*(f"traffic_{g}" for g in GRANULARITIES)],
+            group_name=GROUP,
+            description="RMSE, MAE, MAPE, MASE, interval coverage and n per model x granularity x "
+            "protocol, with the MLflow run id; reports/benchmark.md and benchmark_results.csv.",
+        ),
+    ],
+)
+def forecasting(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+):
+    events = load_events()
+    with warehouse.connect() as con:
+        source = data_source(con)
+        traffic = {
+            g: whole_days(con, m).set_index("bucket_start") for g, m in GRANULARITIES.items()
+        }
+    tags = {"dagster_run_id": context.run_id, "data_source": source}
+    all_forecasts, all_metrics, all_timings, run_ids = [], [], [], {}
+    for granularity in granularities():
+        minutes = GRANULARITIES[granularity]
+
+        def log_model(model, scores, timing, granularity=granularity):
+            metrics = {f"{r.protocol}_{name}": getattr(r, name) for r in scores.itertuples()
+                       for name in ("rmse", "mae", "mape", "mase", "coverage")}  # fmt: skip
+            run_ids[(model.name, granularity)] = mlflow.log_run(
+                f"{model.name}_{granularity}",
+                {**model.params(), "granularity": granularity, "model": model.name},
+                {**metrics, **timing},
+                model.artifacts(),
+                {**tags, "granularity": granularity},
+            )
+
+        forecasts, metrics, timings = run_granularity(
+            traffic[granularity], granularity, minutes, events, context.log.info, log_model
+        )
+        if (forecasts.model == "ensemble").any():
+            scores = metrics[metrics.model == "ensemble"]
+            run_ids[("ensemble", granularity)] = mlflow.log_run(
+                f"ensemble_{granularity}",
+                {"members": ",".join(ENSEMBLE_MEMBERS), "granularity": granularity},
+                {f"{r.protocol}_rmse": r.rmse for r in scores.itertuples()},
+                {},
+                {**tags, "granularity": granularity},
+            )
+        all_forecasts.append(forecasts)
+        all_metrics.append(metrics)
+        all_timings.append(timings)
+    forecasts = pd.concat(all_forecasts, ignore_index=True).drop(columns=["step"])
+    metrics = pd.concat(all_metrics, ignore_index=True)
+    keys = zip(metrics.model, metrics.granularity, strict=True)
+    metrics["mlflow_run_id"] = [run_ids.get(key) for key in keys]
+    timings = pd.concat(all_timings, ignore_index=True)
+    with warehouse.connect() as con:
+        replace_table(con, "forecasts", forecasts)
+        replace_table(con, "model_metrics", metrics)
+    report = write_reports(forecasts, metrics, timings, traffic["5m"]["requests"].astype(float),
+                           source, reports_dir())  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key="forecasts",
+        metadata={
+            "data_source": source,
+            "dagster/row_count": len(forecasts),
+            "models": ", ".join(sorted(forecasts.model.unique())),
+        },  # fmt: skip
+    )
+    five = metrics[metrics.granularity == "5m"].pivot(
+        index="model", columns="protocol", values="rmse"
+    )
+    yield dg.MaterializeResult(
+        asset_key="model_metrics",
+        metadata={
+            "data_source": source,
+            "dagster/row_count": len(metrics),
+            "report": str(report),
+            "rmse_5m": preview(five.round(2).reset_index(), rows=20),
+            "figure": figure(report.parent / "figures" / "forecast_vs_actual_5m.png"),
+        },
+    )
+
+
+@dg.asset(
+    deps=["model_metrics", "traffic_5m", special_events],
+    group_name=GROUP,
+    description=(
+        "The next 24 hours after the data ends, per 5-minute bucket with an 80% interval, from "
+        "the model with the lowest 5-minute day-ahead RMSE (refitted on the whole history); for "
+        "the API and the scaling policies."
+    ),
+)
+def forecast_next(warehouse: WarehouseResource):
+    events = load_events()
+    with warehouse.connect() as con:
+        source = data_source(con)
+        traffic = whole_days(con, 5).set_index("bucket_start")
+        ranked = con.execute(
+            "SELECT model, rmse FROM nasa.model_metrics WHERE granularity = '5m' "
+            "AND protocol = 'day_ahead' AND model <> 'ensemble' ORDER BY rmse LIMIT 1"
+        ).fetchall()
+    if not ranked:
+        raise dg.Failure("model_metrics has no 5-minute day-ahead rows: materialize model_metrics")
+    name, rmse = ranked[0]
+    model = make_model(name, 5, events, traffic.index[-1])
+    forecast = forecast_next_day(traffic, 5, model)
+    forecast.insert(1, "granularity", "5m")
+    with warehouse.connect() as con:
+        rows = replace_table(con, "forecast_next", forecast)
+    return dg.MaterializeResult(
+        metadata={
+            "data_source": source,
+            "dagster/row_count": rows,
+            "model": name,
+            "day_ahead_rmse_on_test": float(rmse),
+            "origin": str(forecast["origin"].iloc[0]),
+            "preview": preview(forecast),
+        }
+    )

@@ -1,0 +1,54 @@
+"""forecast_next: the next day after the data ends, from the model that did best day-ahead."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nasa_autoscale.forecasting.backtest import horizon_ladder
+from nasa_autoscale.forecasting.models import (
+    Forecaster,
+    HarmonicARIMA,
+    LightGBMDirect,
+    ProphetModel,
+    SeasonalNaive,
+    SlotMedian,
+)
+
+
+def make_model(
+    name: str, minutes: int, events: pd.DataFrame, history_end: pd.Timestamp
+) -> Forecaster:
+    """A fresh model by name; LightGBM validates on the last week of the history."""
+    day = 24 * 60 // minutes
+    factories = {
+        "seasonal_naive_day": lambda: SeasonalNaive(1),
+        "seasonal_naive_week": lambda: SeasonalNaive(7),
+        "slot_median_3w": lambda: SlotMedian(3),
+        "sarima_fourier": HarmonicARIMA,
+        "prophet": lambda: ProphetModel(events),
+        "lightgbm_direct": lambda: LightGBMDirect(
+            events, horizon_ladder(day), history_end - pd.Timedelta(days=7)
+        ),
+    }
+    if name not in factories:
+        raise ValueError(f"no model named {name!r}; one of {sorted(factories)}")
+    return factories[name]()
+
+
+def forecast_next(
+    traffic: pd.DataFrame, minutes: int, model: Forecaster, days: int = 1
+) -> pd.DataFrame:
+    """Fit on the whole history and forecast the `days` after its last bucket.
+
+    traffic: index bucket_start (a regular grid), traffic columns; the future rows are added as
+    missing, so that feature-based models see nothing they could not know."""
+    step = pd.Timedelta(minutes=minutes)
+    origin = traffic.index[-1] + step
+    horizon = days * 24 * 60 // minutes
+    future = pd.date_range(origin, periods=horizon, freq=step, name=traffic.index.name)
+    extended = pd.concat([traffic, pd.DataFrame(index=future)])
+    extended["is_missing"] = extended["is_missing"].fillna(True).astype(bool)
+    model.fit(traffic, minutes)
+    forecast = model.predict(extended, [(origin, horizon)])
+    forecast.insert(0, "model", model.name)
+    return forecast.drop(columns=["step"])

@@ -1,0 +1,107 @@
+"""reports/benchmark_results.csv, reports/benchmark.md and the forecast-vs-actual figure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from nasa_autoscale.forecasting import benchmark, protocols  # noqa: E402
+
+
+def best_per_protocol(metrics: pd.DataFrame, granularity: str) -> pd.DataFrame:
+    rows = metrics[metrics["granularity"] == granularity]
+    return rows.loc[rows.groupby("protocol")["rmse"].idxmin()].set_index("protocol")
+
+
+def plot_best(forecasts: pd.DataFrame, actuals: pd.Series, best: pd.DataFrame, path: Path) -> Path:
+    fig, axes = plt.subplots(len(protocols.PROTOCOLS), 1, figsize=(16, 12), dpi=100, sharex=True)
+    for ax, protocol in zip(axes, protocols.PROTOCOLS, strict=True):
+        model = best.at[protocol, "model"]
+        rows = forecasts[(forecasts.model == model) & (forecasts.protocol == protocol)
+                         & (forecasts.granularity == "5m")].sort_values("bucket_start")  # fmt: skip
+        ax.plot(actuals.index, actuals.to_numpy(), lw=0.6, color="black", label="actual")
+        ax.plot(rows.bucket_start, rows.yhat, lw=0.6, color="#c44e52", label=f"{model} forecast")
+        ax.fill_between(rows.bucket_start, rows.yhat_lower, rows.yhat_upper, color="#c44e52",
+                        alpha=0.2, lw=0, label="80% interval")  # fmt: skip
+        ax.set_title(f"{protocol}: best model {model}, RMSE {best.at[protocol, 'rmse']:.1f}",
+                     fontsize=10)  # fmt: skip
+        ax.legend(loc="upper left", fontsize=8)
+        ax.set_ylabel("requests / 5 min")
+    fig.suptitle("Test window Aug 23-31 1995, 5-minute buckets: forecast vs actual")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_reports(
+    forecasts: pd.DataFrame,
+    metrics: pd.DataFrame,
+    timings: pd.DataFrame,
+    actuals_5m: pd.Series,
+    data_source: str,
+    reports_dir: Path,
+) -> Path:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    metrics.to_csv(reports_dir / "benchmark_results.csv", index=False)
+    best = best_per_protocol(metrics, "5m")
+    test = actuals_5m[
+        (actuals_5m.index >= protocols.TEST_START) & (actuals_5m.index < protocols.TEST_END)
+    ]
+    figure = plot_best(forecasts, test, best, reports_dir / "figures" / "forecast_vs_actual_5m.png")
+    five = metrics[metrics.granularity == "5m"].pivot(
+        index="model", columns="protocol", values="rmse"
+    )
+    five = five[list(protocols.PROTOCOLS)].sort_values("one_step")
+    targets = pd.DataFrame({
+        "protocol": list(benchmark.TARGETS_5M),
+        "target RMSE": list(benchmark.TARGETS_5M.values()),
+        "best model": [best.at[p, "model"] for p in benchmark.TARGETS_5M],
+        "best RMSE": [best.at[p, "rmse"] for p in benchmark.TARGETS_5M],
+    })  # fmt: skip
+    targets["met"] = targets["best RMSE"] <= targets["target RMSE"]
+    one_step = [{"granularity": g, "target RMSE": t,
+                 "best RMSE": best_per_protocol(metrics, g).at["one_step", "rmse"]
+                 if (metrics.granularity == g).any() else float("nan")}
+                for g, t in benchmark.TARGETS_ONE_STEP.items()]  # fmt: skip
+    original = pd.DataFrame(
+        [{"model": k, "one_shot RMSE": v} for k, v in benchmark.ORIGINAL_FIGURES.items()]
+    )
+    banner = ("**Data: REPLICA** (real per-bucket request counts; see data/README.md)."
+              if data_source != "real" else "Data: the real NASA logs.")  # fmt: skip
+    text = f"""# Forecasting benchmark
+
+{banner} Produced by the `forecasts` asset (`make run`) on {dt.datetime.now():%Y-%m-%d %H:%M}.
+Train 1995-07-01 .. 08-22, test 08-23 00:00 .. 08-31 23:59; models fitted once on the training
+window and fed the actuals before each origin, never refitted; missing buckets neither trained on
+nor scored; intervals are 80%. MASE is scaled by the training window's one-day seasonal naive MAE.
+
+## 5-minute RMSE by protocol (lower is better)
+{five.round(2).to_markdown()}
+
+## Targets
+{targets.round(2).to_markdown(index=False)}
+
+{pd.DataFrame(one_step).round(2).to_markdown(index=False)}
+
+## The original project's published 5-minute one-shot figures, for comparison
+{original.to_markdown(index=False)}
+
+## Run time (seconds)
+{timings.round(1).to_markdown(index=False)}
+
+## All metrics
+{metrics.round(3).to_markdown(index=False)}
+
+![forecast vs actual](figures/{figure.name})
+"""
+    path = reports_dir / "benchmark.md"
+    path.write_text(text)
+    return path
