@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
@@ -64,17 +65,20 @@ def tune(traffic: pd.DataFrame, minutes: int, events: pd.DataFrame) -> dict[str,
     seen = traffic[traffic.index < end]
     plan = protocols.origins("one_step", minutes, start, end)
     horizons = [1]
+
+    def validation_rmse(name: str, params: dict) -> float:
+        model = _candidate(name, events, start - pd.Timedelta(days=7), horizons, params)
+        forecast = model.fit(before, minutes).predict(seen, plan)
+        actual = seen["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
+        return float(pd.Series(forecast["yhat"].to_numpy() - actual).pow(2).mean() ** 0.5)
+
     chosen = {}
-    for name, candidates in CANDIDATES.items():
-        scores = []
-        for params in candidates:
-            model = _candidate(name, events, start - pd.Timedelta(days=7), horizons, params)
-            forecast = model.fit(before, minutes).predict(seen, plan)
-            actual = seen["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
-            error = forecast["yhat"].to_numpy() - actual
-            scores.append(float(pd.Series(error).pow(2).mean() ** 0.5))
-        chosen[name] = candidates[scores.index(min(scores))]
-        chosen[name + "_validation_rmse"] = dict(zip(map(str, candidates), scores, strict=True))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # candidates are independent
+        for name, candidates in CANDIDATES.items():
+            scores = list(pool.map(lambda params, name=name: validation_rmse(name, params),
+                                   candidates))  # fmt: skip
+            chosen[name] = candidates[scores.index(min(scores))]
+            chosen[name + "_validation_rmse"] = dict(zip(map(str, candidates), scores, strict=True))
     return chosen
 
 

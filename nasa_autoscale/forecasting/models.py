@@ -163,7 +163,7 @@ class LightGBMDirect(Forecaster):
         self.lgbm_params = {
             "objective": "poisson", "n_estimators": 300, "learning_rate": 0.05,
             "num_leaves": 31, "min_child_samples": 20, "subsample": 0.8, "subsample_freq": 1,
-            "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 2, "random_state": 0,
+            "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 1, "random_state": 0,
             **lgbm_params,
         }  # fmt: skip
 
@@ -181,21 +181,31 @@ class LightGBMDirect(Forecaster):
 
         return lightgbm.LGBMRegressor(**self.lgbm_params)
 
+    def _fit_horizon(self, train: pd.DataFrame, horizon: int):
+        table = self._features(train, horizon)
+        rows = table[table["requests"].notna()]
+        early = rows[rows["bucket_start"] < self.validation_start]
+        held = rows[rows["bucket_start"] >= self.validation_start]
+        first = self._model().fit(early[self.columns], early["requests"])
+        errors = held["requests"] - first.predict(held[self.columns])
+        final = self._model().fit(rows[self.columns], rows["requests"])
+        return horizon, final, np.quantile(errors, INTERVAL)
+
     def fit(self, train, minutes):
+        from concurrent.futures import ThreadPoolExecutor
+
         from nasa_autoscale.features.build import feature_names
 
         self.minutes = minutes
         self.columns = feature_names(minutes)
         self.models, self.quantiles = {}, {}
-        for horizon in self.horizons:
-            table = self._features(train, horizon)
-            rows = table[table["requests"].notna()]
-            early = rows[rows["bucket_start"] < self.validation_start]
-            held = rows[rows["bucket_start"] >= self.validation_start]
-            first = self._model().fit(early[self.columns], early["requests"])
-            errors = held["requests"] - first.predict(held[self.columns])
-            self.quantiles[horizon] = np.quantile(errors, INTERVAL)
-            self.models[horizon] = self._model().fit(rows[self.columns], rows["requests"])
+        # One single-threaded LightGBM per horizon, two at a time: the models are independent and
+        # LightGBM releases the GIL, which beats two OpenMP threads inside each fit.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            fitted = pool.map(lambda h: self._fit_horizon(train, h), self.horizons)
+            for horizon, model, quantiles in fitted:
+                self.models[horizon] = model
+                self.quantiles[horizon] = quantiles
         return self
 
     def predict(self, traffic, plan):
