@@ -71,6 +71,18 @@ def _value_before(values, target, origin, period, max_periods):
     return out
 
 
+def _same_slot_forecast(model, traffic, plan, point) -> pd.DataFrame:
+    """Forecasts of a baseline that reads same-slot values: point(values, target rows, origin
+    rows) gives yhat; the interval adds the model's error quantiles."""
+    frame = plan_frame(plan, model.minutes)
+    target = _positions(traffic, frame["bucket_start"], model.minutes)
+    origin = _positions(traffic, frame["origin"], model.minutes)
+    frame["yhat"] = point(traffic["requests"].to_numpy(float), target, origin)
+    frame["yhat_lower"] = (frame["yhat"] + model.quantiles[0]).clip(lower=0)
+    frame["yhat_upper"] = frame["yhat"] + model.quantiles[1]
+    return frame
+
+
 class SeasonalNaive(Forecaster):
     """The value one period (a day or a week) earlier: the latest same-slot value known at the
     origin, stepping back further past missing buckets."""
@@ -88,14 +100,10 @@ class SeasonalNaive(Forecaster):
         return self
 
     def predict(self, traffic, plan):
-        frame = plan_frame(plan, self.minutes)
-        target = _positions(traffic, frame["bucket_start"], self.minutes)
-        origin = _positions(traffic, frame["origin"], self.minutes)
-        values = traffic["requests"].to_numpy(float)
-        frame["yhat"] = _value_before(values, target, origin, self.period, 4)
-        frame["yhat_lower"] = (frame["yhat"] + self.quantiles[0]).clip(lower=0)
-        frame["yhat_upper"] = frame["yhat"] + self.quantiles[1]
-        return frame
+        return _same_slot_forecast(self, traffic, plan, self._latest)
+
+    def _latest(self, values, target, origin):
+        return _value_before(values, target, origin, self.period, 4)
 
     def params(self):
         return {"period_days": self.period_days}
@@ -131,13 +139,7 @@ class SlotMedian(Forecaster):
             return np.nanmedian(stack, axis=0)
 
     def predict(self, traffic, plan):
-        frame = plan_frame(plan, self.minutes)
-        target = _positions(traffic, frame["bucket_start"], self.minutes)
-        origin = _positions(traffic, frame["origin"], self.minutes)
-        frame["yhat"] = self._median(traffic["requests"].to_numpy(float), target, origin)
-        frame["yhat_lower"] = (frame["yhat"] + self.quantiles[0]).clip(lower=0)
-        frame["yhat_upper"] = frame["yhat"] + self.quantiles[1]
-        return frame
+        return _same_slot_forecast(self, traffic, plan, self._median)
 
     def params(self):
         return {"weeks": self.weeks}
