@@ -36,7 +36,7 @@ raw: install $(DAGSTER_HOME)/dagster.yaml  ## the raw log files: data/raw, a dow
 ingest: install $(DAGSTER_HOME)/dagster.yaml  ## parse every day START..END and build the traffic tables
 	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition-range $(START)...$(END)
 
-analysis: install $(DAGSTER_HOME)/dagster.yaml  ## special events, feature tables, anomaly flags and report
+analysis: install $(DAGSTER_HOME)/dagster.yaml  ## events, features, anomalies, forecasting models, forecasts and reports
 	$(DAGSTER) job execute $(DEFS) -j analysis_job
 
 ingest-day: install $(DAGSTER_HOME)/dagster.yaml  ## one day: make ingest-day DAY=1995-07-13
