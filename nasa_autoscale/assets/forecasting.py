@@ -1,6 +1,7 @@
 """Forecasting group: trained models (MLflow runs) -> forecasts -> model_metrics, and the
 benchmark report."""
 
+import json
 import os
 
 import dagster as dg
@@ -60,13 +61,14 @@ def forecasting(
             g: whole_days(con, m).set_index("bucket_start") for g, m in GRANULARITIES.items()
         }
     tags = {"dagster_run_id": context.run_id, "data_source": source}
-    all_forecasts, all_metrics, all_timings, run_ids = [], [], [], {}
+    all_forecasts, all_metrics, all_timings, run_ids, params = [], [], [], {}, {}
     for granularity in granularities():
         minutes = GRANULARITIES[granularity]
 
         def log_model(model, scores, timing, granularity=granularity):
             metrics = {f"{r.protocol}_{name}": getattr(r, name) for r in scores.itertuples()
                        for name in ("rmse", "mae", "mape", "mase", "coverage")}  # fmt: skip
+            params[(model.name, granularity)] = json.dumps(model.params(), default=str)
             run_ids[(model.name, granularity)] = mlflow.log_run(
                 f"{model.name}_{granularity}",
                 {**model.params(), "granularity": granularity, "model": model.name},
@@ -92,8 +94,9 @@ def forecasting(
         all_timings.append(timings)
     forecasts = pd.concat(all_forecasts, ignore_index=True).drop(columns=["step"])
     metrics = pd.concat(all_metrics, ignore_index=True)
-    keys = zip(metrics.model, metrics.granularity, strict=True)
+    keys = list(zip(metrics.model, metrics.granularity, strict=True))
     metrics["mlflow_run_id"] = [run_ids.get(key) for key in keys]
+    metrics["params"] = [params.get(key) for key in keys]  # what forecast_next refits with
     timings = pd.concat(all_timings, ignore_index=True)
     with warehouse.connect() as con:
         replace_table(con, "forecasts", forecasts)
@@ -138,13 +141,13 @@ def forecast_next(warehouse: WarehouseResource):
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
         ranked = con.execute(
-            "SELECT model, rmse FROM nasa.model_metrics WHERE granularity = '5m' "
+            "SELECT model, rmse, params FROM nasa.model_metrics WHERE granularity = '5m' "
             "AND protocol = 'day_ahead' AND model <> 'ensemble' ORDER BY rmse LIMIT 1"
         ).fetchall()
     if not ranked:
         raise dg.Failure("model_metrics has no 5-minute day-ahead rows: materialize model_metrics")
-    name, rmse = ranked[0]
-    model = make_model(name, 5, events, traffic.index[-1])
+    name, rmse, chosen = ranked[0]
+    model = make_model(name, 5, events, traffic.index[-1], json.loads(chosen or "{}"))
     forecast = forecast_next_day(traffic, 5, model)
     forecast.insert(1, "granularity", "5m")
     with warehouse.connect() as con:

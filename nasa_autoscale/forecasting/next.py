@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nasa_autoscale.forecasting.backtest import horizon_ladder
+from nasa_autoscale.forecasting.benchmark import CANDIDATES
 from nasa_autoscale.forecasting.models import (
     Forecaster,
     HarmonicARIMA,
@@ -14,20 +15,28 @@ from nasa_autoscale.forecasting.models import (
     SlotMedian,
 )
 
+_TUNABLE = {name: set(candidates[0]) for name, candidates in CANDIDATES.items()}
+
 
 def make_model(
-    name: str, minutes: int, events: pd.DataFrame, history_end: pd.Timestamp
+    name: str,
+    minutes: int,
+    events: pd.DataFrame,
+    history_end: pd.Timestamp,
+    tuned: dict | None = None,
 ) -> Forecaster:
-    """A fresh model by name; LightGBM validates on the last week of the history."""
+    """A fresh model by name, with the hyper-parameters tune() chose for it (`tuned`, only the
+    keys it searches); LightGBM validates on the last week of the history."""
+    tuned = {k: v for k, v in (tuned or {}).items() if k in _TUNABLE.get(name, ())}
     day = 24 * 60 // minutes
     factories = {
         "seasonal_naive_day": lambda: SeasonalNaive(1),
         "seasonal_naive_week": lambda: SeasonalNaive(7),
         "slot_median_3w": lambda: SlotMedian(3),
-        "sarima_fourier": HarmonicARIMA,
+        "sarima_fourier": lambda: HarmonicARIMA(**tuned),
         "prophet": lambda: ProphetModel(events),
         "lightgbm_direct": lambda: LightGBMDirect(
-            events, horizon_ladder(day), history_end - pd.Timedelta(days=7)
+            events, horizon_ladder(day), history_end - pd.Timedelta(days=7), **tuned
         ),
     }
     if name not in factories:
