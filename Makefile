@@ -12,7 +12,7 @@ DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
 INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 
-.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast mlflow-ui dev clean
+.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -36,7 +36,7 @@ raw: install $(DAGSTER_HOME)/dagster.yaml  ## the raw log files: data/raw, a dow
 ingest: install $(DAGSTER_HOME)/dagster.yaml  ## parse every day START..END and build the traffic tables
 	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition-range $(START)...$(END)
 
-analysis: install $(DAGSTER_HOME)/dagster.yaml  ## events, features, anomalies, forecasting models, forecasts and reports
+analysis: install $(DAGSTER_HOME)/dagster.yaml  ## events, features, anomalies, models, forecasts, scaling, cost report and reports
 	$(DAGSTER) job execute $(DEFS) -j analysis_job
 
 ingest-day: install $(DAGSTER_HOME)/dagster.yaml  ## one day: make ingest-day DAY=1995-07-13
@@ -61,6 +61,9 @@ bench-ingest: install  ## ingest speed against a line-by-line Python parser -> r
 
 bench-forecast: install  ## 5-minute training + evaluation time (after make run) -> reports/bench_forecast.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.forecasting
+
+bench-scaling: install  ## policy sweep + hindsight optimum time (after make run) -> reports/bench_scaling.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.scaling
 
 mlflow-ui: install  ## the MLflow UI over data/mlflow.db on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri $(or $(NASA_MLFLOW_URI),sqlite:///data/mlflow.db) -h 127.0.0.1 -p 5000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nasa_autoscale.assets import anomalies, features, forecasting, ingest
+from nasa_autoscale.assets import anomalies, features, forecasting, ingest, scaling
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.settings import Settings
 
@@ -18,9 +18,9 @@ ingest_job = dg.define_asset_job(
 
 analysis_job = dg.define_asset_job(
     "analysis_job",
-    selection=dg.AssetSelection.groups("features", "anomalies", "forecasting"),
-    description="Rebuild events, features, anomaly flags, models, forecasts and their metrics "
-    "from the traffic tables.",
+    selection=dg.AssetSelection.groups("features", "anomalies", "forecasting", "scaling"),
+    description="Rebuild events, features, anomaly flags, models, forecasts and their metrics, "
+    "scaling decisions, the cost report and the recommendation from the traffic tables.",
 )
 
 defs = dg.Definitions(
@@ -33,6 +33,9 @@ defs = dg.Definitions(
         anomalies.anomalies_5m,
         forecasting.forecasting,
         forecasting.forecast_next,
+        scaling.scaling_forecasts,
+        scaling.scaling,
+        scaling.recommendation,
     ],
     jobs=[ingest_job, analysis_job],
     resources={

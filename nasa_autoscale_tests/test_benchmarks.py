@@ -16,3 +16,14 @@ def test_both_sides_of_the_ingest_benchmark_read_the_same_lines(tmp_path, malfor
     assert baseline["lines"] == 2006 and baseline["peak_mb"] > 0
     # The line-by-line regex needs a quoted request and bytes: it reads the same lines here.
     assert baseline["requests"] == 2005
+
+
+def test_the_scaling_benchmark_says_what_to_run_first(tmp_path, monkeypatch, capsys):
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.benchmarks import scaling
+
+    path = tmp_path / "empty.duckdb"
+    warehouse.connect(path).close()  # the contract tables, no scaling forecasts yet
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(path))
+    assert scaling.main([]) == 1
+    assert "make run" in capsys.readouterr().err

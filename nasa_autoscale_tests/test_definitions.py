@@ -16,7 +16,8 @@ from nasa_autoscale.settings import SAMPLES_DIR
 
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
 ANALYSIS_ASSETS = ["special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m",
-                   "forecasts", "model_metrics", "forecast_next"]  # fmt: skip
+                   "forecasts", "model_metrics", "forecast_next", "scaling_forecasts",
+                   "scaling_decisions", "cost_report", "recommendation"]  # fmt: skip
 
 
 def test_definitions_load_with_every_asset_check_and_job():
@@ -116,10 +117,12 @@ def test_analysis_assets_materialize_on_the_replica_warehouse(replica_copy, tmp_
     )
 
 
-def test_forecasting_assets_log_to_mlflow_and_write_the_tables(replica_copy, tmp_path, monkeypatch):
+def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
+    replica_copy, tmp_path, monkeypatch
+):
     import mlflow
 
-    from nasa_autoscale.assets import forecasting
+    from nasa_autoscale.assets import forecasting, scaling
     from nasa_autoscale.resources import MLflowResource
 
     monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
@@ -130,7 +133,15 @@ def test_forecasting_assets_log_to_mlflow_and_write_the_tables(replica_copy, tmp
         "mlflow": MLflowResource(tracking_uri=uri, artifact_dir=str(tmp_path / "mlruns")),
     }
     result = dg.materialize(
-        [features.special_events, forecasting.forecasting, forecasting.forecast_next],
+        [
+            features.special_events,
+            anomalies.anomalies_5m,
+            forecasting.forecasting,
+            forecasting.forecast_next,
+            scaling.scaling_forecasts,
+            scaling.scaling,
+            scaling.recommendation,
+        ],
         resources=res,
     )
     assert result.success
@@ -149,3 +160,16 @@ def test_forecasting_assets_log_to_mlflow_and_write_the_tables(replica_copy, tmp
     assert "lightgbm_h1.txt" in artifacts
     report = (tmp_path / "reports" / "benchmark.md").read_text()
     assert "## Targets" in report and "83.26" in report
+    # scaling: every policy in both settings, the optimum drops nothing, a recommendation each
+    report = con.sql("SELECT * FROM nasa.cost_report").df()
+    assert set(report.setting) == {"default", "realistic"} and len(report) == 22
+    optimum = report[report.policy == "hindsight_optimal"]
+    assert (optimum.dropped_fraction == 0).all() and (optimum.pct_above_optimal == 0).all()
+    assert con.sql("SELECT count(*) FROM nasa.scaling_decisions").fetchall()[0][0] == 22 * 2592
+    assert con.sql(
+        "SELECT bool_and(origin <= bucket_start) FROM nasa.scaling_forecasts"
+    ).fetchall()[0][0]
+    recommendation = con.sql("SELECT * FROM nasa.recommendation").df()
+    assert len(recommendation) == 2 and recommendation.reason.str.len().min() > 20
+    assert (tmp_path / "reports" / "cost_report.md").read_text().startswith("# Cost report")
+    assert (tmp_path / "reports" / "figures" / "cost_pareto.png").exists()

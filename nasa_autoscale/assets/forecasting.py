@@ -60,7 +60,7 @@ def forecasting(
         traffic = {
             g: whole_days(con, m).set_index("bucket_start") for g, m in GRANULARITIES.items()
         }
-    tags = {"dagster_run_id": context.run_id, "data_source": source}
+    tags = {"dagster_run_id": context.run.run_id, "data_source": source}
     all_forecasts, all_metrics, all_timings, run_ids, params = [], [], [], {}, {}
     for granularity in granularities():
         minutes = GRANULARITIES[granularity]

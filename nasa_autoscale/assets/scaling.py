@@ -1,0 +1,182 @@
+"""Scaling group: the forecasts policies act on -> scaling_decisions + cost_report ->
+recommendation, and reports/cost_report.md."""
+
+import json
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from nasa_autoscale.assets.common import data_source, figure, preview
+from nasa_autoscale.assets.features import special_events
+from nasa_autoscale.features.events import load_events
+from nasa_autoscale.ingest.traffic import whole_days
+from nasa_autoscale.resources import MLflowResource, WarehouseResource
+from nasa_autoscale.scaling import policies
+from nasa_autoscale.scaling.forecasts import WINDOWS, fit_and_forecast
+from nasa_autoscale.scaling.recommend import next_servers
+from nasa_autoscale.scaling.report import target_lines, write_report
+from nasa_autoscale.scaling.simulator import simulate
+from nasa_autoscale.scaling.sweep import (
+    SETTINGS,
+    best_policy,
+    load_inputs,
+    make_window,
+    run_sweep,
+)
+from nasa_autoscale.settings import reports_dir
+from nasa_autoscale.warehouse import replace_table
+
+GROUP = "scaling"
+BOOT = SETTINGS["default"].boot  # every setting shares the boot delay the forecasts cover
+
+
+def _tuned_lightgbm(con) -> dict:
+    """The LightGBM leaves tuning chose for 5 minutes (model_metrics.params), if any."""
+    rows = con.execute(
+        "SELECT params FROM nasa.model_metrics WHERE model = 'lightgbm_direct' "
+        "AND granularity = '5m' AND params IS NOT NULL LIMIT 1"
+    ).fetchall()
+    params = json.loads(rows[0][0]) if rows else {}
+    return {k: params[k] for k in ("num_leaves",) if k in params}
+
+
+@dg.asset(
+    deps=["traffic_5m", special_events, "model_metrics"],
+    group_name=GROUP,
+    description=(
+        "The forecasts the predictive policies act on: LightGBM direct, an origin at every "
+        "5-minute bucket, the next boot-delay + 1 buckets, 80% intervals; the validation week "
+        "from a model fitted before it (for tuning), the test window from one fitted before it."
+    ),
+)
+def scaling_forecasts(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+):
+    events = load_events()
+    with warehouse.connect() as con:
+        source = data_source(con)
+        traffic = whole_days(con, 5).set_index("bucket_start")
+        params = _tuned_lightgbm(con)
+    frames, run_ids = [], {}
+    for window in WINDOWS:
+        started = time.perf_counter()
+        model, forecast = fit_and_forecast(traffic, 5, events, BOOT, window, params)
+        elapsed = time.perf_counter() - started
+        actual = traffic["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
+        rmse = float(np.sqrt(np.nanmean((forecast["yhat"].to_numpy() - actual) ** 2)))
+        context.log.info(f"scaling forecasts, {window}: fitted and predicted in {elapsed:.1f} s, "
+                         f"RMSE {rmse:.1f}")  # fmt: skip
+        run_ids[window] = mlflow.log_run(
+            f"scaling_lightgbm_{window}",
+            {**model.params(), "window": window, "granularity": "5m"},
+            {"rmse": rmse, "total_s": elapsed},
+            model.artifacts(),
+            {"dagster_run_id": context.run.run_id, "data_source": source, "purpose": "scaling"},
+        )
+        forecast["mlflow_run_id"] = run_ids[window]
+        frames.append(forecast)
+    forecasts = pd.concat(frames, ignore_index=True)
+    with warehouse.connect() as con:
+        rows = replace_table(con, "scaling_forecasts", forecasts)
+    return dg.MaterializeResult(
+        metadata={"data_source": source, "dagster/row_count": rows,
+                  "mlflow_run_ids": json.dumps(run_ids), "preview": preview(forecasts)}
+    )  # fmt: skip
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "scaling_decisions",
+            deps=[scaling_forecasts, "anomalies_5m", "traffic_5m"],
+            group_name=GROUP,
+            description=(
+                "Per setting x policy x 5-minute bucket of the test window: demand, servers "
+                "serving, capacity, dropped requests, provisioned and recommended servers, from "
+                "the one simulator (boot delay, stabilization, per-second billing)."
+            ),
+        ),
+        dg.AssetSpec(
+            "cost_report",
+            deps=[scaling_forecasts, "anomalies_5m", "traffic_5m"],
+            group_name=GROUP,
+            description=(
+                "Per setting x policy: cost, % above the hindsight optimum, dropped and "
+                "violating fractions, scaling actions, utilization, parameters; "
+                "reports/cost_report.md and reports/figures/cost_pareto.png."
+            ),
+        ),
+    ],
+)
+def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        source = data_source(con)
+        requests, forecasts, anomalies = load_inputs(con)
+    started = time.perf_counter()
+    decisions, cost_report, tuning, _ = run_sweep(requests, forecasts, anomalies,
+                                                  progress=context.log.info)  # fmt: skip
+    elapsed = time.perf_counter() - started
+    with warehouse.connect() as con:
+        replace_table(con, "scaling_decisions", decisions)
+        replace_table(con, "cost_report", cost_report)
+    report = write_report(cost_report, tuning, {"sweep_s": elapsed}, source, reports_dir())
+    yield dg.MaterializeResult(
+        asset_key="scaling_decisions",
+        metadata={"data_source": source, "dagster/row_count": len(decisions),
+                  "sweep_seconds": round(elapsed, 1)},
+    )  # fmt: skip
+    shown = cost_report[["setting", "policy", "cost", "pct_above_optimal", "dropped_fraction",
+                         "scaling_actions"]].round(4)  # fmt: skip
+    yield dg.MaterializeResult(
+        asset_key="cost_report",
+        metadata={
+            "data_source": source,
+            "dagster/row_count": len(cost_report),
+            "report": str(report),
+            "targets": dg.MetadataValue.md("\n".join(target_lines(cost_report))),
+            "cost_report": preview(shown, rows=len(shown)),
+            "figure": figure(report.parent / "figures" / "cost_pareto.png"),
+        },
+    )
+
+
+@dg.asset(
+    deps=["cost_report", "forecast_next"],
+    group_name=GROUP,
+    description=(
+        "Per setting: the server count for the first bucket after the data ends, from the best "
+        "policy of the cost report (cheapest within 0.5% dropped), with the action and reason."
+    ),
+)
+def recommendation(warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        source = data_source(con)
+        requests, forecasts, anomalies = load_inputs(con)
+        cost_report = con.execute("SELECT * FROM nasa.cost_report").df()
+        upcoming = con.execute(
+            "SELECT bucket_start, yhat, yhat_lower, yhat_upper FROM nasa.forecast_next "
+            "ORDER BY bucket_start"
+        ).df()
+    if upcoming.empty:
+        raise dg.Failure("forecast_next is empty: materialize forecast_next")
+    rows = []
+    for setting, rules in SETTINGS.items():
+        name = best_policy(cost_report, setting)
+        params = json.loads(cost_report.query("setting == @setting and policy == @name")
+                            ["params"].iloc[0])  # fmt: skip
+        policy = policies.build(name, params)
+        test = make_window("test", requests, forecasts, anomalies, rules)
+        history = simulate(test.demand, policy, rules, test.forecasts, test.flags)
+        ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
+        decision = next_servers(policy, history, rules, ahead, bool(test.flags[-1]))
+        rows.append({"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0],
+                     "policy": name, **decision, "data_source": source})  # fmt: skip
+    table = pd.DataFrame(rows)
+    with warehouse.connect() as con:
+        replace_table(con, "recommendation", table)
+    return dg.MaterializeResult(
+        metadata={"data_source": source, "dagster/row_count": len(table),
+                  "recommendation": preview(table.drop(columns=["data_source"]))}
+    )  # fmt: skip

@@ -1,0 +1,140 @@
+"""Policies read nothing from the future, behave as documented, and tuning never sees the test
+window."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nasa_autoscale.scaling import policies
+from nasa_autoscale.scaling.forecasts import WINDOWS
+from nasa_autoscale.scaling.recommend import next_servers
+from nasa_autoscale.scaling.report import write_report
+from nasa_autoscale.scaling.simulator import ScalingRules, simulate
+from nasa_autoscale.scaling.sweep import SETTINGS, best_policy, make_window, run_sweep
+
+RULES = ScalingRules(capacity=40, min_servers=2)
+
+
+def every_policy() -> list[policies.Policy]:
+    predictive = policies.Predictive(0.9, 0.5, 200.0)
+    return [
+        policies.Static(10),
+        *(policies.preset(name) for name in policies.PRESETS),
+        policies.HPA(0.7),
+        predictive,
+        policies.Hybrid(policies.Predictive(0.8, 0.0, 200.0), 0.8),
+        policies.AnomalyGuard(policies.Predictive(0.9, 1.0, 200.0), 0.5),
+    ]
+
+
+@pytest.fixture(scope="module")
+def week(real_traffic_5m):
+    """A real week of demand with noisy forecasts and some flags."""
+    demand = real_traffic_5m["requests"].to_numpy(float)[-7 * 288 :]
+    rng = np.random.default_rng(0)
+    yhat = np.nan_to_num(demand) * rng.uniform(0.8, 1.2, len(demand))
+    forecasts = np.stack([np.stack([yhat, yhat * 0.8, yhat * 1.2], 1)] * 2, 1)
+    flags = rng.random(len(demand)) < 0.05
+    return demand, forecasts, flags
+
+
+@pytest.mark.parametrize("policy", every_policy(), ids=lambda p: p.name)
+def test_no_policy_reads_the_future(policy, week):
+    demand, forecasts, flags = week
+    base = simulate(demand, policy, RULES, forecasts, flags)
+    for t in (300, 1000):
+        later_demand, later_forecasts, later_flags = demand.copy(), forecasts.copy(), flags.copy()
+        later_demand[t:] *= 3  # bucket t's own demand and everything after
+        later_forecasts[t + 1 :] *= 3  # forecasts from origins after t
+        later_flags[t:] = ~later_flags[t:]  # flags of bucket t onwards
+        changed = simulate(later_demand, policy, RULES, later_forecasts, later_flags)
+        assert (changed["recommended"].iloc[: t + 1] == base["recommended"].iloc[: t + 1]).all()
+        if policy.name != "static":  # the change does reach later decisions
+            assert (changed["recommended"].iloc[t + 1 :] != base["recommended"].iloc[t + 1 :]).any()
+
+
+def test_policies_follow_their_rules():
+    rules = ScalingRules(capacity=100)
+    hot = simulate([190] * 5, policies.preset("reactive_balanced"), rules, initial=1)
+    assert hot["recommended"].tolist() == [1, 2, 2, 2, 3]  # +1 above 75%, then a 2-bucket cooldown
+    hpa = simulate([300, 300, 300], policies.HPA(0.5), rules, initial=2)
+    assert hpa["recommended"].tolist() == [2, 6, 6]  # ceil(2 * 1.5 / 0.5); within tolerance after
+    forecast = np.array([[[150, 100, 200], [350, 300, 400]]] * 2, float)
+    predictive = simulate([100, 100], policies.Predictive(0.5), rules, forecast, initial=2)
+    assert predictive["recommended"].tolist() == [4, 4]  # the median of the next two buckets' peak
+    upper = simulate([100, 100], policies.Predictive(0.9), rules, forecast, initial=2)
+    assert upper["recommended"].tolist() == [4, 4]  # 400 is the 90% quantile
+    guard = policies.AnomalyGuard(policies.Static(4), 0.5, hold=2)
+    flagged = simulate([1] * 5, guard, rules, flags=[True, False, False, False, False], initial=4)
+    assert flagged["recommended"].tolist() == [4, 6, 6, 4, 4]
+
+
+def test_policies_rebuild_from_their_params():
+    for policy in every_policy():
+        name = policy.name
+        rebuilt = policies.build(name, json.loads(json.dumps(policy.params())))
+        assert rebuilt.params() == policy.params()
+    with pytest.raises(ValueError, match="unknown policy"):
+        policies.build("crystal_ball", {})
+
+
+def synthetic_inputs(real_traffic_5m):
+    """The real requests and same-slot-last-week forecasts, shaped as the assets hold them."""
+    requests = real_traffic_5m.set_index("bucket_start")["requests"].astype(float)
+    rows = []
+    for window, (start, end) in WINDOWS.items():
+        origins = pd.date_range(start, end, freq="5min", inclusive="left")
+        for step in (1, 2):
+            times = origins + pd.Timedelta(minutes=5 * (step - 1))
+            yhat = requests.reindex(times - pd.Timedelta(days=7)).to_numpy()
+            rows.append(pd.DataFrame({
+                "window": window, "origin": origins, "step": step, "bucket_start": times,
+                "yhat": yhat, "yhat_lower": yhat * 0.8, "yhat_upper": yhat * 1.25,
+            }))  # fmt: skip
+    anomalies = pd.DataFrame({"bucket_start": requests.index, "is_anomaly_z": False,
+                              "kind": None})  # fmt: skip
+    return requests, pd.concat(rows, ignore_index=True), anomalies
+
+
+def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_path):
+    requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
+    settings = {"realistic": SETTINGS["realistic"]}
+    decisions, report, tuning, _ = run_sweep(requests, forecasts, anomalies, settings, print)
+    expected = {"static", "hpa", "predictive", "predictive_matched", "hybrid", "anomaly_guard",
+                "oracle", "hindsight_optimal", *policies.PRESETS}  # fmt: skip
+    assert set(report["policy"]) == expected
+    assert {"policy", "cost", "pct_above_optimal", "dropped_fraction", "violating_fraction",
+            "scaling_actions", "mean_utilization", "params"} <= set(report.columns)  # fmt: skip
+    assert {"policy", "bucket_start", "demand", "servers", "capacity", "dropped"} <= set(
+        decisions.columns)  # fmt: skip
+    by = report.set_index("policy")
+    assert by.at["hindsight_optimal", "dropped_fraction"] == 0
+    assert by.at["oracle", "cost"] <= by.at["hindsight_optimal", "cost"]
+    assert (report.drop(index=report.index[report.policy == "oracle"])["pct_above_optimal"]
+            >= -1e-9).all()  # fmt: skip
+    assert len(decisions) == len(expected) * 9 * 288
+    # a different test window changes the results, never what tuning chose
+    doubled = requests.copy()
+    doubled[doubled.index >= WINDOWS["test"][0]] *= 2
+    _, report2, tuning2, _ = run_sweep(doubled, forecasts, anomalies, settings, print)
+    pd.testing.assert_frame_equal(tuning, tuning2)
+    assert not np.allclose(report2["cost"], report["cost"])
+    assert report2["params"].tolist() == report["params"].tolist()
+    path = write_report(report, tuning, {"sweep_s": 1.0}, "replica", tmp_path)
+    text = path.read_text()
+    assert "## Targets" in text and "hindsight_optimal" in text
+    assert (tmp_path / "figures" / "cost_pareto.png").stat().st_size > 10_000
+    # the recommendation follows the best policy from the end of the test window
+    name = best_policy(report, "realistic")
+    policy = policies.build(name, json.loads(by.at[name, "params"]))
+    rules = settings["realistic"]
+    test = make_window("test", requests, forecasts, anomalies, rules)
+    history = simulate(test.demand, policy, rules, test.forecasts, test.flags)
+    decision = next_servers(policy, history, rules, np.array([[400, 300, 500]] * 2, float))
+    assert decision["action"] in {"scale_out", "scale_in", "hold"}
+    assert rules.min_servers <= decision["target_servers"] <= rules.max_servers
+    assert name in decision["reason"]

@@ -1,0 +1,125 @@
+"""The simulator's rules on small hand-made cases, and the optimum against brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from nasa_autoscale.scaling.simulator import (
+    FixedSchedule,
+    ScalingRules,
+    cost,
+    optimal_provisioning,
+    oracle,
+    replay,
+    simulate,
+    summarize,
+)
+
+RULES = ScalingRules(capacity=100, min_servers=1, max_servers=10, price_per_hour=1.0)
+
+
+def run(requests, demand, rules=RULES, initial=1):
+    return simulate(np.array(demand, float), FixedSchedule(np.array(requests)), rules,
+                    initial=initial)  # fmt: skip
+
+
+def test_a_new_server_serves_only_after_the_boot_delay():
+    out = run([1, 3, 3, 3], [100, 300, 300, 300])
+    assert out["provisioned"].tolist() == [1, 3, 3, 3]
+    assert out["serving"].tolist() == [1, 1, 3, 3]  # asked for at 1, serving from 2
+    assert out["dropped"].tolist() == [0, 200, 0, 0]
+    slow = ScalingRules(**{**RULES.as_dict(), "boot_delay_s": 600})  # two buckets
+    assert run([1, 3, 3, 3], [100] * 4, slow)["serving"].tolist() == [1, 1, 1, 3]
+    instant = ScalingRules(**{**RULES.as_dict(), "boot_delay_s": 0})
+    assert run([1, 3, 3, 3], [100] * 4, instant)["serving"].tolist() == [1, 3, 3, 3]
+
+
+def test_scale_in_waits_for_the_stabilization_window():
+    # the window is two buckets at 5 minutes: one low recommendation is not enough
+    out = run([5, 2, 5, 2, 2, 2], [100] * 6, initial=5)
+    assert out["provisioned"].tolist() == [5, 5, 5, 5, 2, 2]
+    longer = ScalingRules(**{**RULES.as_dict(), "stabilization_s": 900})  # four buckets
+    assert run([5, 2, 2, 2, 2, 2], [100] * 6, longer, 5)["provisioned"].tolist() == [
+        5, 5, 5, 5, 2, 2]  # fmt: skip
+    # a scale-in stops the newest servers first: booting ones go before serving ones
+    out = run([2, 4, 2, 2], [100] * 4, ScalingRules(**{**RULES.as_dict(),
+                                                       "stabilization_s": 0}), 2)  # fmt: skip
+    assert out["serving"].tolist() == [2, 2, 2, 2]
+
+
+def test_billing_per_second_with_a_minimum_and_per_hour():
+    # two servers for 12 buckets of 5 minutes = 2 server-hours
+    assert cost(np.array([2] * 12), RULES) == pytest.approx(2.0)
+    # one extra server for one 5-minute bucket: 300 s
+    assert cost(np.array([1, 2, 1, 1]), RULES) == pytest.approx((4 * 300 + 300) / 3600)
+    hourly = ScalingRules(**{**RULES.as_dict(), "billing": "hour"})
+    assert cost(np.array([1, 2, 1, 1]), hourly) == pytest.approx(2.0)  # each start: one hour
+    minute = ScalingRules(**{**RULES.as_dict(), "minutes": 1, "min_billed_s": 120})
+    assert cost(np.array([1, 2, 1]), minute) == pytest.approx((180 + 120) / 3600)
+
+
+def test_drops_violations_utilization_and_missing_buckets():
+    out = run([1, 1, 1, 1], [150, 50, np.nan, 100])
+    assert out["dropped"].iloc[[0, 1, 3]].tolist() == [50, 0, 0]
+    summary = summarize(out, RULES)
+    assert summary["dropped_fraction"] == pytest.approx(50 / 300)
+    assert summary["violating_fraction"] == pytest.approx(1 / 3)  # the missing bucket is skipped
+    assert summary["mean_utilization"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert summary["cost"] == pytest.approx(4 * 300 / 3600)  # ... but billed
+    assert summary["scaling_actions"] == 0
+
+
+def test_rules_reject_nonsense():
+    with pytest.raises(ValueError, match="capacity"):
+        ScalingRules(capacity=0)
+    with pytest.raises(ValueError, match="min_servers"):
+        ScalingRules(min_servers=5, max_servers=2)
+    with pytest.raises(ValueError, match="billing"):
+        ScalingRules(billing="monthly")
+
+
+def brute_force(demand, rules, levels):
+    """Cheapest zero-drop cost over every recommendation sequence (tiny cases only)."""
+    best = np.inf
+    for requests in itertools.product(levels, repeat=len(demand)):
+        out = run(list(requests), demand, rules, initial=rules.required(demand)[:2].max())
+        if (out["dropped"].fillna(0) == 0).all():
+            best = min(best, out["provisioned"].sum())
+    return best
+
+
+@pytest.mark.parametrize(
+    "demand",
+    [
+        [100, 300, 100, 100, 300, 100, 100],
+        [300, 100, 200, 100, 100, 300, 100],
+        [100] * 3 + [300] * 4,
+    ],
+)
+def test_the_optimum_is_the_cheapest_schedule_brute_force_finds(demand):
+    rules = ScalingRules(capacity=100, min_servers=1, max_servers=3)
+    path = optimal_provisioning(np.array(demand, float), rules)
+    assert path.sum() == brute_force(demand, rules, range(1, 4))
+    replayed = simulate(np.array(demand, float), replay(path, rules), rules)
+    assert replayed["provisioned"].tolist() == path.tolist()
+    assert (replayed["dropped"] == 0).all()
+
+
+def test_the_optimum_on_real_traffic_drops_nothing_and_sits_between_oracle_and_policies(
+    real_traffic_5m,
+):
+    demand = real_traffic_5m["requests"].to_numpy(float)[-3 * 288 :]
+    rules = ScalingRules(capacity=40, min_servers=2)
+    path = optimal_provisioning(demand, rules)
+    replayed = simulate(demand, replay(path, rules), rules)
+    assert (replayed["provisioned"].to_numpy() == path).all()
+    assert replayed["dropped"].fillna(0).max() == 0
+    optimum = summarize(replayed, rules)["cost"]
+    assert summarize(oracle(demand, rules), rules)["cost"] <= optimum
+    # holding the oracle's need one bucket early and late is feasible, so never cheaper
+    need = rules.required(demand)
+    padded = np.maximum.reduce([need, np.r_[need[1:], need[-1]], np.r_[need[0], need[:-1]]])
+    assert optimum <= cost(np.maximum.reduce([padded, np.r_[padded[1:], padded[-1]]]), rules)
