@@ -27,12 +27,13 @@ def plot_pareto(cost_report: pd.DataFrame, path: Path) -> Path:
     for ax, setting in zip(np.atleast_1d(axes), settings, strict=True):
         rows = cost_report[(cost_report["setting"] == setting)
                            & (cost_report["policy"] != "static")]  # fmt: skip
-        for row in rows.itertuples():
+        for i, row in enumerate(rows.itertuples()):
             preset = row.policy in policies.PRESETS
             color = "#888888" if row.policy in BOUNDS else "#dd8452" if preset else "#4c72b0"
             ax.scatter(100 * row.dropped_fraction, row.pct_above_optimal, color=color, s=40)
+            offset = (4, 3 if i % 2 else -10)  # alternate, so close neighbours stay readable
             ax.annotate(row.policy, (100 * row.dropped_fraction, row.pct_above_optimal),
-                        fontsize=8, xytext=(4, 3), textcoords="offset points")  # fmt: skip
+                        fontsize=8, xytext=offset, textcoords="offset points")  # fmt: skip
         ax.axvline(100 * SLA_DROPPED, color="#c44e52", lw=0.8, ls="--", label="0.5% dropped")
         ax.axhline(TARGET_PCT.get(setting, 15.0), color="#55a868", lw=0.8, ls="--",
                    label="cost target")  # fmt: skip
