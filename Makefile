@@ -12,7 +12,7 @@ DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
 INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 
-.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling mlflow-ui dev clean
+.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling api dashboard mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -64,6 +64,13 @@ bench-forecast: install  ## 5-minute training + evaluation time (after make run)
 
 bench-scaling: install  ## policy sweep + hindsight optimum time (after make run) -> reports/bench_scaling.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.scaling
+
+api: install  ## the HTTP API (read-only, after make run) on http://127.0.0.1:8000, docs at /docs
+	$(BIN)/uvicorn nasa_autoscale.api.app:app --host 127.0.0.1 --port $(or $(API_PORT),8000)
+
+dashboard: install  ## the Streamlit dashboard (after make run) on http://127.0.0.1:8501
+	$(BIN)/streamlit run nasa_autoscale/dashboard/app.py --server.address 127.0.0.1 \
+		--server.port $(or $(DASHBOARD_PORT),8501) --server.headless true --browser.gatherUsageStats false
 
 mlflow-ui: install  ## the MLflow UI over data/mlflow.db on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri $(or $(NASA_MLFLOW_URI),sqlite:///data/mlflow.db) -h 127.0.0.1 -p 5000

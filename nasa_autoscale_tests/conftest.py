@@ -90,3 +90,55 @@ def real_traffic_5m():
     )  # fmt: skip
     frame["error_rate"] = (frame.status_4xx + frame.status_5xx) / frame.requests.replace(0, pd.NA)
     return frame
+
+
+@pytest.fixture(scope="session")
+def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
+    """A warehouse holding every table the API and the dashboard read, built from the real
+    5-minute aggregate with the cheap models (seasonal naive) so that it takes seconds."""
+    import pandas as pd
+
+    from nasa_autoscale.anomalies.detect import detect_anomalies
+    from nasa_autoscale.features.events import load_events
+    from nasa_autoscale.forecasting import backtest
+    from nasa_autoscale.forecasting.models import SeasonalNaive
+    from nasa_autoscale.forecasting.next import forecast_next
+    from nasa_autoscale.scaling.forecasts import WINDOWS, plan
+    from nasa_autoscale.scaling.sweep import run_sweep
+
+    path = tmp_path_factory.mktemp("served") / "served.duckdb"
+    con = warehouse.connect(path)
+    traffic = real_traffic_5m.set_index("bucket_start")
+    put = lambda table, frame: warehouse.replace_table(con, table, frame)  # noqa: E731
+    con.execute(
+        "INSERT INTO nasa.source_files VALUES ('NASA_access_log_Aug95.gz', 'replica/x', 1, 0, 1, "
+        "1, 0, NULL, NULL, 'replica', now())"
+    )
+    put("traffic_5m", real_traffic_5m)
+    put("special_events", load_events())
+    anomalies = detect_anomalies(real_traffic_5m, 5)
+    put("anomalies_5m", anomalies)
+    forecasts, _ = backtest.run(SeasonalNaive(7), traffic, 5, "5m")
+    put("forecasts", forecasts.drop(columns=["step"]))
+    metrics = backtest.score_all(forecasts, traffic, 5)
+    metrics["mlflow_run_id"] = None
+    put("model_metrics", metrics)
+    upcoming = forecast_next(traffic, 5, SeasonalNaive(7))
+    upcoming.insert(1, "granularity", "5m")
+    put("forecast_next", upcoming)
+    frames = []
+    for window, (start, end) in WINDOWS.items():
+        model = SeasonalNaive(7).fit(traffic[traffic.index < start], 5)
+        frame = model.predict(traffic[traffic.index < end], plan(start, end, 5, 2))
+        frame.insert(0, "window", window)
+        frames.append(frame)
+    scaling_forecasts = pd.concat(frames, ignore_index=True)
+    put("scaling_forecasts", scaling_forecasts)
+    decisions, report, _, _ = run_sweep(
+        traffic["requests"].astype(float), scaling_forecasts, anomalies, progress=lambda _: None
+    )
+    put("scaling_decisions", decisions)
+    put("cost_report", report)
+    put("recommendation", pd.DataFrame({"setting": ["realistic"], "target_servers": [5]}))
+    con.close()
+    return path

@@ -56,7 +56,7 @@ def forecast_next(
     horizon = days * 24 * 60 // minutes
     future = pd.date_range(origin, periods=horizon, freq=step, name=traffic.index.name)
     extended = pd.concat([traffic, pd.DataFrame(index=future)])
-    extended["is_missing"] = extended["is_missing"].fillna(True).astype(bool)
+    extended["is_missing"] = extended["is_missing"].astype("boolean").fillna(True).astype(bool)
     model.fit(traffic, minutes)
     forecast = model.predict(extended, [(origin, horizon)])
     forecast.insert(0, "model", model.name)

@@ -29,6 +29,14 @@ class Policy:
     def params(self) -> dict:
         return {}
 
+    def get_state(self) -> dict:
+        """What the policy remembers between decisions (JSON-able), for callers that decide one
+        bucket at a time (the API)."""
+        return {}
+
+    def set_state(self, state: dict):
+        """Restore get_state()'s output (after reset())."""
+
 
 class Static(Policy):
     """A fixed fleet, sized once for the training window's peak (the reference a user knows)."""
@@ -76,6 +84,14 @@ class ReactiveThreshold(Policy):
 
     def params(self):
         return {"up": self.up, "down": self.down, "cooldown": self.cooldown, "step": self.step}
+
+    def get_state(self):
+        return {"wait": self.wait, "target": self.target}
+
+    def set_state(self, state):
+        self.wait = int(state.get("wait", 0))
+        target = state.get("target")
+        self.target = None if target is None else int(target)
 
 
 # The original project's three threshold presets (utilization of the last bucket; cooldown in
@@ -191,6 +207,12 @@ class AnomalyGuard(Policy):
     def params(self):
         return {"base": self.base.name, **self.base.params(), "headroom": self.headroom,
                 "hold": self.hold}  # fmt: skip
+
+    def get_state(self):
+        return {"left": self.left}
+
+    def set_state(self, state):
+        self.left = int(state.get("left", 0))
 
 
 def build(name: str, params: dict) -> Policy:

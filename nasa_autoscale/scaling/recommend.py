@@ -1,4 +1,5 @@
-"""The next bucket's server count from a policy, with the reason, after a simulated history."""
+"""The next bucket's server count from a policy, with the action, the reason and the state to
+carry to the following decision (the recommendation asset and the API share it)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,59 @@ import numpy as np
 import pandas as pd
 
 from nasa_autoscale.scaling.simulator import Observation, ScalingRules
+
+
+def decide_next(
+    policy,
+    rules: ScalingRules,
+    demand: np.ndarray,
+    serving: np.ndarray,
+    provisioned: np.ndarray,
+    current: int,
+    recent: list[int],
+    forecast: np.ndarray | None,
+    flagged: bool = False,
+) -> dict:
+    """One decision under the simulator's rules. demand/serving/provisioned: what was observed
+    before this bucket (may be empty); recent: the policy's last recommendations (the
+    stabilization window holds the largest); forecast: rows (yhat, lower, upper) from now on."""
+    observation = Observation(
+        t=len(demand),
+        demand=np.asarray(demand, float),
+        serving=np.asarray(serving, np.int64),
+        provisioned=np.asarray(provisioned, np.int64),
+        current=current,
+        forecast=forecast,
+        flagged=flagged,
+        rules=rules,
+    )
+    recommended = rules.clamp(policy.decide(observation))
+    earlier = list(recent)[len(recent) - rules.window + 1 :] if rules.window > 1 else []
+    target = rules.clamp(max([recommended, *earlier]))
+    action = "scale_out" if target > current else "scale_in" if target < current else "hold"
+    parts = [f"{policy.name} {policy.params()} recommends {recommended}"]
+    load = observation.last_load()
+    if load:
+        observed, on = load
+        parts.append(f"last observed bucket: {observed:.0f} requests on {on} servers "
+                     f"({observed / (max(on, 1) * rules.capacity):.0%} of capacity)")  # fmt: skip
+    if forecast is not None and len(forecast) and not np.isnan(forecast[:, 0]).all():
+        parts.append(f"forecast for the next {len(forecast)} buckets: up to "
+                     f"{np.nanmax(forecast[:, 0]):.0f} requests (80% upper "
+                     f"{np.nanmax(forecast[:, 2]):.0f})")  # fmt: skip
+    if target > recommended:
+        parts.append(f"the {rules.stabilization_s} s stabilization window holds {target}")
+    verb = f"hold at {target}" if action == "hold" else f"{action.replace('_', ' ')} to {target}"
+    parts.append(f"{current} provisioned now: {verb}")
+    return {
+        "current_servers": current,
+        "target_servers": target,
+        "recommended": recommended,
+        "action": action,
+        "reason": "; ".join(parts),
+        "state": {"recent_recommendations": [*earlier, recommended][-(rules.window - 1) :]
+                  if rules.window > 1 else [], "policy": policy.get_state()},
+    }  # fmt: skip
 
 
 def next_servers(
@@ -16,37 +70,16 @@ def next_servers(
     flagged: bool = False,
 ) -> dict:
     """Decide the bucket right after `history` (simulate()'s outcome, the policy having just run
-    over it): target servers, action and reason. forecast: rows (yhat, lower, upper) for the
-    next boot + 1 buckets from an origin at that bucket."""
+    over it). forecast: rows (yhat, lower, upper) for the next boot + 1 buckets."""
     provisioned = history["provisioned"].to_numpy()
-    current = int(provisioned[-1])
-    observation = Observation(
-        t=len(history),
-        demand=history["demand"].to_numpy(float),
-        serving=history["serving"].to_numpy(),
-        provisioned=provisioned,
-        current=current,
-        forecast=forecast,
-        flagged=flagged,
-        rules=rules,
+    return decide_next(
+        policy,
+        rules,
+        history["demand"].to_numpy(float),
+        history["serving"].to_numpy(),
+        provisioned,
+        int(provisioned[-1]),
+        history["recommended"].tolist()[-rules.window :],
+        forecast,
+        flagged,
     )
-    recommended = rules.clamp(policy.decide(observation))
-    earlier = history["recommended"].to_numpy()[len(history) - rules.window + 1 :]
-    target = int(max([recommended, *earlier]))
-    action = "scale_out" if target > current else "scale_in" if target < current else "hold"
-    parts = [f"{policy.name} {policy.params()} recommends {recommended}"]
-    load = observation.last_load()
-    if load:
-        demand, serving = load
-        parts.append(f"last observed bucket: {demand:.0f} requests on {serving} servers "
-                     f"({demand / (serving * rules.capacity):.0%} of capacity)")  # fmt: skip
-    if forecast is not None and not np.isnan(forecast[:, 0]).all():
-        parts.append(f"forecast for the next {len(forecast)} buckets: up to "
-                     f"{np.nanmax(forecast[:, 0]):.0f} requests (80% upper "
-                     f"{np.nanmax(forecast[:, 2]):.0f})")  # fmt: skip
-    if target > recommended:
-        parts.append(f"the {rules.stabilization_s} s stabilization window holds {target}")
-    verb = f"hold at {target}" if action == "hold" else f"{action.replace('_', ' ')} to {target}"
-    parts.append(f"{current} provisioned now: {verb}")
-    return {"current_servers": current, "target_servers": target, "recommended": recommended,
-            "action": action, "reason": "; ".join(parts)}  # fmt: skip

@@ -1,0 +1,315 @@
+"""The HTTP API: what the graph materialized, for tools. Nothing here trains, refits or writes:
+every request opens the warehouse read-only and reads tables the assets wrote.
+
+    make api     # uvicorn on http://127.0.0.1:8000, OpenAPI docs at /docs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+import duckdb
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from nasa_autoscale.forecasting.protocols import PROTOCOLS
+from nasa_autoscale.scaling import policies
+from nasa_autoscale.scaling.recommend import decide_next
+from nasa_autoscale.scaling.simulator import ScalingRules
+from nasa_autoscale.scaling.sweep import SETTINGS, SLA_DROPPED, best_policy
+from nasa_autoscale.settings import Settings
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_BUCKETS = 288  # forecast_next holds one day of 5-minute buckets
+TABLE_ASSETS = ["traffic_5m", "model_metrics", "forecast_next", "cost_report", "recommendation"]
+
+Load = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class ForecastBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recent_loads: list[Load] = Field(
+        default_factory=list,
+        max_length=MAX_BUCKETS,
+        description="Observed requests of the first buckets after the forecast's origin, oldest "
+        "first. The forecast then starts after them, scaled by their ratio to what was forecast "
+        "(clipped to 0.5-2).",
+    )
+
+
+class ScalingState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recent_recommendations: list[Annotated[int, Field(ge=0, le=100_000)]] = Field(
+        default_factory=list, max_length=64
+    )
+    policy: dict[str, int | float | None] = Field(default_factory=dict, max_length=16)
+
+
+class RecommendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    predicted_load: list[Load] = Field(
+        min_length=1,
+        max_length=MAX_BUCKETS,
+        description="Requests per 5-minute bucket from the bucket being decided on, as the "
+        "amount to provision for (pass a high quantile for headroom).",
+    )
+    current_servers: int = Field(ge=0, le=100_000)
+    policy: str = Field("best", max_length=64, description="'best' or a cost_report policy")
+    setting: Literal["default", "realistic"] = "realistic"
+    observed_load: Load | None = Field(None, description="requests in the last bucket")
+    spike_flagged: bool = False
+    state: ScalingState = Field(default_factory=ScalingState)
+
+
+class Unavailable(Exception):
+    def __init__(self, message: str):
+        self.message = message
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in; an HTTPException so FastAPI answers it as a 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body over {limit} bytes")
+
+
+class BodyLimit:
+    """Rejects request bodies over `limit` bytes with 413, declared or streamed."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._reject(send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge(self.limit)
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except BodyTooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send):
+        body = json.dumps({"detail": f"request body over {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+class Warehouse:
+    """Read-only access; missing tables become a 503 that names the asset to materialize."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @contextmanager
+    def connect(self):
+        if not self.path.exists():
+            raise Unavailable(f"no warehouse at {self.path}: run `make run` first")
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.IOException as error:
+            raise Unavailable(
+                f"the warehouse is busy (a run is writing it), retry: {error}"
+            ) from error
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def frame(self, sql: str, asset: str, params: list | None = None):
+        with self.connect() as con:
+            try:
+                return con.execute(sql, params or []).df()
+            except duckdb.CatalogException:
+                raise Unavailable(f"table nasa.{asset} is missing: materialize the asset "
+                                  f"`{asset}` (make run)") from None  # fmt: skip
+
+
+def _records(frame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _last_materializations(assets: list[str]) -> dict[str, str | None]:
+    """When Dagster last materialized each asset (DAGSTER_HOME's run storage), if known."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return {}
+    try:
+        import datetime as dt
+
+        import dagster as dg
+
+        instance = dg.DagsterInstance.get()
+        out = {}
+        for asset in assets:
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            when = None if event is None else dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
+            out[asset] = when and when.isoformat()
+        return out
+    except Exception:  # health must answer even when Dagster's storage cannot be read
+        return {}
+
+
+def create_app(duckdb_path: Path | None = None) -> FastAPI:
+    settings = Settings.from_env()
+    warehouse = Warehouse(Path(duckdb_path or settings.duckdb_path))
+    app = FastAPI(
+        title="nasa_autoscale API",
+        description="Forecasts, model metrics, cost report and scaling recommendations from the "
+        "materialized warehouse. Read-only: materialize the assets (make run) to refresh.",
+        version="1.0",
+    )
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request, error: Unavailable):
+        return JSONResponse(status_code=503, content={"detail": error.message},
+                            headers={"Retry-After": "30"})  # fmt: skip
+
+    @app.post("/forecast", summary="The latest forecast from the best model, with intervals")
+    def forecast(
+        horizon: Annotated[int, Query(ge=1, le=MAX_BUCKETS, description="buckets")] = 12,
+        body: ForecastBody | None = None,
+    ):
+        recent = (body or ForecastBody()).recent_loads
+        if len(recent) + horizon > MAX_BUCKETS:
+            raise HTTPException(422, f"len(recent_loads) + horizon must be <= {MAX_BUCKETS} "
+                                     f"(the day forecast_next holds)")  # fmt: skip
+        rows = warehouse.frame(
+            "SELECT model, granularity, origin, bucket_start, yhat, yhat_lower, yhat_upper "
+            "FROM nasa.forecast_next ORDER BY bucket_start",
+            "forecast_next",
+        )
+        if rows.empty:
+            raise Unavailable("forecast_next is empty: materialize the asset `forecast_next`")
+        level = 1.0
+        if recent:
+            expected = rows["yhat"].iloc[: len(recent)].sum()
+            level = float(np.clip(sum(recent) / expected, 0.5, 2.0)) if expected > 0 else 1.0
+        chosen = rows.iloc[len(recent) : len(recent) + horizon].copy()
+        for column in ("yhat", "yhat_lower", "yhat_upper"):
+            chosen[column] = chosen[column] * level
+        return {
+            "model": rows["model"].iloc[0],
+            "granularity": rows["granularity"].iloc[0],
+            "origin": rows["origin"].iloc[0].isoformat(),
+            "conditioned_on": len(recent),
+            "level_adjustment": level,
+            "interval": "80%",
+            "forecast": _records(chosen.drop(columns=["model", "granularity", "origin"])),
+        }
+
+    @app.post("/recommend-scaling", summary="Target servers for the next bucket, with the state")
+    def recommend_scaling(body: RecommendBody):
+        report = warehouse.frame(
+            "SELECT setting, policy, params, dropped_fraction, cost FROM nasa.cost_report",
+            "cost_report",
+        )
+        rows = report[report["setting"] == body.setting]
+        known = sorted(set(rows["policy"]) - {"oracle", "hindsight_optimal"})
+        name = best_policy(report, body.setting) if body.policy == "best" else body.policy
+        if name not in known:
+            raise HTTPException(422, f"unknown policy {body.policy!r}; known: best, "
+                                     f"{', '.join(known)}")  # fmt: skip
+        params = json.loads(rows.loc[rows["policy"] == name, "params"].iloc[0])
+        rules = ScalingRules(**params.pop("rules"))
+        policy = policies.build(name, params)
+        policy.reset()
+        policy.set_state(body.state.policy)
+        loads = np.asarray(body.predicted_load[: rules.boot + 1], float)
+        observed = [] if body.observed_load is None else [body.observed_load]
+        fleet = np.full(len(observed), body.current_servers)  # the last bucket ran on this fleet
+        decision = decide_next(
+            policy, rules, np.asarray(observed, float), fleet, fleet, body.current_servers,
+            # no state sent: the fleet is taken to have been at current_servers all along
+            body.state.recent_recommendations or [body.current_servers] * (rules.window - 1),
+            np.column_stack([loads, loads, loads]),
+            body.spike_flagged,
+        )  # fmt: skip
+        return {"policy": name, "setting": body.setting, "params": params, **decision}
+
+    @app.get("/metrics", summary="model_metrics, filterable")
+    def metrics(
+        model: Annotated[str | None, Query(max_length=64)] = None,
+        granularity: Literal["1m", "5m", "15m"] | None = None,
+        protocol: Literal[PROTOCOLS] | None = None,
+    ):
+        where, params = [], []
+        for column, value in (("model", model), ("granularity", granularity),
+                              ("protocol", protocol)):  # fmt: skip
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM nasa.model_metrics"
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        rows = warehouse.frame(sql + " ORDER BY granularity, protocol, rmse", "model_metrics",
+                               params)  # fmt: skip
+        return {"count": len(rows), "metrics": _records(rows)}
+
+    @app.get("/cost-report", summary="cost_report and the simulation parameters")
+    def cost_report(setting: Literal["default", "realistic"] | None = None):
+        rows = warehouse.frame("SELECT * FROM nasa.cost_report", "cost_report")
+        if setting:
+            rows = rows[rows["setting"] == setting]
+        return {
+            "sla_dropped_fraction": SLA_DROPPED,
+            "settings": {name: rules.as_dict() for name, rules in SETTINGS.items()},
+            "best_policy": {name: best_policy(rows, name) for name in dict.fromkeys(rows.setting)},
+            "rows": _records(rows),
+        }
+
+    @app.get("/health", summary="Warehouse and model availability, data source, freshness")
+    def health():
+        tables, source, model = {}, None, None
+        try:
+            with warehouse.connect() as con:
+                for asset in TABLE_ASSETS:
+                    try:
+                        tables[asset] = con.execute(
+                            f"SELECT count(*) FROM nasa.{asset}"
+                        ).fetchall()[0][0]
+                    except duckdb.CatalogException:
+                        tables[asset] = None
+                found = con.execute("SELECT DISTINCT data_source FROM nasa.source_files").fetchall()
+                source = "+".join(sorted(r[0] for r in found)) or None
+                if tables.get("forecast_next"):
+                    model = con.execute(
+                        "SELECT any_value(model) FROM nasa.forecast_next"
+                    ).fetchall()[0][0]
+            warehouse_state = "ok"
+        except (Unavailable, duckdb.Error) as error:
+            warehouse_state = getattr(error, "message", str(error))
+        missing = [asset for asset, rows in tables.items() if not rows]
+        mlflow_db = settings.mlflow_uri.removeprefix("sqlite:///")
+        return {
+            "status": "ok" if warehouse_state == "ok" and not missing else "degraded",
+            "warehouse": {"path": str(warehouse.path), "state": warehouse_state},
+            "tables": tables,
+            "missing": [f"materialize `{asset}`" for asset in missing],
+            "data_source": source,
+            "models": {"forecast_next": model, "mlflow_store": settings.mlflow_uri,
+                       "mlflow_store_exists": Path(mlflow_db).exists()},
+            "last_materialization": _last_materializations(TABLE_ASSETS),
+        }  # fmt: skip
+
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,251 @@
+"""The dashboard: traffic, forecasts, the scaling simulation and the benchmarks, read from what the
+graph materialized (read-only). The scaling page re-runs the simulator with the user's own
+capacity, boot delay and price; nothing is retrained.
+
+    make dashboard     # streamlit on http://127.0.0.1:8501
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from nasa_autoscale.forecasting.protocols import PROTOCOLS, TEST_END, TEST_START  # noqa: E402
+from nasa_autoscale.scaling import policies  # noqa: E402
+from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
+from nasa_autoscale.scaling.simulator import (  # noqa: E402
+    ScalingRules,
+    optimal_provisioning,
+    replay,
+    simulate,
+    summarize,
+)
+from nasa_autoscale.settings import Settings  # noqa: E402
+
+PAGES = ["Traffic", "Forecasts", "Scaling simulator", "Benchmarks"]
+
+
+class Missing(Exception):
+    """A table the graph has not materialized yet."""
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def query(path: str, sql: str, asset: str) -> pd.DataFrame:
+    if not Path(path).exists():
+        raise Missing(f"No warehouse at {path}: run `make run` first.")
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.IOException as error:
+        raise Missing(
+            f"The warehouse is busy (a run is writing it); reload soon. ({error})"
+        ) from None
+    try:
+        return con.execute(sql).df()
+    except duckdb.CatalogException:
+        raise Missing(f"`nasa.{asset}` is missing: materialize the asset `{asset}`.") from None
+    finally:
+        con.close()
+
+
+def traffic_page(path: str):
+    st.header("Traffic, July-August 1995")
+    traffic = query(path, "SELECT bucket_start, requests, is_missing FROM nasa.traffic_5m "
+                          "ORDER BY bucket_start", "traffic_5m")  # fmt: skip
+    flagged = "WHERE is_anomaly_z AND kind IN ('spike', 'dip')"
+    anomalies = query(path, f"SELECT bucket_start, requests, kind FROM nasa.anomalies_5m {flagged}",
+                      "anomalies_5m")  # fmt: skip
+    events = query(path, "SELECT name, kind, start_ts, end_ts FROM nasa.special_events",
+                   "special_events")  # fmt: skip
+    source = query(path, "SELECT DISTINCT data_source FROM nasa.source_files", "requests")
+    if "replica" in set(source["data_source"]):
+        st.info("Data: the replica (real per-bucket request counts, synthetic lines); see "
+                "data/README.md.")  # fmt: skip
+    present = traffic[~traffic["is_missing"]]
+    left, middle, right = st.columns(3)
+    left.metric("requests", f"{int(present['requests'].sum()):,}")
+    middle.metric("missing 5-minute buckets", f"{int(traffic['is_missing'].sum()):,}")
+    right.metric("3-sigma anomalies", f"{len(anomalies):,}")
+    fig, ax = plt.subplots(figsize=(14, 5))
+    ax.plot(traffic["bucket_start"], traffic["requests"], lw=0.4, color="#4c72b0",
+            label="requests / 5 min")  # fmt: skip
+    for kind, color in (("spike", "#c44e52"), ("dip", "#dd8452")):
+        rows = anomalies[anomalies["kind"] == kind]
+        ax.scatter(rows["bucket_start"], rows["requests"], s=6, color=color, label=kind, zorder=3)
+    missing = traffic[traffic["is_missing"]]["bucket_start"]
+    ax.scatter(missing, np.zeros(len(missing)), s=4, color="#888888", marker="|",
+               label="missing (no log)")  # fmt: skip
+    for i, event in enumerate(events.itertuples()):
+        ax.axvspan(event.start_ts, event.end_ts, color="#55a868", alpha=0.15,
+                   label="special events" if i == 0 else None)  # fmt: skip
+    ax.set_ylabel("requests per 5 minutes")
+    ax.legend(loc="upper left", fontsize=8, ncol=5)
+    ax.grid(alpha=0.3)
+    st.pyplot(fig)
+    plt.close(fig)
+    with st.expander("Special events"):
+        st.dataframe(events, hide_index=True)
+
+
+def forecasts_page(path: str):
+    st.header("Forecast vs actual, test window (5-minute buckets)")
+    models = query(path, "SELECT DISTINCT model FROM nasa.forecasts WHERE granularity = '5m' "
+                         "ORDER BY model", "forecasts")["model"].tolist()  # fmt: skip
+    left, right = st.columns(2)
+    model = left.selectbox("model", models, index=models.index("lightgbm_direct")
+                           if "lightgbm_direct" in models else 0)  # fmt: skip
+    protocol = right.selectbox("protocol", list(PROTOCOLS), index=1)
+    days = st.slider("days of the test window", 1, 9, (1, 3))
+    rows = query(path, "SELECT model, protocol, bucket_start, yhat, yhat_lower, yhat_upper FROM "
+                       "nasa.forecasts WHERE granularity = '5m'", "forecasts")  # fmt: skip
+    rows = rows[(rows["model"] == model) & (rows["protocol"] == protocol)]
+    actual = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
+    start = TEST_START + pd.Timedelta(days=days[0] - 1)
+    end = TEST_START + pd.Timedelta(days=days[1])
+    rows = rows[(rows["bucket_start"] >= start) & (rows["bucket_start"] < end)]
+    rows = rows.sort_values("bucket_start")
+    actual = actual[(actual["bucket_start"] >= start) & (actual["bucket_start"] < end)]
+    metrics = query(path, "SELECT model, protocol, rmse, mae, coverage FROM nasa.model_metrics "
+                          "WHERE granularity = '5m'", "model_metrics")  # fmt: skip
+    score = metrics[(metrics["model"] == model) & (metrics["protocol"] == protocol)]
+    if len(score):
+        a, b, c = st.columns(3)
+        a.metric("RMSE (whole test window)", f"{score['rmse'].iloc[0]:.1f}")
+        b.metric("MAE", f"{score['mae'].iloc[0]:.1f}")
+        c.metric("80% interval coverage", f"{score['coverage'].iloc[0]:.0%}")
+    fig, ax = plt.subplots(figsize=(14, 5))
+    ax.plot(actual["bucket_start"], actual["requests"], lw=0.8, color="black", label="actual")
+    ax.plot(rows["bucket_start"], rows["yhat"], lw=0.8, color="#c44e52", label=model)
+    ax.fill_between(rows["bucket_start"], rows["yhat_lower"], rows["yhat_upper"],
+                    color="#c44e52", alpha=0.2, lw=0, label="80% interval")  # fmt: skip
+    ax.set_ylabel("requests per 5 minutes")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    st.pyplot(fig)
+    plt.close(fig)
+
+
+def simulation_inputs(path: str, boot: int):
+    requests = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
+    requests = requests.set_index("bucket_start")["requests"].astype(float)
+    times = pd.date_range(TEST_START, TEST_END, freq="5min", inclusive="left")
+    forecasts = query(path, 'SELECT * FROM nasa.scaling_forecasts WHERE "window" = \'test\'',
+                      "scaling_forecasts")  # fmt: skip
+    array = forecast_array(forecasts, "test", 5, boot + 1)
+    have = int(forecasts["step"].max())
+    if boot + 1 > have:  # steps beyond the stored ones: repeat the furthest (an approximation)
+        array[:, have:] = array[:, have - 1 : have]
+    return times, requests.reindex(times).to_numpy(), array
+
+
+def scaling_page(path: str):
+    st.header("Scaling simulation, test window")
+    st.caption(
+        "The same simulator as the cost report, with your own fleet. A decision at t reads only "
+        "demand before t and forecasts made at t; the optimum knows everything."
+    )
+    report = query(path, "SELECT setting, policy, params FROM nasa.cost_report", "cost_report")
+    tuned = {row.policy: json.loads(row.params) for row in
+             report[report["setting"] == "realistic"].itertuples()}  # fmt: skip
+    with st.sidebar:
+        st.subheader("Fleet")
+        capacity = st.slider("requests per server per 5 minutes", 10, 200, 40, 5)
+        boot_min = st.slider("boot delay (minutes)", 0, 15, 5, 5)
+        stabilization_min = st.slider("scale-in stabilization (minutes)", 0, 15, 5, 5)
+        price = st.slider("price per server-hour ($)", 0.01, 1.00, 0.10, 0.01)
+        low, high = st.slider("servers (min, max)", 0, 60, (2, 50))
+    rules = ScalingRules(capacity=float(capacity), min_servers=low, max_servers=max(high, 1),
+                         price_per_hour=price, boot_delay_s=boot_min * 60,
+                         stabilization_s=stabilization_min * 60)  # fmt: skip
+    if boot_min > 5:
+        st.warning("The stored forecasts reach 10 minutes ahead; for longer boot delays the "
+                   "predictive policies reuse the furthest forecast.")  # fmt: skip
+    names = [name for name in tuned if name not in ("oracle", "hindsight_optimal")]
+    chosen = st.multiselect("policies", names, default=[n for n in ("predictive", "hpa",
+                            "reactive_balanced") if n in names])  # fmt: skip
+    times, demand, array = simulation_inputs(path, rules.boot)
+    peak_sql = (
+        f"SELECT max(requests) AS peak FROM nasa.traffic_5m WHERE bucket_start < '{TEST_START}'"
+    )
+    training_peak = query(path, peak_sql, "traffic_5m")["peak"].iloc[0]
+    optimum = simulate(demand, replay(optimal_provisioning(demand, rules), rules), rules)
+    best = summarize(optimum, rules)
+    outcomes, rows = {"hindsight_optimal": optimum}, []
+    for name in chosen:
+        params = {k: v for k, v in tuned[name].items() if k != "rules"}
+        if name == "static":  # sized for the training window's peak, as in the cost report
+            params = {"servers": int(np.ceil(training_peak / capacity))}
+        outcome = simulate(demand, policies.build(name, params), rules, array)
+        outcomes[name] = outcome
+    for name, outcome in outcomes.items():
+        summary = summarize(outcome, rules)
+        rows.append({"policy": name, "cost ($)": summary["cost"],
+                     "above optimum (%)": 100 * (summary["cost"] / best["cost"] - 1),
+                     "dropped (%)": 100 * summary["dropped_fraction"],
+                     "scaling actions": summary["scaling_actions"]})  # fmt: skip
+    table = pd.DataFrame(rows)
+    fig, (cost_ax, time_ax) = plt.subplots(1, 2, figsize=(15, 4.8),
+                                           gridspec_kw={"width_ratios": [1, 2]})  # fmt: skip
+    for row in rows:
+        point = (row["dropped (%)"], row["above optimum (%)"])
+        cost_ax.scatter(*point, s=40)
+        cost_ax.annotate(row["policy"], point, fontsize=8, xytext=(4, 3),
+                         textcoords="offset points")  # fmt: skip
+    cost_ax.set_xlabel("dropped requests (%)")
+    cost_ax.set_ylabel("cost above the hindsight optimum (%)")
+    cost_ax.grid(alpha=0.3)
+    day = slice(0, 288 * 2)
+    time_ax.plot(times[day], demand[day] / capacity, color="black", lw=0.8,
+                 label="demand / capacity")  # fmt: skip
+    for name, outcome in outcomes.items():
+        time_ax.step(times[day], outcome["serving"][day], where="post", lw=0.8, label=name)
+    time_ax.set_ylabel("servers (first two days)")
+    time_ax.legend(fontsize=8, loc="upper left")
+    time_ax.grid(alpha=0.3)
+    st.pyplot(fig)
+    plt.close(fig)
+    st.dataframe(table.round(2), hide_index=True)
+
+
+def benchmarks_page(path: str):
+    st.header("Benchmarks")
+    metrics = query(path, "SELECT model, granularity, protocol, rmse FROM nasa.model_metrics",
+                    "model_metrics")  # fmt: skip
+    five = metrics[metrics["granularity"] == "5m"].pivot(index="model", columns="protocol",
+                                                         values="rmse")  # fmt: skip
+    five = five[[p for p in PROTOCOLS if p in five.columns]].sort_values("one_step")
+    st.subheader("Forecasting: 5-minute RMSE on the test window (lower is better)")
+    st.bar_chart(five, stack=False, horizontal=True, height=380)
+    report = query(path, "SELECT * FROM nasa.cost_report", "cost_report")
+    st.subheader("Scaling: cost above the hindsight optimum (%)")
+    costs = report[~report["policy"].isin(["static"])].pivot(
+        index="policy", columns="setting", values="pct_above_optimal"
+    )
+    st.bar_chart(costs, stack=False, horizontal=True, height=380)
+    with st.expander("Tables"):
+        st.dataframe(five.round(2))
+        st.dataframe(report.drop(columns=["params"]).round(4), hide_index=True)
+
+
+def main():
+    st.set_page_config(page_title="nasa_autoscale", layout="wide")
+    st.title("nasa_autoscale")
+    path = str(Settings.from_env().duckdb_path)
+    page = st.sidebar.radio("page", PAGES)
+    pages = {"Traffic": traffic_page, "Forecasts": forecasts_page,
+             "Scaling simulator": scaling_page, "Benchmarks": benchmarks_page}  # fmt: skip
+    try:
+        pages[page](path)
+    except Missing as missing:
+        st.warning(str(missing))
+
+
+main()

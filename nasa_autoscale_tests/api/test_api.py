@@ -1,0 +1,194 @@
+"""The HTTP API: answers from the warehouse, rejects bad input clearly, writes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from nasa_autoscale import warehouse
+from nasa_autoscale.api.app import MAX_BODY_BYTES, create_app
+
+
+@pytest.fixture(scope="module")
+def client(served_warehouse):
+    return TestClient(create_app(served_warehouse))
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_forecast_returns_the_latest_forecast_with_intervals(client):
+    body = client.post("/forecast?horizon=6").json()
+    assert body["model"] == "seasonal_naive_week" and body["origin"] == "1995-09-01T00:00:00"
+    rows = body["forecast"]
+    assert len(rows) == 6 and rows[0]["bucket_start"].startswith("1995-09-01T00:00")
+    assert all(r["yhat_lower"] <= r["yhat"] <= r["yhat_upper"] for r in rows)
+    # conditioned on two observed buckets: the forecast starts after them, rescaled
+    plain = client.post("/forecast?horizon=8").json()["forecast"]
+    observed = [2 * plain[0]["yhat"], 2 * plain[1]["yhat"]]
+    conditioned = client.post("/forecast?horizon=6", json={"recent_loads": observed}).json()
+    assert conditioned["conditioned_on"] == 2 and conditioned["level_adjustment"] == 2.0
+    assert conditioned["forecast"][0]["bucket_start"] == plain[2]["bucket_start"]
+    assert conditioned["forecast"][0]["yhat"] == pytest.approx(2 * plain[2]["yhat"])
+
+
+def test_recommend_scaling_carries_its_state_across_calls(client):
+    first = client.post("/recommend-scaling", json={
+        "predicted_load": [500, 600], "current_servers": 5, "policy": "predictive",
+    }).json()  # fmt: skip
+    assert first["action"] == "scale_out" and first["target_servers"] == 15  # ceil(600 / 40)
+    assert "predictive" in first["reason"]
+    # a drop in load: the stabilization window holds the fleet for one more bucket
+    second = client.post("/recommend-scaling", json={
+        "predicted_load": [100, 100], "current_servers": 15, "policy": "predictive",
+        "state": first["state"],
+    }).json()  # fmt: skip
+    assert second["recommended"] == 3 and second["target_servers"] == 15
+    third = client.post("/recommend-scaling", json={
+        "predicted_load": [100, 100], "current_servers": 15, "policy": "predictive",
+        "state": second["state"],
+    }).json()  # fmt: skip
+    assert third["action"] == "scale_in" and third["target_servers"] == 3
+    # a reactive preset keeps its cooldown in the state
+    hot = client.post("/recommend-scaling", json={
+        "predicted_load": [0], "current_servers": 2, "policy": "reactive_balanced",
+        "observed_load": 200, "setting": "default",
+    }).json()  # fmt: skip
+    assert hot["target_servers"] == 3 and hot["state"]["policy"]["wait"] == 2
+    best = client.post("/recommend-scaling", json={"predicted_load": [300],
+                                                   "current_servers": 4}).json()  # fmt: skip
+    assert best["policy"] != "best" and best["setting"] == "realistic"
+
+
+def test_metrics_and_cost_report(client):
+    everything = client.get("/metrics").json()
+    assert everything["count"] == 4
+    one = client.get("/metrics?protocol=one_step&granularity=5m&model=seasonal_naive_week").json()
+    assert one["count"] == 1 and one["metrics"][0]["rmse"] > 0
+    assert client.get("/metrics?model=nope").json()["count"] == 0
+    report = client.get("/cost-report?setting=realistic").json()
+    assert {r["setting"] for r in report["rows"]} == {"realistic"}
+    assert report["settings"]["default"]["capacity"] == 100
+    assert report["best_policy"]["realistic"] in {r["policy"] for r in report["rows"]}
+
+
+def test_health_reports_tables_source_and_models(client):
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["data_source"] == "replica"
+    assert health["tables"]["forecast_next"] == 288
+    assert health["models"]["forecast_next"] == "seasonal_naive_week"
+
+
+@pytest.mark.parametrize(
+    "method, url, payload, status, says",
+    [
+        ("post", "/forecast?horizon=0", None, 422, "greater than or equal to 1"),
+        ("post", "/forecast?horizon=100000", None, 422, "less than or equal to 288"),
+        ("post", "/forecast?horizon=abc", None, 422, "valid integer"),
+        ("post", "/forecast?horizon=200", {"recent_loads": [1.0] * 100}, 422, "<= 288"),
+        ("post", "/forecast", {"recent_loads": [-5]}, 422, "greater than or equal to 0"),
+        ("post", "/recommend-scaling", {"predicted_load": [-1], "current_servers": 1}, 422,
+         "greater than or equal to 0"),
+        ("post", "/recommend-scaling", {"predicted_load": [], "current_servers": 1}, 422,
+         "at least 1"),
+        ("post", "/recommend-scaling", {"predicted_load": ["many"], "current_servers": 1}, 422,
+         "valid number"),
+        ("post", "/recommend-scaling", {"predicted_load": [1], "current_servers": "two"}, 422,
+         "valid integer"),
+        ("post", "/recommend-scaling", {"predicted_load": [1], "current_servers": 1,
+                                        "policy": "crystal_ball"}, 422, "unknown policy"),
+        ("post", "/recommend-scaling", {"predicted_load": [1], "current_servers": 1,
+                                        "colour": "red"}, 422, "Extra inputs"),
+        ("get", "/metrics?granularity=7m", None, 422, "'1m', '5m' or '15m'"),
+        ("get", "/cost-report?setting=cheap", None, 422, "'default' or 'realistic'"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_a_clear_422(client, method, url, payload, status, says):
+    response = getattr(client, method)(url, **({"json": payload} if payload is not None else {}))
+    assert response.status_code == status
+    assert says in response.text
+
+
+def test_huge_bodies_get_413_declared_or_streamed(client):
+    huge = b'{"predicted_load": [' + b"1," * MAX_BODY_BYTES + b"1]}"
+    response = client.post("/recommend-scaling", content=huge,
+                           headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 413 and "over" in response.json()["detail"]
+
+    def chunks():  # no content-length: the limit applies while it streams
+        yield b'{"predicted_load": ['
+        for _ in range(200):
+            yield b"1," * 1000
+        yield b"1]}"
+
+    streamed = client.post("/recommend-scaling", content=chunks(),
+                           headers={"content-type": "application/json"})  # fmt: skip
+    assert streamed.status_code == 413
+
+
+def test_no_endpoint_writes_the_warehouse(client, served_warehouse):
+    before = digest(served_warehouse)
+    client.post("/forecast?horizon=3")
+    client.post("/recommend-scaling", json={"predicted_load": [5], "current_servers": 1})
+    client.get("/metrics")
+    client.get("/cost-report")
+    client.get("/health")
+    assert digest(served_warehouse) == before
+
+
+def test_missing_materializations_give_503_naming_the_asset(tmp_path):
+    path = tmp_path / "empty.duckdb"
+    warehouse.connect(path).close()  # the ingest tables only
+    client = TestClient(create_app(path))
+    response = client.post("/forecast")
+    assert response.status_code == 503 and "`forecast_next`" in response.json()["detail"]
+    response = client.get("/cost-report")
+    assert response.status_code == 503 and "`cost_report`" in response.json()["detail"]
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and "materialize `forecast_next`" in health["missing"]
+    nothing = TestClient(create_app(tmp_path / "absent.duckdb")).get("/metrics")
+    assert nothing.status_code == 503 and "make run" in nothing.json()["detail"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_uvicorn_process_serves_on_loopback(served_warehouse):
+    port = free_port()
+    env = {**os.environ, "NASA_DUCKDB_PATH": str(served_warehouse)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "nasa_autoscale.api.app:app", "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read().decode()
+                assert time.time() < deadline, "uvicorn did not start within 60 s"
+                time.sleep(0.5)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        docs = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
+        assert {"/forecast", "/recommend-scaling", "/metrics", "/cost-report",
+                "/health"} <= set(docs["paths"])  # fmt: skip
+        forecast = httpx.post(f"http://127.0.0.1:{port}/forecast?horizon=2", timeout=10)
+        assert len(forecast.json()["forecast"]) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -1,0 +1,187 @@
+"""The dashboard: every page renders from the warehouse (Streamlit's AppTest), and once in a real
+headless Chromium, whose screenshot must show the page, not a blank or an error."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import nasa_autoscale.dashboard.app as dashboard
+
+APP = Path(dashboard.__file__)
+HEADERS = {
+    "Traffic": "Traffic, July-August 1995",
+    "Forecasts": "Forecast vs actual, test window (5-minute buckets)",
+    "Scaling simulator": "Scaling simulation, test window",
+    "Benchmarks": "Benchmarks",
+}
+
+
+@pytest.fixture
+def app(served_warehouse, monkeypatch):
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(served_warehouse))
+    dashboard.query.clear()
+    return AppTest.from_file(str(APP), default_timeout=120)
+
+
+def test_every_page_renders_plots_without_errors(app):
+    app.run()
+    for page, header in HEADERS.items():
+        app.sidebar.radio[0].set_value(page).run()
+        assert not app.exception, app.exception
+        assert [h.value for h in app.header] == [header]
+        assert not app.warning, [w.value for w in app.warning]
+    assert app.title[0].value == "nasa_autoscale"
+
+
+def test_the_scaling_page_follows_the_users_fleet(app):
+    app.run()
+    app.sidebar.radio[0].set_value("Scaling simulator").run()
+    before = app.dataframe[0].value.set_index("policy")
+    assert before.at["hindsight_optimal", "above optimum (%)"] == 0
+    assert (before["above optimum (%)"] >= 0).all()
+    sliders = {s.label: s for s in app.sidebar.slider}
+    sliders["requests per server per 5 minutes"].set_value(100).run()
+    sliders = {s.label: s for s in app.sidebar.slider}
+    sliders["price per server-hour ($)"].set_value(0.5).run()
+    after = app.dataframe[0].value.set_index("policy")
+    # bigger servers: fewer of them; 5x the price: the optimum's bill follows
+    assert after.at["hindsight_optimal", "cost ($)"] != before.at["hindsight_optimal", "cost ($)"]
+    assert not app.exception
+
+
+def test_a_missing_table_names_the_asset(tmp_path, monkeypatch):
+    from nasa_autoscale import warehouse
+
+    path = tmp_path / "empty.duckdb"
+    warehouse.connect(path).close()
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(path))
+    dashboard.query.clear()
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not app.exception
+    assert "is missing: materialize the asset `anomalies_5m`" in app.warning[0].value
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed here when absent (the test set-up needs root and apt)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (
+            f"installing chromium failed: {' '.join(command)}\n" + (done.stderr[-2000:])
+        )
+    return shutil.which("chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 60):
+    deadline = time.time() + seconds
+    while True:
+        try:
+            return httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            assert process.poll() is None, process.stdout.read().decode(errors="replace")
+            assert time.time() < deadline, f"{url} did not answer within {seconds} s"
+            time.sleep(0.5)
+
+
+class DevTools:
+    """Just enough of the Chrome DevTools protocol: navigate, evaluate, screenshot."""
+
+    def __init__(self, url: str):
+        from websockets.sync.client import connect
+
+        self.socket = connect(url, max_size=50 * 2**20, open_timeout=30)
+        self.next_id = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.socket.close()
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=60))
+            if message.get("id") == self.next_id:
+                assert "error" not in message, message
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression,
+                         returnByValue=True)["result"].get("value")  # fmt: skip
+
+
+def test_headless_chromium_screenshot_shows_the_dashboard(chromium, served_warehouse, tmp_path):
+    port, debug_port = free_port(), free_port()
+    env = {**os.environ, "NASA_DUCKDB_PATH": str(served_warehouse)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    browser = subprocess.Popen(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--window-size=1400,1000", f"--remote-debugging-port={debug_port}",
+         "--remote-allow-origins=*", f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
+        pages = wait_for(f"http://127.0.0.1:{debug_port}/json/list", browser).json()
+        page = next(p for p in pages if p["type"] == "page")["webSocketDebuggerUrl"]
+        with DevTools(page) as tools:
+            tools.call("Page.enable")
+            tools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+            deadline, text = time.time() + 90, ""
+            while time.time() < deadline:  # until the first page's plot is drawn
+                text = tools.evaluate("document.body.innerText") or ""
+                plotted = tools.evaluate("document.querySelectorAll('[data-testid=stImage] "
+                                         "img, img[src*=media]').length")  # fmt: skip
+                if HEADERS["Traffic"] in text and plotted:
+                    break
+                time.sleep(1)
+            time.sleep(2)  # let the last elements settle
+            shot = base64.b64decode(tools.call("Page.captureScreenshot", format="png")["data"])
+    finally:
+        browser.terminate()
+        server.terminate()
+        browser.wait(timeout=10)
+        server.wait(timeout=10)
+    out = Path(os.environ.get("NASA_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
+    out.write_bytes(shot)
+    assert HEADERS["Traffic"] in text and "nasa_autoscale" in text, text[:500]
+    assert "Traceback" not in text and "Error" not in text.split("Traffic")[0]
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))
+    assert pixels.shape[1] == 1400 and pixels.shape[0] > 600  # the viewport, minus the window
+    ink = (pixels < 200).any(axis=2).mean()  # share of pixels that are not near-white
+    colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    blue = ((pixels[..., 2] > 150) & (pixels[..., 0] < 120)).mean()  # the traffic line's blue
+    print(f"screenshot {out}: {ink:.1%} ink, {colours} colours, {blue:.2%} plot blue")
+    assert ink > 0.02 and colours > 100 and blue > 0.001
