@@ -6,6 +6,7 @@ import dagster as dg
 
 from nasa_autoscale.assets import anomalies, features, forecasting, ingest, scaling
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
+from nasa_autoscale.schedules import daily_ingest_schedule, landing_sensor, refresh_sensor
 from nasa_autoscale.settings import Settings
 
 _settings = Settings.from_env()
@@ -38,6 +39,8 @@ defs = dg.Definitions(
         scaling.recommendation,
     ],
     jobs=[ingest_job, analysis_job],
+    schedules=[daily_ingest_schedule(ingest_job)],
+    sensors=[landing_sensor(ingest_job), refresh_sensor(ingest_job, analysis_job)],
     resources={
         "warehouse": WarehouseResource(duckdb_path=str(_settings.duckdb_path)),
         "settings": SettingsResource.from_settings(_settings),

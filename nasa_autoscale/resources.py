@@ -17,6 +17,11 @@ from nasa_autoscale.settings import Settings
 _LOCK_WAIT_S = 120
 
 
+# Every step that writes the DuckDB file is in this pool; dagster.yaml limits it to one step at a
+# time across runs, so writers queue while steps outside it (raw files, other runs) go on.
+WAREHOUSE_POOL = "duckdb_writer"
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (NASA_DUCKDB_PATH, default data/warehouse.duckdb)."""
 
@@ -47,6 +52,7 @@ class SettingsResource(dg.ConfigurableResource):
     replica_dir: str
     log_url: str
     download_timeout_s: float
+    landing_dir: str = ""  # empty: NASA_LANDING_DIR (default data/landing)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -55,6 +61,7 @@ class SettingsResource(dg.ConfigurableResource):
             replica_dir=str(settings.replica_dir),
             log_url=settings.log_url,
             download_timeout_s=settings.download_timeout_s,
+            landing_dir=str(settings.landing_dir),
         )
 
     def get(self) -> Settings:
@@ -64,6 +71,7 @@ class SettingsResource(dg.ConfigurableResource):
             replica_dir=Path(self.replica_dir),
             log_url=self.log_url,
             download_timeout_s=self.download_timeout_s,
+            **({"landing_dir": Path(self.landing_dir)} if self.landing_dir else {}),
         )
 
 

@@ -42,6 +42,7 @@ class Settings:
     end_date: str  # inclusive
     mlflow_uri: str = f"sqlite:///{DATA_DIR / 'mlflow.db'}"
     mlflow_artifacts: Path = DATA_DIR / "mlruns"
+    landing_dir: Path = DATA_DIR / "landing"  # where log rotation drops new files
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -63,6 +64,7 @@ class Settings:
             end_date=end,
             mlflow_uri=os.environ.get("NASA_MLFLOW_URI", f"sqlite:///{DATA_DIR / 'mlflow.db'}"),
             mlflow_artifacts=_env_path("NASA_MLFLOW_ARTIFACTS", DATA_DIR / "mlruns"),
+            landing_dir=_env_path("NASA_LANDING_DIR", DATA_DIR / "landing"),
         )
 
 

@@ -6,7 +6,7 @@ Table and column names follow the warehouse contract in DESIGN.md; columns beyon
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -99,14 +99,21 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One all-or-nothing write: a run that dies inside leaves the previous state."""
+    """One all-or-nothing write: a run that dies inside leaves the previous state, and a failed
+    write (disk full, file not writable) is a WarehouseError that says so."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-    except BaseException:
-        con.execute("ROLLBACK")
+        con.execute("COMMIT")
+    except BaseException as error:
+        with suppress(duckdb.Error):  # after an I/O failure DuckDB may refuse even this
+            con.execute("ROLLBACK")
+        if isinstance(error, duckdb.IOException | duckdb.FatalException | OSError):
+            raise WarehouseError(
+                f"could not write the warehouse ({error}); is the disk full or the file not "
+                "writable? Nothing of this write was kept: the warehouse holds what it held before."
+            ) from error
         raise
-    con.execute("COMMIT")
 
 
 def replace_range(

@@ -9,7 +9,7 @@ from nasa_autoscale.assets.common import data_source, figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.resources import WarehouseResource
+from nasa_autoscale.resources import WAREHOUSE_POOL, WarehouseResource
 from nasa_autoscale.settings import reports_dir
 from nasa_autoscale.warehouse import replace_table
 
@@ -17,6 +17,7 @@ GROUP = "anomalies"
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     deps=["traffic_5m", special_events],
     group_name=GROUP,
     description=(

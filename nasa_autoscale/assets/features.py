@@ -6,13 +6,14 @@ from nasa_autoscale.assets.common import data_source, preview
 from nasa_autoscale.features.build import build_features, feature_names
 from nasa_autoscale.features.events import EVENTS_CSV, load_events
 from nasa_autoscale.ingest.traffic import GRANULARITIES
-from nasa_autoscale.resources import WarehouseResource
+from nasa_autoscale.resources import WAREHOUSE_POOL, WarehouseResource
 from nasa_autoscale.warehouse import SCHEMA, replace_table
 
 GROUP = "features"
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     group_name=GROUP,
     description=(
         "Dated special events (holidays, launches, landings, missions, anniversaries, outages, "
@@ -55,6 +56,7 @@ def _lag_check(con, table: str) -> tuple[bool, dict]:
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             f"features_{name}",

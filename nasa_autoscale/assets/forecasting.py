@@ -15,7 +15,7 @@ from nasa_autoscale.forecasting.next import forecast_next as forecast_next_day
 from nasa_autoscale.forecasting.next import make_model
 from nasa_autoscale.forecasting.report import write_reports
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
-from nasa_autoscale.resources import MLflowResource, WarehouseResource
+from nasa_autoscale.resources import WAREHOUSE_POOL, MLflowResource, WarehouseResource
 from nasa_autoscale.settings import reports_dir
 from nasa_autoscale.warehouse import replace_table
 
@@ -32,6 +32,7 @@ def granularities() -> list[str]:
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             "forecasts",
@@ -127,6 +128,7 @@ def forecasting(
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     deps=["model_metrics", "traffic_5m", special_events],
     group_name=GROUP,
     description=(

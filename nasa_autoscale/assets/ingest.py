@@ -4,11 +4,13 @@ import dagster as dg
 
 from nasa_autoscale.assets.common import PREVIEW_ROWS, data_source, preview
 from nasa_autoscale.ingest import checks
-from nasa_autoscale.ingest.download import locate_logs
+from nasa_autoscale.ingest.download import LogSource, locate_logs
+from nasa_autoscale.ingest.landing import landing_files
 from nasa_autoscale.ingest.load import ingest_days
+from nasa_autoscale.ingest.logfiles import LogFileError
 from nasa_autoscale.ingest.traffic import GRANULARITIES, write_traffic
 from nasa_autoscale.partitions import daily_partitions, partition_days
-from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import SCHEMA
 
 GROUP = "ingest"
@@ -16,6 +18,7 @@ GROUP = "ingest"
 
 @dg.asset(
     group_name=GROUP,
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=5),  # downloads fail transiently
     description=(
         "The raw access-log files: those in NASA_RAW_DIR (default data/raw); if there are none, "
         "the two NASA files downloaded from NASA_LOG_URL; if that fails, a replica built from the "
@@ -38,6 +41,7 @@ def raw_log_files(context: dg.AssetExecutionContext, settings: SettingsResource)
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             "requests",
@@ -66,13 +70,25 @@ def parsed_log_lines(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
 ):
     first_day, last_day = partition_days(context)
-    source = locate_logs(settings.get(), fetch=False, progress=context.log.info)
+    config = settings.get()
+    landed = landing_files(config.landing_dir)
+    try:
+        source = locate_logs(config, fetch=False, progress=context.log.info)
+    except LogFileError:
+        if not landed:
+            raise
+        source = LogSource([], "real", f"landing folder {config.landing_dir} only")
     if source.data_source == "replica":
         context.log.warning(source.note)
+    files = source.files + [p for p in landed if p not in source.files]
     with warehouse.connect() as con:
-        summary = ingest_days(
-            con, source.files, first_day, last_day, source.data_source, context.log.info
-        )
+        summary = ingest_days(con, files, first_day, last_day, source.data_source, context.log.info)
+        if summary.failed:
+            # the readable days are written: give them their traffic tables too, then fail
+            write_traffic(con, first_day, last_day)
+            raise dg.Failure(description=summary.failure_message(),
+                             metadata={"failed_files": dg.MetadataValue.json(
+                                 {k: v[0] for k, v in summary.failed.items()})})  # fmt: skip
         passed, check_metadata = checks.lines_accounted(con, first_day, last_day)
         params = [first_day, last_day]
         requests_preview = con.execute(
@@ -136,6 +152,7 @@ _TRAFFIC_CHECKS = [
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             f"traffic_{name}",

@@ -12,7 +12,7 @@ from nasa_autoscale.assets.common import data_source, figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.resources import MLflowResource, WarehouseResource
+from nasa_autoscale.resources import WAREHOUSE_POOL, MLflowResource, WarehouseResource
 from nasa_autoscale.scaling import policies
 from nasa_autoscale.scaling.forecasts import WINDOWS, fit_and_forecast
 from nasa_autoscale.scaling.recommend import next_servers
@@ -43,6 +43,7 @@ def _tuned_lightgbm(con) -> dict:
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     deps=["traffic_5m", special_events, "model_metrics"],
     group_name=GROUP,
     description=(
@@ -87,6 +88,7 @@ def scaling_forecasts(
 
 
 @dg.multi_asset(
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             "scaling_decisions",
@@ -143,6 +145,7 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 
 
 @dg.asset(
+    pool=WAREHOUSE_POOL,
     deps=["cost_report", "forecast_next"],
     group_name=GROUP,
     description=(

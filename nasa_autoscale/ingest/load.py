@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from nasa_autoscale.ingest.logfiles import read_lines
+from nasa_autoscale.ingest.landing import days_of_file
+from nasa_autoscale.ingest.logfiles import LogFileError, read_lines
 from nasa_autoscale.ingest.parse import FIELDS, ParsedLog, drop_parsed, parse_lines
 from nasa_autoscale.warehouse import SCHEMA, transaction
 
@@ -34,6 +35,16 @@ class IngestSummary:
     rejected: int = 0
     first_ts: dt.datetime | None = None
     last_ts: dt.datetime | None = None
+    # files that could not be read (corrupt, truncated): name -> (error, days left unwritten)
+    failed: dict[str, tuple[str, list[dt.date]]] = field(default_factory=dict)
+
+    def failure_message(self) -> str:
+        days = sorted({day for _, failed_days in self.failed.values() for day in failed_days})
+        parts = [f"{name}: {error} (days kept as they were: "
+                 f"{', '.join(d.isoformat() for d in failed_days)})"
+                 for name, (error, failed_days) in self.failed.items()]  # fmt: skip
+        return (f"{len(days)} day(s) not ingested because a file could not be read; the other "
+                f"days of the range were written. " + "; ".join(parts))  # fmt: skip
 
 
 def files_to_read(
@@ -49,7 +60,10 @@ def files_to_read(
     }
     to_read, to_skip = [], []
     for path in files:
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError as error:  # gone since it was listed, or unreadable
+            raise LogFileError(f"{path}: {error.strerror.lower()}") from error
         size, mtime, first_ts, last_ts = known.get(path.name, (None, None, None, None))
         unchanged = size == stat.st_size and mtime == stat.st_mtime
         misses = unchanged and (
@@ -70,18 +84,28 @@ def ingest_days(
     """Replace the requests and rejected lines of first_day..last_day with those in `files`.
 
     All files are read and parsed before anything is written; the write is one transaction, so a
-    bad file or a crash leaves the warehouse as it was.
+    crash leaves the warehouse as it was. A file that cannot be read (corrupt or truncated gzip)
+    does not stop the others: the days it covers (from its name or its recorded span, else the
+    whole range) are left as they were, the rest are written, and summary.failed says which.
     """
     summary = IngestSummary(first_day, last_day)
     to_read, to_skip = files_to_read(con, files, first_day, last_day)
     summary.files_skipped = [p.name for p in to_skip]
     parsed: list[tuple[Path, ParsedLog]] = []
+    days = [first_day + dt.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
     try:
         with ThreadPoolExecutor(max_workers=1) as reader:
             # The next file is read (gunzip, line index) while DuckDB parses the current one.
-            for i, (path, lines) in enumerate(
-                zip(to_read, reader.map(read_lines, to_read), strict=True)
-            ):
+            pending = [(path, reader.submit(read_lines, path)) for path in to_read]
+            for i, (path, future) in enumerate(pending):
+                try:
+                    lines = future.result()
+                except LogFileError as error:
+                    lost = [d for d in days_of_file(con, path) or days if d in days]
+                    summary.failed[path.name] = (str(error), lost)
+                    progress(f"cannot read {path.name}, leaving {len(lost)} day(s) as they "
+                             f"were: {error}")  # fmt: skip
+                    continue
                 result = parse_lines(con, lines, f"file{i}")
                 if result.n_requests + result.n_rejected != result.n_lines:
                     raise AssertionError(  # the parser's contract: every line lands once
@@ -95,7 +119,8 @@ def ingest_days(
                     f"requests, {result.n_rejected:,} rejected"
                 )
                 del lines
-        _write(con, parsed, first_day, last_day, data_source)
+        lost = {day for _, failed_days in summary.failed.values() for day in failed_days}
+        _write(con, parsed, [d for d in days if d not in lost], data_source)
     finally:
         for _, result in parsed:
             drop_parsed(con, result)
@@ -113,9 +138,9 @@ def ingest_days(
     return summary
 
 
-def _write(con, parsed: list[tuple[Path, ParsedLog]], first_day, last_day, data_source) -> None:
-    day_range = {"low": first_day, "high": last_day + dt.timedelta(days=1)}
-    in_range = "day >= $low AND day < $high"
+def _write(con, parsed: list[tuple[Path, ParsedLog]], days: list[dt.date], data_source) -> None:
+    day_range = {"days": days}
+    in_range = "list_contains($days, day)"
     now = dt.datetime.now()
     with transaction(con):
         for table in ("requests", "rejected_lines", "ingest_ledger"):
@@ -156,10 +181,8 @@ def _write_ledger(con, result: ParsedLog, params: dict) -> None:
     con.execute(
         f"""
         INSERT INTO {SCHEMA}.ingest_ledger
-        WITH days AS (
-            SELECT CAST(unnest(generate_series($low, $high - INTERVAL 1 DAY, INTERVAL 1 DAY))
-                        AS DATE) AS day
-        ), req AS (SELECT day, count(*) AS n FROM {result.requests_table} GROUP BY day),
+        WITH days AS (SELECT unnest(CAST($days AS DATE[])) AS day),
+        req AS (SELECT day, count(*) AS n FROM {result.requests_table} GROUP BY day),
         rej AS (SELECT day, count(*) AS n FROM {result.rejected_table} GROUP BY day)
         SELECT $source_file, days.day, coalesce(req.n, 0), coalesce(rej.n, 0), $now
         FROM days LEFT JOIN req USING (day) LEFT JOIN rej USING (day)

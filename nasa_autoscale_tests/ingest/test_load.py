@@ -71,10 +71,39 @@ def test_a_corrupt_file_fails_clearly_and_leaves_the_warehouse_as_it_was(con, tm
     data = bytearray(good.read_bytes())
     bad = tmp_path / "b.log.gz"
     bad.write_bytes(bytes(data[: len(data) - 40]))  # truncated
-    with pytest.raises(LogFileError, match=r"b\.log\.gz: truncated gzip file"):
-        ingest_days(con, [good, bad], JUL1, JUL2, "real")
+    summary = ingest_days(con, [good, bad], JUL1, JUL2, "real")
+    error, days = summary.failed["b.log.gz"]
+    assert "b.log.gz: truncated gzip file" in error
+    assert days == [JUL1, JUL2]  # its name and history say nothing: every day is kept as it was
+    assert "b.log.gz" in summary.failure_message() and "2 day(s)" in summary.failure_message()
     after = con.sql("SELECT * FROM nasa.requests ORDER BY line_number").df()
     assert after.equals(before)
+    with pytest.raises(LogFileError, match="no such file"):  # a missing file is not a corrupt one
+        ingest_days(con, [tmp_path / "gone.log"], JUL1, JUL2, "real")
+
+
+def test_a_corrupt_daily_file_leaves_its_day_and_the_other_days_land(con, tmp_path, sample_2k):
+    day1 = tmp_path / "access-1995-07-01.log.gz"
+    day1.write_bytes(gzip.compress(sample_2k))
+    day2 = tmp_path / "access-1995-07-02.log.gz"
+    day2.write_bytes(gzip.compress(b"\n".join(DAY2_LINES) + b"\n"))
+    ingest_days(con, [day1, day2], JUL1, JUL2, "real")
+    day2_before = con.sql("SELECT * FROM nasa.requests WHERE day = '1995-07-02'").df()
+    assert len(day2_before) == 2
+    # day 1 gets a line more, day 2's file is damaged in the middle
+    day1.write_bytes(gzip.compress(sample_2k + DAY2_LINES[0].replace(b"02/Jul", b"01/Jul")))
+    damaged = bytearray(gzip.compress(b"\n".join(DAY2_LINES * 2000)))
+    damaged[len(damaged) // 2 : len(damaged) // 2 + 64] = bytes(64)
+    day2.write_bytes(bytes(damaged))
+    summary = ingest_days(con, [day1, day2], JUL1, JUL2, "real")
+    assert list(summary.failed) == [day2.name] and summary.failed[day2.name][1] == [JUL2]
+    assert (
+        con.sql("SELECT count(*) FROM nasa.requests WHERE day = '1995-07-01'").fetchall()[0][0]
+        == 2001
+    )
+    assert con.sql("SELECT * FROM nasa.requests WHERE day = '1995-07-02'").df().equals(day2_before)
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert passed, metadata
 
 
 def test_the_accounting_check_fails_when_a_row_goes_missing_or_doubles(con, tmp_path, sample_2k):

@@ -3,6 +3,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nasa_autoscale.ingest.logfiles import index_lines
 from nasa_autoscale.ingest.parse import drop_parsed, parse_lines
@@ -130,3 +132,50 @@ def test_rejected_lines_take_the_day_of_the_request_before_them(con):
     _, _, rejected = parse(con, data)
     days = rejected.set_index("line_number")["day"].astype(str).to_dict()
     assert days == {1: "1995-07-02", 3: "1995-07-02", 5: "1995-07-03"}
+
+
+# Lines as a fuzzer makes them: random bytes (NUL and high bytes included), real lines cut
+# anywhere, huge lines; never a newline inside (that would make two lines).
+_REAL = b'199.72.81.55 - - [01/Jul/1995:00:00:01 -0400] "GET /history/apollo/ HTTP/1.0" 200 6245'
+_fuzz_line = st.one_of(
+    st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")),
+    st.integers(0, len(_REAL)).map(lambda n: _REAL[:n]),
+    st.tuples(st.integers(0, len(_REAL)), st.binary(max_size=40)).map(
+        lambda t: (_REAL[: t[0]] + t[1] + _REAL[t[0] :]).replace(b"\n", b"")
+    ),
+    st.integers(10_000, 200_000).map(
+        lambda n: b'h - - [01/Jul/1995:00:00:02 -0400] "GET /' + b"x" * n
+    ),
+    st.just(b"\x00" * 50),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(lines=st.lists(_fuzz_line, min_size=1, max_size=40))
+def test_fuzzed_lines_never_crash_and_every_line_is_accounted_for(tmp_path_factory, lines):
+    import datetime as dt
+
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.ingest.load import ingest_days
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    log = folder / "fuzz.log"
+    log.write_bytes(b"\n".join([_REAL, *lines]) + b"\n")  # a first real line anchors the day
+    con = warehouse.connect(folder / "fuzz.duckdb")
+    day = dt.date(1995, 7, 1)
+    summary = ingest_days(con, [log], day, day, "real", progress=lambda _: None)
+    requests, rejected = con.sql(
+        "SELECT (SELECT count(*) FROM nasa.requests), (SELECT count(*) FROM nasa.rejected_lines)"
+    ).fetchall()[0]
+    numbers = con.sql(
+        "SELECT line_number FROM nasa.requests UNION ALL SELECT line_number FROM "
+        "nasa.rejected_lines ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert summary.lines_read == len(lines) + 1
+    assert requests + rejected == len(lines) + 1
+    assert [n for (n,) in numbers] == list(range(1, len(lines) + 2))  # each line once

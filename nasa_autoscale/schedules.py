@@ -1,0 +1,83 @@
+"""Running it for real: the daily ingest schedule, the landing-folder sensor and the refresh that
+follows every successful ingest. They need the Dagster daemon (`make dev` runs it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+
+from nasa_autoscale.ingest.landing import days_from_name, days_in_file, landing_files
+from nasa_autoscale.ingest.logfiles import LogFileError
+from nasa_autoscale.partitions import daily_partitions
+from nasa_autoscale.settings import Settings
+
+
+def daily_ingest_schedule(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """At 00:30 every day, ingest the day before (its log is complete by then)."""
+
+    @dg.schedule(job=ingest_job, cron_schedule="30 0 * * *", name="daily_ingest",
+                 default_status=dg.DefaultScheduleStatus.STOPPED)  # fmt: skip
+    def daily_ingest(context: dg.ScheduleEvaluationContext):
+        day = (context.scheduled_execution_time - dt.timedelta(days=1)).date().isoformat()
+        if day not in daily_partitions.get_partition_keys():
+            return dg.SkipReason(f"{day} is outside the partitions (NASA_START_DATE .. "
+                                 f"NASA_END_DATE); extend NASA_END_DATE to ingest it")  # fmt: skip
+        return dg.RunRequest(run_key=f"daily_{day}", partition_key=day)
+
+    return daily_ingest
+
+
+def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    """A new or changed file in the landing folder (NASA_LANDING_DIR, default data/landing)
+    triggers the ingest of each day it holds; the refresh sensor then rebuilds what follows."""
+
+    @dg.sensor(job=ingest_job, name="new_log_files", minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.STOPPED)  # fmt: skip
+    def new_log_files(context: dg.SensorEvaluationContext):
+        folder = Settings.from_env().landing_dir
+        seen = json.loads(context.cursor) if context.cursor else {}
+        known_days = set(daily_partitions.get_partition_keys())
+        requests, notes = [], []
+        for path in landing_files(folder):
+            stat = path.stat()
+            signature = f"{stat.st_size}:{stat.st_mtime_ns}"
+            if seen.get(path.name) == signature:
+                continue
+            try:
+                days = days_in_file(path) or days_from_name(path.name)
+            except LogFileError as error:  # still being written, or corrupt: the ingest says so
+                days = days_from_name(path.name)
+                notes.append(f"{path.name}: {error}")
+            for day in (d.isoformat() for d in days):
+                if day in known_days:
+                    requests.append(dg.RunRequest(
+                        run_key=f"{path.name}:{signature}:{day}", partition_key=day,
+                        tags={"nasa/landing_file": path.name},
+                    ))  # fmt: skip
+                else:
+                    notes.append(f"{path.name}: {day} is outside the partitions")
+            seen[path.name] = signature
+        context.update_cursor(json.dumps(seen))
+        for note in notes:
+            context.log.warning(note)
+        if not requests:
+            return dg.SkipReason(f"no new log files in {folder}" + (f" ({'; '.join(notes)})"
+                                                                    if notes else ""))  # fmt: skip
+        return requests
+
+    return new_log_files
+
+
+def refresh_sensor(ingest_job, refresh_job) -> dg.SensorDefinition:
+    """After every successful ingest run, refresh what depends on the traffic tables: features,
+    anomalies, forecasts, the scaling decisions, the recommendation and the reports."""
+
+    @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job],
+                          request_job=refresh_job, name="refresh_after_ingest",
+                          default_status=dg.DefaultSensorStatus.STOPPED)  # fmt: skip
+    def refresh_after_ingest(context: dg.RunStatusSensorContext):
+        return dg.RunRequest(run_key=f"refresh_after_{context.dagster_run.run_id}")
+
+    return refresh_after_ingest
