@@ -12,7 +12,7 @@ DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
 INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 
-.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling api dashboard mlflow-ui dev clean
+.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -65,6 +65,9 @@ bench-forecast: install  ## 5-minute training + evaluation time (after make run)
 bench-scaling: install  ## policy sweep + hindsight optimum time (after make run) -> reports/bench_scaling.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.scaling
 
+bench-backfill: install  ## full ingest backfill as weekly runs, 1 vs 2 at a time -> reports/bench_backfill.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.backfill
+
 api: install  ## the HTTP API (read-only, after make run) on http://127.0.0.1:8000, docs at /docs
 	$(BIN)/uvicorn nasa_autoscale.api.app:app --host 127.0.0.1 --port $(or $(API_PORT),8000)
 
@@ -80,3 +83,6 @@ dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1
 
 clean:  ## remove the environment, the Dagster home and the caches (keeps data/)
 	rm -rf $(VENV) $(DAGSTER_HOME) .pytest_cache .ruff_cache .coverage
+
+recover: install $(DAGSTER_HOME)/dagster.yaml  ## after a killed run: mark dead runs failed, free their pool slots
+	$(BIN)/python -m nasa_autoscale.recover

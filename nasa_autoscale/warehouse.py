@@ -104,16 +104,25 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-        con.execute("COMMIT")
     except BaseException as error:
         with suppress(duckdb.Error):  # after an I/O failure DuckDB may refuse even this
             con.execute("ROLLBACK")
         if isinstance(error, duckdb.IOException | duckdb.FatalException | OSError):
-            raise WarehouseError(
-                f"could not write the warehouse ({error}); is the disk full or the file not "
-                "writable? Nothing of this write was kept: the warehouse holds what it held before."
-            ) from error
+            raise _write_failed(error) from error
         raise
+    try:
+        con.execute("COMMIT")  # where the write-ahead log reaches the disk
+    except duckdb.Error as error:
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise _write_failed(error) from error
+
+
+def _write_failed(error: Exception) -> WarehouseError:
+    return WarehouseError(
+        f"could not write the warehouse ({error}); is the disk full or the file not writable? "
+        "Nothing of this write was kept: the warehouse holds what it held before."
+    )
 
 
 def replace_range(
