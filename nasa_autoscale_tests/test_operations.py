@@ -100,6 +100,10 @@ def dagster_env(tmp_path, replica_dir):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    # create the instance's storage once, as `make dev` does: two first runs at once would race
+    # to create its tables (a Dagster start-up matter, not the warehouse's)
+    subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], check=True,
+                   env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True)  # fmt: skip
     return {
         **os.environ,
         "DAGSTER_HOME": str(home),

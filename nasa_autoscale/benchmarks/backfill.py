@@ -47,6 +47,9 @@ def run_backfill(raw_dir: Path, ranges, workers: int, workdir: Path) -> dict:
     warehouse = workdir / "wh.duckdb"
     env = {**os.environ, "DAGSTER_HOME": str(home), "NASA_RAW_DIR": str(raw_dir),
            "NASA_DUCKDB_PATH": str(warehouse)}  # fmt: skip
+    # create the instance's storage once: two first runs at once would race to create its tables
+    subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], env=env,
+                   capture_output=True, check=True)  # fmt: skip
 
     def one(span):
         first, last = span
