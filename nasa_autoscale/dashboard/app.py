@@ -248,4 +248,5 @@ def main():
         st.warning(str(missing))
 
 
-main()
+if __name__ == "__main__":  # streamlit runs this file as __main__; importing it draws nothing
+    main()
