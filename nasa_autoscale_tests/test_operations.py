@@ -22,8 +22,8 @@ import pytest
 from nasa_autoscale import warehouse
 from nasa_autoscale.assets import ingest
 from nasa_autoscale.definitions import defs
+from nasa_autoscale.ingest.checks import compare_with_reference
 from nasa_autoscale.ingest.logfiles import read_lines
-from nasa_autoscale.ingest.reference import reference_counts
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import PROJECT_ROOT, SAMPLES_DIR
 
@@ -72,16 +72,10 @@ def traffic_digest(path: Path) -> dict[str, tuple]:
 
 def matches_reference(path: Path, days: list[dt.date]) -> bool:
     con = duckdb.connect(str(path), read_only=True)
-    ours = con.execute("SELECT bucket_start, requests FROM nasa.traffic_5m").df()
-    con.close()
-    ours = ours.set_index("bucket_start")["requests"].fillna(0)
-    ref = reference_counts(5)
-    for day in days:
-        window = (ref.index >= str(day)) & (ref.index < str(day + dt.timedelta(days=1)))
-        got = ours.reindex(ref.index[window], fill_value=0)
-        if not (got.to_numpy() == ref[window].to_numpy()).all():
-            return False
-    return True
+    try:
+        return all(compare_with_reference(con, day, day)[0] for day in days)
+    finally:
+        con.close()
 
 
 def no_duplicates(path: Path) -> bool:

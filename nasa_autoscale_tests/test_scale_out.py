@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from nasa_autoscale.settings import PROJECT_ROOT
+from nasa_autoscale_tests.servers import free_port
 
 POSTGRES_USER = "postgres"  # Debian's package creates this system user; initdb refuses root
 
@@ -46,9 +46,7 @@ def postgres():
     data.mkdir()
     for path in (root, data):
         shutil.chown(path, POSTGRES_USER)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     init = _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U",
                          "postgres"])  # fmt: skip
     assert init.returncode == 0, init.stderr

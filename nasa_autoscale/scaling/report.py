@@ -59,9 +59,8 @@ def target_lines(cost_report: pd.DataFrame) -> list[str]:
         rows = cost_report[(cost_report.setting == setting) & ~cost_report.policy.isin(BOUNDS)]
         if rows.empty:
             continue
-        within = rows[rows.dropped_fraction <= SLA_DROPPED]
-        best = within.loc[within.cost.idxmin()] if len(within) else None
-        if best is None:
+        best = rows[rows.policy == best_policy(cost_report, setting)].iloc[0]
+        if best.dropped_fraction > SLA_DROPPED:  # best_policy fell back to the least dropping
             lines.append(f"- {setting}: no policy within {SLA_DROPPED:.1%} dropped: target missed")
         else:
             met = "met" if best.pct_above_optimal <= target else "missed"

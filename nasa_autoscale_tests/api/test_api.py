@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -15,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from nasa_autoscale import warehouse
 from nasa_autoscale.api.app import MAX_BODY_BYTES, create_app
+from nasa_autoscale_tests.servers import free_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -159,12 +158,6 @@ def test_missing_materializations_give_503_naming_the_asset(tmp_path):
     assert nothing.status_code == 503 and "make run" in nothing.json()["detail"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_real_uvicorn_process_serves_on_loopback(served_warehouse):
     port = free_port()
     env = {**os.environ, "NASA_DUCKDB_PATH": str(served_warehouse)}
@@ -174,15 +167,7 @@ def test_a_real_uvicorn_process_serves_on_loopback(served_warehouse):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read().decode()
-                assert time.time() < deadline, "uvicorn did not start within 60 s"
-                time.sleep(0.5)
+        health = wait_for(f"http://127.0.0.1:{port}/health", server)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         docs = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
         assert {"/forecast", "/recommend-scaling", "/metrics", "/cost-report",

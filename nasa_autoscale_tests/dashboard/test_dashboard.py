@@ -8,19 +8,18 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import nasa_autoscale.dashboard.app as dashboard
+from nasa_autoscale_tests.servers import free_port, wait_for
 
 APP = Path(dashboard.__file__)
 HEADERS = {
@@ -89,23 +88,6 @@ def chromium() -> str:
             f"installing chromium failed: {' '.join(command)}\n" + (done.stderr[-2000:])
         )
     return shutil.which("chromium")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, seconds: float = 60):
-    deadline = time.time() + seconds
-    while True:
-        try:
-            return httpx.get(url, timeout=5)
-        except httpx.TransportError:
-            assert process.poll() is None, process.stdout.read().decode(errors="replace")
-            assert time.time() < deadline, f"{url} did not answer within {seconds} s"
-            time.sleep(0.5)
 
 
 class DevTools:
