@@ -15,6 +15,9 @@ DATA_DIR = PROJECT_ROOT / "data"
 REFERENCE_DIR = DATA_DIR / "reference"
 SAMPLES_DIR = DATA_DIR / "samples"
 DEFAULT_RAW_DIR = DATA_DIR / "raw"
+DEFAULT_EVENTS_PATH = DATA_DIR / "special_events.csv"  # NASA's; they apply only to their dates
+LOG_FORMATS = ("common", "combined", "vhost_combined")
+NASA_FIRST_DAY, NASA_LAST_DAY = "1995-07-01", "1995-08-31"  # the reference trace's default range
 
 # The Internet Traffic Archive's traces directory, where the NASA logs are published.
 DEFAULT_LOG_URL = "https://ita.ee.lbl.gov/traces/"
@@ -43,11 +46,19 @@ class Settings:
     mlflow_uri: str = f"sqlite:///{DATA_DIR / 'mlflow.db'}"
     mlflow_artifacts: Path = DATA_DIR / "mlruns"
     landing_dir: Path = DATA_DIR / "landing"  # where log rotation drops new files
+    timezone: str = "auto"  # the site's zone; auto: the first offset in the logs
+    log_format: str = "auto"  # common, combined, vhost_combined, or auto (per file)
+    reject_threshold: float = 0.5  # a file with more rejected lines than this fails the run
+    test_days: int = 9  # the last whole days of the data: the test window
+    validation_days: int = 7  # the days before it: every choice is made there
+    events_path: Path | None = DEFAULT_EVENTS_PATH  # None: no special events
 
     @classmethod
     def from_env(cls) -> Settings:
-        start = _env_date("NASA_START_DATE", "1995-07-01")
-        end = _env_date("NASA_END_DATE", "1995-08-31")
+        start = _env_date("NASA_START_DATE", NASA_FIRST_DAY)
+        # A user's logs run to today unless an end is given; the NASA trace ends in August 1995.
+        default_end = NASA_LAST_DAY if start == NASA_FIRST_DAY else dt.date.today().isoformat()
+        end = _env_date("NASA_END_DATE", default_end)
         if end < start:
             raise SettingsError(f"NASA_END_DATE {end} is before NASA_START_DATE {start}")
         try:
@@ -65,6 +76,12 @@ class Settings:
             mlflow_uri=os.environ.get("NASA_MLFLOW_URI", f"sqlite:///{DATA_DIR / 'mlflow.db'}"),
             mlflow_artifacts=_env_path("NASA_MLFLOW_ARTIFACTS", DATA_DIR / "mlruns"),
             landing_dir=_env_path("NASA_LANDING_DIR", DATA_DIR / "landing"),
+            timezone=_env_timezone(),
+            log_format=_env_choice("NASA_LOG_FORMAT", ("auto", *LOG_FORMATS)),
+            reject_threshold=_env_number("NASA_REJECT_THRESHOLD", 0.5, 0.0, 1.0),
+            test_days=int(_env_number("NASA_TEST_DAYS", 9, 1, 366, integer=True)),
+            validation_days=int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True)),
+            events_path=_env_events(),
         )
 
 
@@ -78,3 +95,49 @@ def _env_date(name: str, default: str) -> str:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
         raise SettingsError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, choices[0]).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _env_number(name: str, default, low, high, integer: bool = False):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise SettingsError(f"{name}={value!r} is not {kind}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"{name}={value!r} is outside {low}..{high}")
+    return number
+
+
+def _env_timezone() -> str:
+    from nasa_autoscale.ingest.sitezone import AUTO, SiteZone, TimeZoneError
+
+    value = os.environ.get("NASA_TIMEZONE", AUTO).strip() or AUTO
+    if value.lower() == AUTO:
+        return AUTO
+    try:
+        return SiteZone.parse(value).name
+    except TimeZoneError as error:
+        raise SettingsError(str(error)) from None
+
+
+def _env_events() -> Path | None:
+    """NASA_EVENTS_PATH: a CSV of special events (default NASA's); 'none' or empty: no events."""
+    value = os.environ.get("NASA_EVENTS_PATH")
+    if value is None:
+        return DEFAULT_EVENTS_PATH
+    if value.strip().lower() in ("", "none"):
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise SettingsError(f"NASA_EVENTS_PATH={value!r} is not a file (or say 'none')")
+    return path

@@ -14,35 +14,42 @@ import duckdb
 SCHEMA = "nasa"
 
 _TRAFFIC_COLUMNS = """
-    bucket_start TIMESTAMP NOT NULL,
+    bucket_start TIMESTAMP NOT NULL,  -- site local wall-clock time (repeats once a year under DST)
     requests BIGINT,            -- NULL when is_missing: no log was collected, not zero traffic
     bytes BIGINT,
     unique_hosts BIGINT,
     status_2xx BIGINT, status_3xx BIGINT, status_4xx BIGINT, status_5xx BIGINT,
     error_rate DOUBLE,          -- (4xx + 5xx) / requests; NULL without requests
     is_missing BOOLEAN NOT NULL,
-    missing_minutes INTEGER NOT NULL  -- minutes of the bucket with no log (partial buckets > 0)
+    missing_minutes INTEGER NOT NULL,  -- minutes of the bucket with no log (partial buckets > 0)
+    bucket_start_utc TIMESTAMP NOT NULL  -- the bucket's instant in UTC: unique, never repeats
 """
 
 TABLES = {
     "requests": """
-        ts TIMESTAMP NOT NULL,      -- server local wall-clock time, as in the log
+        ts TIMESTAMP NOT NULL,      -- site local wall-clock time (NASA_TIMEZONE), offset honoured
         day DATE NOT NULL,
         host VARCHAR NOT NULL,
         method VARCHAR, url VARCHAR, protocol VARCHAR,  -- NULL when the request can't be split
         status SMALLINT NOT NULL,
         bytes BIGINT,               -- NULL for '-'
         request VARCHAR,            -- the raw request text, kept when method/url are NULL
-        tz_offset SMALLINT,         -- the log's UTC offset as +-hhmm, e.g. -400 for -0400
+        tz_offset SMALLINT,         -- the line's UTC offset as +-hhmm, e.g. -400 for -0400
         source_file VARCHAR NOT NULL,
-        line_number BIGINT NOT NULL
+        line_number BIGINT NOT NULL,
+        ts_utc TIMESTAMP NOT NULL,  -- the instant, in UTC
+        referer VARCHAR,            -- combined format only; NULL for '-' and for common
+        user_agent VARCHAR,
+        vhost VARCHAR,              -- vhost_combined: the virtual host and port
+        extra VARCHAR               -- fields after the user agent (e.g. a request time)
     """,
     "rejected_lines": """
         source_file VARCHAR NOT NULL,
         line_number BIGINT NOT NULL,  -- 1-based in its file
         raw_line VARCHAR NOT NULL,
         reason VARCHAR NOT NULL,
-        day DATE                      -- day of the nearest request before it in the file
+        day DATE NOT NULL  -- of the request before it in its file, else the file's first, else
+                           -- the day its name says, else the partition's first day
     """,
     "source_files": """
         source_file VARCHAR NOT NULL,
@@ -52,10 +59,17 @@ TABLES = {
         lines BIGINT NOT NULL,
         requests BIGINT NOT NULL,
         rejected BIGINT NOT NULL,
-        first_ts TIMESTAMP,
+        first_ts TIMESTAMP,            -- first and last request, UTC
         last_ts TIMESTAMP,
         data_source VARCHAR NOT NULL,  -- real or replica
-        read_at TIMESTAMP NOT NULL
+        read_at TIMESTAMP NOT NULL,
+        log_format VARCHAR,            -- common, combined or vhost_combined (detected or forced)
+        first_day DATE,                -- the local days of its lines, rejected ones included
+        last_day DATE
+    """,
+    "site": """
+        key VARCHAR NOT NULL,    -- 'timezone': the zone the warehouse was ingested in
+        value VARCHAR NOT NULL
     """,
     "ingest_ledger": """
         source_file VARCHAR NOT NULL,
@@ -91,10 +105,22 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return con
 
 
+# Columns added after a table's first release: a warehouse made before gets them (NULL) on open.
+_ADDED_COLUMNS = {
+    "requests": ["ts_utc TIMESTAMP", "referer VARCHAR", "user_agent VARCHAR", "vhost VARCHAR",
+                 "extra VARCHAR"],
+    "source_files": ["log_format VARCHAR", "first_day DATE", "last_day DATE"],
+    **{f"traffic_{g}": ["bucket_start_utc TIMESTAMP"] for g in ("1m", "5m", "15m")},
+}  # fmt: skip
+
+
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{name} ({columns})")
+    for name, columns in _ADDED_COLUMNS.items():
+        for column in columns:
+            con.execute(f"ALTER TABLE {SCHEMA}.{name} ADD COLUMN IF NOT EXISTS {column}")
 
 
 @contextmanager

@@ -47,7 +47,10 @@ def raw_log_files(context: dg.AssetExecutionContext, settings: SettingsResource)
             "requests",
             deps=[raw_log_files],
             group_name=GROUP,
-            description="One row per parsed log line (server local time); see the README.",
+            description=(
+                "One row per parsed log line: ts in the site's local time (NASA_TIMEZONE), ts_utc "
+                "the instant, referer and user_agent for combined logs; see the README."
+            ),
         ),
         dg.AssetSpec(
             "rejected_lines",
@@ -60,7 +63,10 @@ def raw_log_files(context: dg.AssetExecutionContext, settings: SettingsResource)
         dg.AssetCheckSpec(
             "lines_accounted",
             asset="requests",
-            description="Parsed + rejected = lines read, per file and day; no line twice.",
+            description=(
+                "Rows stored in requests + rejected_lines = lines read, per file and day and per "
+                "whole file; no line twice."
+            ),
         )
     ],
     partitions_def=daily_partitions,
@@ -82,13 +88,23 @@ def parsed_log_lines(
         context.log.warning(source.note)
     files = source.files + [p for p in landed if p not in source.files]
     with warehouse.connect() as con:
-        summary = ingest_days(con, files, first_day, last_day, source.data_source, context.log.info)
-        if summary.failed:
-            # the readable days are written: give them their traffic tables too, then fail
+        summary = ingest_days(
+            con, files, first_day, last_day, source.data_source, context.log.info,
+            timezone=config.timezone, log_format=config.log_format,
+            reject_threshold=config.reject_threshold,
+        )  # fmt: skip
+        if summary.failed or summary.mostly_rejected:
+            # what was read is stored: give those days their traffic tables too, then fail
             write_traffic(con, first_day, last_day)
-            raise dg.Failure(description=summary.failure_message(),
-                             metadata={"failed_files": dg.MetadataValue.json(
-                                 {k: v[0] for k, v in summary.failed.items()})})  # fmt: skip
+            raise dg.Failure(
+                description=summary.failure_message(),
+                metadata={
+                    "failed_files": dg.MetadataValue.json(
+                        {k: v[0] for k, v in summary.failed.items()}
+                    ),
+                    "mostly_rejected": dg.MetadataValue.json(summary.mostly_rejected),
+                },
+            )
         passed, check_metadata = checks.lines_accounted(con, first_day, last_day)
         params = [first_day, last_day]
         requests_preview = con.execute(
@@ -106,6 +122,8 @@ def parsed_log_lines(
         "days": f"{first_day} .. {last_day}",
         "files_read": ", ".join(summary.files_read) or "none",
         "files_skipped": ", ".join(summary.files_skipped) or "none",
+        "log_formats": dg.MetadataValue.json(summary.formats),
+        "time_zone": summary.zone or "unchanged",
     }
     yield dg.MaterializeResult(
         asset_key="requests",

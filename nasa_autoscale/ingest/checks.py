@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from nasa_autoscale.ingest.reference import FILE_LAST_SECONDS, reference_counts
+from nasa_autoscale.ingest.sitezone import recorded_zone
 from nasa_autoscale.warehouse import SCHEMA
 
 
@@ -24,7 +25,8 @@ def lines_accounted(
     """Every line read is in requests or rejected_lines exactly once, per file and day.
 
     Per (file, day) of the range, the warehouse rows equal the ledger written at parse time; no
-    (file, line_number) appears twice; and a file whose every day is ingested has all its lines.
+    (file, line_number) appears twice; and a file whose every day is ingested has as many rows in
+    requests + rejected_lines as it has lines (so a line stored nowhere fails the check).
     """
     per_day = con.execute(
         f"""
@@ -54,21 +56,26 @@ def lines_accounted(
         """,
         _day_params(first_day, last_day),
     ).fetchall()[0][0]
+    # Whole files: the rows actually stored (any day) against the file's line count, for every
+    # file whose days (from its lines, rejected ones included) are all in the ledger.
     files = con.execute(
         f"""
-        WITH stored AS (
-            SELECT l.source_file, count(DISTINCT l.day) AS days,
-                   sum(l.requests + l.rejected) AS lines
-            FROM {SCHEMA}.ingest_ledger l JOIN {SCHEMA}.source_files f USING (source_file)
-            WHERE l.day BETWEEN CAST(f.first_ts AS DATE) AND CAST(f.last_ts AS DATE)
-            GROUP BY l.source_file
+        WITH ledger_days AS (
+            SELECT source_file, count(DISTINCT day) AS days FROM {SCHEMA}.ingest_ledger
+            JOIN {SCHEMA}.source_files f USING (source_file)
+            WHERE day BETWEEN f.first_day AND f.last_day GROUP BY ALL
+        ), stored AS (
+            SELECT source_file, count(*) AS n FROM (
+                SELECT source_file FROM {SCHEMA}.requests
+                UNION ALL SELECT source_file FROM {SCHEMA}.rejected_lines)
+            GROUP BY ALL
         )
         SELECT f.source_file, f.lines, f.requests + f.rejected AS parsed,
-               coalesce(s.lines, 0) AS stored,
-               coalesce(s.days, 0)
-                   = date_diff('day', CAST(f.first_ts AS DATE), CAST(f.last_ts AS DATE)) + 1
-                   AS complete
-        FROM {SCHEMA}.source_files f LEFT JOIN stored s USING (source_file)
+               coalesce(s.n, 0) AS stored,
+               f.first_day IS NOT NULL AND coalesce(d.days, 0)
+                   = date_diff('day', f.first_day, f.last_day) + 1 AS complete
+        FROM {SCHEMA}.source_files f
+        LEFT JOIN stored s USING (source_file) LEFT JOIN ledger_days d USING (source_file)
         """
     ).df()
     bad_files = files[
@@ -92,11 +99,12 @@ def buckets_complete(
     con: duckdb.DuckDBPyConnection, table: str, minutes: int, first_day: dt.date, last_day: dt.date
 ) -> tuple[bool, dict]:
     """Each bucket of the days appears once; missing buckets have NULL requests, others >= 0."""
+    zone = recorded_zone(con)
     low = dt.datetime.combine(first_day, dt.time())
     high = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time())
     rows, distinct, bad_missing, negative, missing = con.execute(
         f"""
-        SELECT count(*), count(DISTINCT bucket_start),
+        SELECT count(*), count(DISTINCT bucket_start_utc),
                count(*) FILTER (WHERE is_missing AND requests IS NOT NULL),
                count(*) FILTER (WHERE NOT is_missing AND (requests IS NULL OR requests < 0)),
                count(*) FILTER (WHERE is_missing)
@@ -104,7 +112,9 @@ def buckets_complete(
         """,
         [low, high],
     ).fetchall()[0]
-    expected = int((high - low).total_seconds() // (60 * minutes))
+    # Local days last 23 to 25 hours under daylight saving: count from the UTC instants.
+    span = zone.midnight_utc(last_day + dt.timedelta(days=1)) - zone.midnight_utc(first_day)
+    expected = int(span.total_seconds() // (60 * minutes))
     passed = rows == distinct == expected and bad_missing == 0 and negative == 0
     return passed, {
         "buckets": rows,

@@ -50,10 +50,10 @@ def days_of_file(con, path: Path) -> list[dt.date]:
     if named:
         return named
     rows = con.execute(
-        "SELECT first_ts, last_ts FROM nasa.source_files WHERE source_file = ?", [path.name]
+        "SELECT first_day, last_day FROM nasa.source_files WHERE source_file = ?", [path.name]
     ).fetchall()
     if rows and rows[0][0] is not None:
-        first, last = rows[0][0].date(), rows[0][1].date()
+        first, last = rows[0]
         return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     return []
 

@@ -1,21 +1,30 @@
-"""The one Common Log Format parser, in DuckDB SQL.
+"""The one access-log parser, in DuckDB SQL: Common, Combined and vhost Combined Log Format.
 
-    host ident authuser [dd/Mon/yyyy:HH:MM:SS -0400] "request" status bytes
+    common:          host ident authuser [dd/Mon/yyyy:HH:MM:SS -0400] "request" status bytes
+    combined:        common + ' "referer" "user agent"' (+ anything after: kept in `extra`)
+    vhost_combined:  'vhost:port ' + combined
 
 A line with a host, a valid timestamp and a 3-digit status is a request, even when its request
 string is odd (no method, no protocol, control or high bytes, quotes inside): the raw request text
 is kept in `request` and method/url/protocol are NULL where they cannot be read. Bytes may be '-'
-(NULL) or absent. Every other line is rejected with a reason. Each input line ends up in exactly
-one of the two.
+(NULL) or absent. A combined file's line without referer and agent is still a request. Every other
+line is rejected with a reason. Each input line ends up in exactly one of the two.
 
-Speed: nearly every line has the plain shape `"METHOD URL[ PROTOCOL]" status bytes`. Those are
-recognised by one DFA regex match and cut with string_split, several times faster than regex
-capture groups. The other lines (and those with control or high bytes) go through the general
-regex, which reads a plain line the same way (nasa_autoscale_tests checks it).
+Time: each line's own offset is honoured. `ts_utc` is the instant (naive UTC), `ts` the site's
+local wall-clock time (see sitezone.py) and `day` the local date.
+
+Speed: nearly every line has a plain shape (`"METHOD URL[ PROTOCOL]" status bytes`, then for
+combined `"referer" "agent"` without escaped quotes). Those are recognised by one DFA regex match
+and cut with string_split, several times faster than regex capture groups. The other lines (and
+those with control or high bytes) go through the general regex, which reads a plain line the same
+way (nasa_autoscale_tests checks it).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 import duckdb
@@ -23,74 +32,151 @@ import numpy as np
 import pyarrow as pa
 
 from nasa_autoscale.ingest.logfiles import Lines, string_view
+from nasa_autoscale.ingest.sitezone import SiteZone, first_offset
 
+FORMATS = ("common", "combined", "vhost_combined")
 TS_FORMAT = "%d/%b/%Y:%H:%M:%S"
-PLAIN_PATTERN = (
-    r"^[^ ]+ [^ ]+ [^ ]+ \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
-    r'"[A-Z]+ [^ "]+( HTTP/[^ "]+)?" \d{3} (\d+|-)$'
-)
-# Any line (RE2 syntax). The request is matched lazily up to the last `"? status [bytes]` at the
-# end of the line, so quotes inside it and a missing closing quote are both read.
-LINE_PATTERN = r'^(\S+) (\S+) (\S+) \[([^\]]*)\] "?(.*?)"? (\d{3})(?: (\d+|-))?\s*$'
+_TS = r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]"
+_PLAIN_HEAD = r"^[^ ]+ [^ ]+ [^ ]+ " + _TS + r' "[A-Z]+ [^ "]+( HTTP/[^ "]+)?" \d{3} (\d+|-)'
+PLAIN_PATTERNS = {
+    "common": _PLAIN_HEAD + "$",
+    "combined": _PLAIN_HEAD + r' "[^"\\]*" "[^"\\]*"$',
+}
+# Any line (RE2 syntax), one pattern per format with the same 11 groups. The request is matched
+# lazily up to the last `"? status [bytes]` before what must follow it (the end of the line, or
+# the referer and agent), so quotes inside it and a missing closing quote are both read. Quotes
+# inside referer and agent are escaped (Apache `\"`, nginx `\x22`).
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+_CORE = r'(\S+) (\S+) (\S+) \[([^\]]*)\] "?(.*?)"? (\d{3})'
+LINE_PATTERNS = {
+    "common": r"^()" + _CORE + r"(?: (\d+|-))?()()()\s*$",
+    "combined": r"^()" + _CORE + r" (\d+|-) " + _QUOTED + " " + _QUOTED + r"((?: .*)?)\s*$",
+    "vhost_combined": r"^(\S+) " + _CORE + r" (\d+|-) " + _QUOTED + " " + _QUOTED
+    + r"((?: .*)?)\s*$",
+}  # fmt: skip
+# A file of one format may hold lines of a simpler one; each line takes the first that matches.
+_FALLBACKS = {
+    "common": ["common"],
+    "combined": ["combined", "common"],
+    "vhost_combined": ["vhost_combined", "combined", "common"],
+}
+_GROUPS = ["vhost", "host", "ident", "authuser", "ts_text", "request", "status", "bytes",
+           "referer", "user_agent", "extra"]  # fmt: skip
 TIMESTAMP_PATTERN = r"^\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$"
 REQUEST_PATTERN = r"^([A-Z]+) (\S+)(?: (HTTP/\S+))?$"
-_GROUPS = ["host", "ident", "authuser", "ts_text", "request", "status", "bytes"]
 
 # Columns of a parsed request, in the order of nasa.requests (day and source_file are added there).
-FIELDS = "line_number, ts, host, method, url, protocol, status, bytes, request, tz_offset"
-
-_PLAIN_SQL = f"""
-CREATE OR REPLACE TEMP TABLE __NAME___plain AS
-WITH cut AS (
-    SELECT line_number, raw_line, string_split(raw_line, ' ') AS p
-    FROM __NAME___input WHERE regexp_matches(raw_line, '{PLAIN_PATTERN}')
+FIELDS = (
+    "line_number, ts, host, method, url, protocol, status, bytes, request, tz_offset, ts_utc, "
+    "referer, user_agent, vhost, extra"
 )
-SELECT line_number,
-       try_strptime(p[4][2:], '{TS_FORMAT}') AS ts,  -- NULL for a plain-looking 32/Jul
-       p[1] AS host,
-       p[6][2:] AS method,
-       CASE WHEN len(p) = 10 THEN p[7] ELSE p[7][:-2] END AS url,
-       CASE WHEN len(p) = 10 THEN p[8][:-2] END AS protocol,
-       CAST(p[-2] AS SMALLINT) AS status,
-       CAST(nullif(p[-1], '-') AS BIGINT) AS bytes,
-       CAST(NULL AS VARCHAR) AS request,
-       CAST(p[5][:-2] AS SMALLINT) AS tz_offset
-FROM cut
-"""
+_UNESCAPE = "nullif(replace(replace({x}, '\\\"', '\"'), '\\x22', '\"'), '-')"
 
-_GENERAL_SQL = f"""
-CREATE OR REPLACE TEMP TABLE __NAME___general AS
-WITH others AS (
-    SELECT i.line_number, i.raw_line FROM __NAME___input i
-    ANTI JOIN (SELECT line_number FROM __NAME___plain WHERE ts IS NOT NULL) USING (line_number)
-    UNION ALL
-    SELECT line_number, raw_line FROM __NAME___special
-), matched AS (
-    SELECT line_number, raw_line, regexp_extract(raw_line, '{LINE_PATTERN}', {_GROUPS}) AS f
-    FROM others
-), typed AS (
-    SELECT *,
-        CASE WHEN f.host <> '' AND regexp_matches(f.ts_text, '{TIMESTAMP_PATTERN}')
-             THEN try_strptime(f.ts_text[1:20], '{TS_FORMAT}') END AS ts,
-        regexp_extract(f.request, '{REQUEST_PATTERN}', ['method', 'url', 'protocol']) AS r
-    FROM matched
-)
-SELECT line_number, raw_line, ts, f.host AS host,
-    nullif(r.method, '') AS method, nullif(r.url, '') AS url, nullif(r.protocol, '') AS protocol,
-    CAST(nullif(f.status, '') AS SMALLINT) AS status,
-    CAST(nullif(nullif(f.bytes, '-'), '') AS BIGINT) AS bytes,
-    CASE WHEN r.method = '' THEN f.request END AS request,
-    TRY_CAST(replace(f.ts_text[22:26], '+', '') AS SMALLINT) AS tz_offset,
-    CASE
-        WHEN ts IS NOT NULL THEN NULL
-        WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'
-        WHEN f.host <> '' THEN 'invalid timestamp: ' || f.ts_text
-        WHEN regexp_matches(raw_line, '^\\S+ \\S+ \\S+ \\[[^\\]]*\\]')
-            THEN 'no status after the request: truncated or not Common Log Format'
-        ELSE 'no host and [timestamp]: not Common Log Format'
-    END AS reason
-FROM typed
-"""
+
+def _offset_minutes(hhmm: str) -> str:
+    """SQL: minutes east of UTC from a +-hhmm SMALLINT (e.g. -400 -> -240)."""
+    return f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
+
+
+def _times(wall: str, offset: str, zone: SiteZone) -> str:
+    """SQL select items ts_utc, ts from the line's wall clock and its +-hhmm offset."""
+    utc = f"({wall} - INTERVAL ({_offset_minutes(offset)}) MINUTE)"
+    return f"{utc} AS ts_utc, {zone.local_sql(utc)} AS ts"
+
+
+def _plain_sql(log_format: str, zone: SiteZone) -> str:
+    pattern = PLAIN_PATTERNS.get(log_format)
+    if pattern is None:  # no fast path: every line takes the general one
+        return f"""
+        CREATE OR REPLACE TEMP TABLE __NAME___plain AS
+        SELECT {FIELDS} FROM (SELECT 0 AS line_number, NULL::TIMESTAMP AS ts, NULL AS host,
+            NULL AS method, NULL AS url, NULL AS protocol, NULL::SMALLINT AS status,
+            NULL::BIGINT AS bytes, NULL AS request, NULL::SMALLINT AS tz_offset,
+            NULL::TIMESTAMP AS ts_utc, NULL AS referer, NULL AS user_agent, NULL AS vhost,
+            NULL AS extra) WHERE FALSE
+        """
+    if log_format == "common":
+        # host ident user [dd/Mon/yyyy:HH:MM:SS -0400] "METHOD URL PROTO" status bytes
+        cut = "string_split(raw_line, ' ') AS p"
+        columns = """
+            p[1] AS host, p[6][2:] AS method,
+            CASE WHEN len(p) = 10 THEN p[7] ELSE p[7][:-2] END AS url,
+            CASE WHEN len(p) = 10 THEN p[8][:-2] END AS protocol,
+            CAST(p[-2] AS SMALLINT) AS status, CAST(nullif(p[-1], '-') AS BIGINT) AS bytes,
+            NULL AS referer, NULL AS user_agent"""
+        wall, offset = "try_strptime(p[4][2:], '{TS_FORMAT}')", "CAST(p[5][:-2] AS SMALLINT)"
+    else:
+        # split on '"': [head ] [request] [ status bytes ] [referer] [ ] [agent] []
+        cut = (
+            "string_split(raw_line, '\"') AS q, string_split(q[1], ' ') AS p, "
+            "string_split(q[2], ' ') AS r, string_split(q[3], ' ') AS s"
+        )
+        columns = """
+            p[1] AS host, r[1] AS method, r[2] AS url, r[3] AS protocol,
+            CAST(s[2] AS SMALLINT) AS status, CAST(nullif(s[3], '-') AS BIGINT) AS bytes,
+            nullif(q[4], '-') AS referer, nullif(q[6], '-') AS user_agent"""
+        wall, offset = "try_strptime(p[4][2:], '{TS_FORMAT}')", "CAST(p[5][:-2] AS SMALLINT)"
+    wall = wall.format(TS_FORMAT=TS_FORMAT)
+    return f"""
+    CREATE OR REPLACE TEMP TABLE __NAME___plain AS
+    WITH cut AS (
+        SELECT line_number, {cut}
+        FROM __NAME___input WHERE regexp_matches(raw_line, '{pattern}')
+    ), typed AS (
+        SELECT line_number, {wall} AS wall, {offset} AS tz_offset, {columns}
+        FROM cut
+    )
+    SELECT line_number, host, method, url, protocol, status, bytes,
+        CAST(NULL AS VARCHAR) AS request, tz_offset, {_times("wall", "tz_offset", zone)},
+        referer, user_agent, CAST(NULL AS VARCHAR) AS vhost, CAST(NULL AS VARCHAR) AS extra
+    FROM typed
+    """  # a plain-looking 32/Jul has a NULL ts: the general path rejects it with a reason
+
+
+def _general_sql(log_format: str, zone: SiteZone) -> str:
+    tries = [f"regexp_extract(raw_line, '{LINE_PATTERNS[f]}', {_GROUPS})"
+             for f in _FALLBACKS[log_format]]  # fmt: skip
+    picked = tries[-1]
+    for attempt in reversed(tries[:-1]):
+        picked = f"CASE WHEN ({attempt}).host <> '' THEN {attempt} ELSE {picked} END"
+    not_format = f"truncated or not {log_format.replace('_', ' ')} log format"
+    return f"""
+    CREATE OR REPLACE TEMP TABLE __NAME___general AS
+    WITH others AS (
+        SELECT i.line_number, i.raw_line FROM __NAME___input i
+        ANTI JOIN (SELECT line_number FROM __NAME___plain WHERE ts IS NOT NULL) USING (line_number)
+        UNION ALL
+        SELECT line_number, raw_line FROM __NAME___special
+    ), matched AS (
+        SELECT line_number, raw_line, {picked} AS f FROM others
+    ), typed AS (
+        SELECT *,
+            CASE WHEN f.host <> '' AND regexp_matches(f.ts_text, '{TIMESTAMP_PATTERN}')
+                 THEN try_strptime(f.ts_text[1:20], '{TS_FORMAT}') END AS wall,
+            TRY_CAST(replace(f.ts_text[22:26], '+', '') AS SMALLINT) AS tz_offset,
+            regexp_extract(f.request, '{REQUEST_PATTERN}', ['method', 'url', 'protocol']) AS r
+        FROM matched
+    )
+    SELECT line_number, raw_line, {_times("wall", "tz_offset", zone)}, f.host AS host,
+        nullif(r.method, '') AS method, nullif(r.url, '') AS url,
+        nullif(r.protocol, '') AS protocol,
+        CAST(nullif(f.status, '') AS SMALLINT) AS status,
+        CAST(nullif(nullif(f.bytes, '-'), '') AS BIGINT) AS bytes,
+        CASE WHEN r.method = '' THEN f.request END AS request, tz_offset,
+        {_UNESCAPE.format(x="nullif(f.referer, '')")} AS referer,
+        {_UNESCAPE.format(x="nullif(f.user_agent, '')")} AS user_agent,
+        nullif(f.vhost, '') AS vhost, nullif(trim(f.extra), '') AS extra,
+        CASE
+            WHEN wall IS NOT NULL THEN NULL
+            WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'
+            WHEN f.host <> '' THEN 'invalid timestamp: ' || f.ts_text
+            WHEN regexp_matches(raw_line, '^(\\S+ )?\\S+ \\S+ \\S+ \\[[^\\]]*\\]')
+                THEN 'no status after the request: {not_format}'
+            ELSE 'no host and [timestamp]: not an access log line'
+        END AS reason
+    FROM typed
+    """
+
 
 _REQUESTS_SQL = f"""
 CREATE OR REPLACE TEMP VIEW __NAME___requests AS
@@ -100,18 +186,21 @@ SELECT {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___general WHERE reason IS N
 """
 
 # A rejected line belongs to the day of the nearest request before it in the file (the first
-# request's day when none precedes it), so that every line of a file falls in one daily partition.
-# In a file without any request the day stays NULL.
+# request's day when none precedes it; the fallback day when the file has no request at all), so
+# that every line of a file falls in one daily partition and none is lost.
 _REJECTED_SQL = """
 CREATE OR REPLACE TEMP TABLE __NAME___rejected AS
 SELECT r.line_number, r.raw_line, r.reason,
-       coalesce(q.day, (SELECT min(day) FROM __NAME___requests)) AS day
+       coalesce(q.day, (SELECT min(day) FROM __NAME___requests), CAST($fallback AS DATE)) AS day
 FROM (SELECT line_number, raw_line, reason FROM __NAME___general WHERE reason IS NOT NULL) r
 ASOF LEFT JOIN (SELECT line_number, day FROM __NAME___requests) q
     ON r.line_number >= q.line_number
 """
 
 _BATCH_ROWS = 256 * 1024  # DuckDB scans Arrow batches in parallel
+_DETECT_LINES = 1000
+_DETECTORS = {name: re.compile(pattern.encode("latin-1"))
+              for name, pattern in LINE_PATTERNS.items()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,6 +211,7 @@ class ParsedLog:
     n_lines: int
     n_requests: int
     n_rejected: int
+    log_format: str = "common"
 
     @property
     def requests_table(self) -> str:
@@ -132,9 +222,48 @@ class ParsedLog:
         return f"{self.name}_rejected"
 
 
-def parse_lines(con: duckdb.DuckDBPyConnection, lines: Lines, name: str = "parsed") -> ParsedLog:
+def detect_format(lines: Lines) -> str:
+    """The format most of a file's first non-blank lines are in (common when none matches).
+    A vhost_combined line also reads as combined, and a combined one as common (with the rest
+    as part of the request), so the most specific format wins unless fewer lines take it."""
+    counts: Counter[str] = Counter()
+    seen = 0
+    for start, end in zip(lines.starts, lines.ends, strict=True):
+        line = lines.data[start:end].rstrip(b"\r")
+        if not line.strip():
+            continue
+        seen += 1
+        for name in ("vhost_combined", "combined", "common"):
+            if _DETECTORS[name].match(line):
+                counts[name] += 1
+                break
+        if seen >= _DETECT_LINES:
+            break
+    if not counts:
+        return "common"
+    return max(FORMATS[::-1], key=lambda name: counts[name])  # ties go to the most specific
+
+
+def parse_lines(
+    con: duckdb.DuckDBPyConnection,
+    lines: Lines,
+    name: str = "parsed",
+    zone: SiteZone | None = None,
+    log_format: str = "auto",
+    fallback_day: dt.date | None = None,
+) -> ParsedLog:
     """Parse indexed lines into a temp view `{name}_requests` (FIELDS + day) and a temp table
-    `{name}_rejected` (line_number, raw_line, reason, day); drop_parsed frees them."""
+    `{name}_rejected` (line_number, raw_line, reason, day); drop_parsed frees them.
+
+    zone: the site's time zone (default: the first offset in the lines, as NASA_TIMEZONE=auto).
+    log_format: one of FORMATS, or auto to detect it from the file's first lines. fallback_day:
+    the day of rejected lines in a file without any request."""
+    if zone is None:
+        zone = SiteZone.parse(first_offset(lines.data[: 1 << 20]) or "UTC")
+    if log_format == "auto":
+        log_format = detect_format(lines)
+    if log_format not in FORMATS:
+        raise ValueError(f"log format {log_format!r} is not one of auto, {', '.join(FORMATS)}")
     ordinary = np.flatnonzero(~lines.has_special)
     special = np.flatnonzero(lines.has_special)
     # Lines of printable ASCII are read in place; the rare others are decoded from latin-1.
@@ -152,16 +281,18 @@ def parse_lines(con: duckdb.DuckDBPyConnection, lines: Lines, name: str = "parse
     )
     con.register(f"{name}_input", ordinary_input)
     con.register(f"{name}_special", special_input)
+    statements = [_plain_sql(log_format, zone), _general_sql(log_format, zone), _REQUESTS_SQL]
     try:
-        for sql in (_PLAIN_SQL, _GENERAL_SQL, _REQUESTS_SQL, _REJECTED_SQL):
+        for sql in statements:
             con.execute(sql.replace("__NAME__", name))
+        con.execute(_REJECTED_SQL.replace("__NAME__", name), {"fallback": fallback_day})
     finally:
         con.unregister(f"{name}_input")
         con.unregister(f"{name}_special")
     n_requests, n_rejected = con.execute(
         f"SELECT (SELECT count(*) FROM {name}_requests), (SELECT count(*) FROM {name}_rejected)"
     ).fetchall()[0]
-    return ParsedLog(name, len(lines), n_requests, n_rejected)
+    return ParsedLog(name, len(lines), n_requests, n_rejected, log_format)
 
 
 def drop_parsed(con: duckdb.DuckDBPyConnection, parsed: ParsedLog) -> None:

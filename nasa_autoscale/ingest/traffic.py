@@ -1,6 +1,8 @@
 """The one bucketing function: nasa.requests -> traffic_1m / traffic_5m / traffic_15m.
 
-Every bucket of the days asked for gets a row. A minute is missing when no log was collected for
+Every bucket of the days asked for gets a row. Buckets are cut from instants (`ts_utc`) aligned to
+the site's local clock, so a day has 23, 24 or 25 hours of them; `bucket_start` is the local
+wall-clock time, `bucket_start_utc` the instant. A minute is missing when no log was collected for
 it: it lies outside every source file's time span, or inside a run of MISSING_RUN_MINUTES or more
 minutes without a single request (an outage, not quiet traffic). A bucket is missing when all its
 minutes are; its `requests` is then NULL, never 0. Partial buckets keep their counts and say how
@@ -10,10 +12,12 @@ many minutes they lack in `missing_minutes`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import duckdb
 import pandas as pd
 
+from nasa_autoscale.ingest.sitezone import SiteZone, recorded_zone
 from nasa_autoscale.warehouse import SCHEMA, replace_range, transaction
 
 GRANULARITIES = {"1m": 1, "5m": 5, "15m": 15}
@@ -23,19 +27,19 @@ MISSING_RUN_MINUTES = 30
 # nasa.requests: every bucket size is rolled up from them.
 _MINUTE_COUNTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE traffic_minute_counts AS
-SELECT date_trunc('minute', ts) AS minute, count(*) AS requests,
+SELECT date_trunc('minute', ts_utc) AS minute, count(*) AS requests,
        coalesce(sum(bytes), 0) AS bytes,
        count(*) FILTER (WHERE status BETWEEN 200 AND 299) AS status_2xx,
        count(*) FILTER (WHERE status BETWEEN 300 AND 399) AS status_3xx,
        count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS status_4xx,
        count(*) FILTER (WHERE status BETWEEN 500 AND 599) AS status_5xx
-FROM {SCHEMA}.requests WHERE day >= CAST($lo AS DATE) AND day < CAST($hi AS DATE)
+FROM {SCHEMA}.requests WHERE day >= $lo_day AND day < $hi_day
 GROUP BY 1
 """
 _MINUTE_HOSTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE traffic_minute_hosts AS
-SELECT DISTINCT date_trunc('minute', ts) AS minute, host
-FROM {SCHEMA}.requests WHERE day >= CAST($first AS DATE) AND day < CAST($end AS DATE)
+SELECT DISTINCT date_trunc('minute', ts_utc) AS minute, host
+FROM {SCHEMA}.requests WHERE day >= $first_day AND day < $end_day
 """
 
 # Minutes of the days asked for, with one day of context on each side so that a quiet run crossing
@@ -46,8 +50,8 @@ CREATE OR REPLACE TEMP TABLE traffic_minutes AS
 WITH grid AS (
     SELECT unnest(generate_series($lo, $hi - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE)) AS minute
 ), known_days AS (
-    SELECT DISTINCT day FROM {SCHEMA}.ingest_ledger WHERE day >= CAST($lo AS DATE)
-    UNION SELECT CAST(unnest(generate_series($first, $last, INTERVAL 1 DAY)) AS DATE)
+    SELECT DISTINCT day FROM {SCHEMA}.ingest_ledger WHERE day >= $lo_day
+    UNION SELECT unnest(CAST($days AS DATE[]))
 ), spans AS (
     SELECT first_ts, last_ts FROM {SCHEMA}.source_files WHERE first_ts IS NOT NULL
 ), minutes AS (
@@ -58,7 +62,7 @@ WITH grid AS (
                AS covered
     FROM grid g
     LEFT JOIN traffic_minute_counts c USING (minute)
-    LEFT JOIN known_days k ON k.day = CAST(g.minute AS DATE)
+    LEFT JOIN known_days k ON k.day = CAST(__LOCAL_MINUTE__ AS DATE)
 ), runs AS (
     SELECT *, sum(CASE WHEN n = 0 THEN 0 ELSE 1 END) OVER (ORDER BY minute) AS run_id
     FROM minutes
@@ -71,24 +75,27 @@ FROM run_lengths
 WHERE minute >= $first AND minute < $end
 """
 
-_BUCKETS_SQL = """
+# A bucket is aligned to the local clock: shifted by the zone's offset (daylight-saving changes
+# move it by whole hours or half hours, which keep 5- and 15-minute buckets aligned).
+_BUCKET = "time_bucket(INTERVAL (__MINUTES__) MINUTE, minute + __SHIFT__) - __SHIFT__"
+_BUCKETS_SQL = f"""
 WITH buckets AS (
-    SELECT time_bucket(INTERVAL (__MINUTES__) MINUTE, minute) AS bucket_start,
+    SELECT {_BUCKET} AS bucket_start,
            count(*) FILTER (WHERE is_missing) AS missing_minutes,
            bool_and(is_missing) AS is_missing
     FROM traffic_minutes GROUP BY 1
 ), counted AS (
-    SELECT time_bucket(INTERVAL (__MINUTES__) MINUTE, minute) AS bucket_start,
+    SELECT {_BUCKET} AS bucket_start,
            sum(requests) AS requests, sum(bytes) AS bytes,
            sum(status_2xx) AS status_2xx, sum(status_3xx) AS status_3xx,
            sum(status_4xx) AS status_4xx, sum(status_5xx) AS status_5xx
     FROM traffic_minute_counts GROUP BY 1
 ), hosts AS (
-    SELECT time_bucket(INTERVAL (__MINUTES__) MINUTE, minute) AS bucket_start,
+    SELECT {_BUCKET} AS bucket_start,
            __COUNT_HOSTS__ AS unique_hosts
     FROM traffic_minute_hosts GROUP BY 1
 )
-SELECT b.bucket_start,
+SELECT __LOCAL_BUCKET__ AS bucket_start,
        CAST(CASE WHEN NOT b.is_missing THEN coalesce(c.requests, 0) END AS BIGINT) AS requests,
        CAST(CASE WHEN NOT b.is_missing THEN coalesce(c.bytes, 0) END AS BIGINT) AS bytes,
        CASE WHEN NOT b.is_missing THEN coalesce(h.unique_hosts, 0) END AS unique_hosts,
@@ -98,7 +105,8 @@ SELECT b.bucket_start,
        CAST(CASE WHEN NOT b.is_missing THEN coalesce(c.status_5xx, 0) END AS BIGINT) AS status_5xx,
        CAST(c.status_4xx + c.status_5xx AS DOUBLE) / nullif(c.requests, 0) AS error_rate,
        b.is_missing,
-       CAST(b.missing_minutes AS INTEGER) AS missing_minutes
+       CAST(b.missing_minutes AS INTEGER) AS missing_minutes,
+       b.bucket_start AS bucket_start_utc
 FROM buckets b
 LEFT JOIN counted c USING (bucket_start)
 LEFT JOIN hosts h USING (bucket_start)
@@ -107,50 +115,76 @@ ORDER BY b.bucket_start
 """
 
 
-def _params(first_day: dt.date, last_day: dt.date, sql: str) -> dict:
-    """The query's named parameters ($lo, $hi: with a day of context; $first, $last, $end)."""
+def _params(zone: SiteZone, first_day: dt.date, last_day: dt.date, sql: str) -> dict:
+    """The query's named parameters: UTC instants of local midnights ($lo, $hi: with a day of
+    context; $first, $end), and local days ($lo_day, $hi_day, $first_day, $end_day, $days)."""
     one_day = dt.timedelta(days=1)
+    lo_day, hi_day = first_day - one_day, last_day + 2 * one_day
     values = {
-        "lo": dt.datetime.combine(first_day - one_day, dt.time()),
-        "hi": dt.datetime.combine(last_day + 2 * one_day, dt.time()),
-        "first": dt.datetime.combine(first_day, dt.time()),
-        "last": dt.datetime.combine(last_day, dt.time()),
-        "end": dt.datetime.combine(last_day + one_day, dt.time()),
+        "lo": zone.midnight_utc(lo_day),
+        "hi": zone.midnight_utc(hi_day),
+        "first": zone.midnight_utc(first_day),
+        "end": zone.midnight_utc(last_day + one_day),
+        "lo_day": lo_day,
+        "hi_day": hi_day,
+        "first_day": first_day,
+        "end_day": last_day + one_day,
+        "days": [first_day + i * one_day for i in range((last_day - first_day).days + 1)],
     }
-    return {name: value for name, value in values.items() if f"${name}" in sql}
+    used = set(re.findall(r"\$(\w+)", sql))
+    return {name: value for name, value in values.items() if name in used}
 
 
-def mark_missing_minutes(con: duckdb.DuckDBPyConnection, first_day: dt.date, last_day: dt.date):
+def mark_missing_minutes(
+    con: duckdb.DuckDBPyConnection,
+    first_day: dt.date,
+    last_day: dt.date,
+    zone: SiteZone | None = None,
+):
     """Fill the temp tables behind traffic_buckets for first_day..last_day: per-minute counts,
-    (minute, host) pairs and traffic_minutes (minute, is_missing)."""
+    (minute, host) pairs and traffic_minutes (minute, is_missing), minutes in UTC."""
+    zone = zone or recorded_zone(con)
     for sql in (_MINUTE_COUNTS_SQL, _MINUTE_HOSTS_SQL, _MINUTES_SQL):
-        con.execute(sql, _params(first_day, last_day, sql))
+        sql = sql.replace("__LOCAL_MINUTE__", zone.local_sql("g.minute"))
+        con.execute(sql, _params(zone, first_day, last_day, sql))
 
 
 def traffic_buckets(
-    con: duckdb.DuckDBPyConnection, minutes: int, first_day: dt.date, last_day: dt.date
+    con: duckdb.DuckDBPyConnection,
+    minutes: int,
+    first_day: dt.date,
+    last_day: dt.date,
+    zone: SiteZone | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """Traffic per `minutes`-minute bucket; needs mark_missing_minutes for the same days first."""
+    zone = zone or recorded_zone(con)
     if minutes not in GRANULARITIES.values() or 60 % minutes:
         raise ValueError(f"bucket size must be one of {sorted(GRANULARITIES.values())} minutes")
     # (minute, host) pairs are distinct already: a 1-minute bucket needs no DISTINCT.
     count_hosts = "count(*)" if minutes == 1 else "count(DISTINCT host)"
-    sql = _BUCKETS_SQL.replace("__MINUTES__", str(minutes)).replace("__COUNT_HOSTS__", count_hosts)
-    return con.sql(sql, params=_params(first_day, last_day, sql))
+    shift = f"INTERVAL ({zone.offset_on(first_day) % minutes}) MINUTE"
+    sql = (
+        _BUCKETS_SQL.replace("__SHIFT__", shift)
+        .replace("__MINUTES__", str(minutes))
+        .replace("__COUNT_HOSTS__", count_hosts)
+        .replace("__LOCAL_BUCKET__", zone.local_sql("b.bucket_start"))
+    )
+    return con.sql(sql, params=_params(zone, first_day, last_day, sql))
 
 
 def write_traffic(
     con: duckdb.DuckDBPyConnection, first_day: dt.date, last_day: dt.date
 ) -> dict[str, int]:
     """Replace traffic_1m/5m/15m rows of first_day..last_day; returns rows written per table."""
-    mark_missing_minutes(con, first_day, last_day)
+    zone = recorded_zone(con)
+    mark_missing_minutes(con, first_day, last_day, zone)
     low = dt.datetime.combine(first_day, dt.time())
     high = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time())
     rows = {}
     with transaction(con):
         for name, minutes in GRANULARITIES.items():
             table = f"traffic_{name}"
-            relation = traffic_buckets(con, minutes, first_day, last_day)
+            relation = traffic_buckets(con, minutes, first_day, last_day, zone)
 
             def insert(relation=relation, table=table):
                 relation.insert_into(f"{SCHEMA}.{table}")
@@ -166,24 +200,31 @@ def write_traffic(
 
 def whole_days(con: duckdb.DuckDBPyConnection, minutes: int) -> pd.DataFrame:
     """traffic_<minutes>m from its first to its last day, days never ingested filled in as
-    missing, ordered: a regular grid for readers that count in buckets."""
+    missing, ordered: a regular grid of local wall-clock times for readers that count in buckets.
+
+    Under daylight saving the local clock skips an hour (its buckets are missing here) and repeats
+    one (the second pass is left out here; traffic_* keep both)."""
     table = f"{SCHEMA}.traffic_{next(k for k, v in GRANULARITIES.items() if v == minutes)}"
     return con.sql(
         f"""
-        WITH span AS (
+        WITH once AS (
+            SELECT * FROM {table}
+            QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY bucket_start_utc) = 1
+        ), span AS (
             SELECT CAST(min(bucket_start) AS DATE) AS first_day,
                    CAST(max(bucket_start) AS DATE) + 1 AS end_day
-            FROM {table}
+            FROM once
         ), grid AS (
             SELECT unnest(generate_series(CAST(first_day AS TIMESTAMP),
                                           CAST(end_day AS TIMESTAMP) - INTERVAL {minutes} MINUTE,
                                           INTERVAL {minutes} MINUTE)) AS bucket_start
             FROM span
         )
-        SELECT g.bucket_start, t.* EXCLUDE (bucket_start, is_missing, missing_minutes),
+        SELECT g.bucket_start,
+               t.* EXCLUDE (bucket_start, is_missing, missing_minutes, bucket_start_utc),
                coalesce(t.is_missing, TRUE) AS is_missing,
                coalesce(t.missing_minutes, {minutes}) AS missing_minutes
-        FROM grid g LEFT JOIN {table} t USING (bucket_start)
+        FROM grid g LEFT JOIN once t USING (bucket_start)
         ORDER BY g.bucket_start
         """
     ).df()
