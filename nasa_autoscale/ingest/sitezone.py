@@ -12,8 +12,8 @@ in the warehouse (`nasa.site`) so every later run uses the same zone.
 
 from __future__ import annotations
 
-import re
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
