@@ -197,7 +197,8 @@ ASOF LEFT JOIN (SELECT line_number, day FROM __NAME___requests) q
     ON r.line_number >= q.line_number
 """
 
-_BATCH_ROWS = 256 * 1024  # DuckDB scans Arrow batches in parallel
+# DuckDB scans Arrow batches in parallel: even a small (daily) file is cut into several.
+_BATCH_ROWS, _MIN_BATCH_ROWS, _BATCHES = 256 * 1024, 8 * 1024, 8
 _DETECT_LINES = 1000
 _DETECTORS = {name: re.compile(pattern.encode("latin-1"))
               for name, pattern in LINE_PATTERNS.items()}  # fmt: skip
@@ -274,7 +275,10 @@ def parse_lines(
         }
     )
     ordinary_input = pa.Table.from_batches(
-        ordinary_input.to_batches(max_chunksize=_BATCH_ROWS), schema=ordinary_input.schema
+        ordinary_input.to_batches(
+            max_chunksize=min(_BATCH_ROWS, max(_MIN_BATCH_ROWS, -(-len(ordinary) // _BATCHES)))
+        ),
+        schema=ordinary_input.schema,
     )
     special_input = pa.table(
         {"line_number": pa.array(special + 1), "raw_line": lines.text(special)}
