@@ -176,3 +176,20 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame) -> int:
     finally:
         con.unregister("_replacement")
     return len(frame)
+
+
+_TEXT_COLUMNS = {"setting", "policy", "tuned_on", "params", "matches", "model", "granularity",
+                 "protocol", "mlflow_run_id", "window"}  # fmt: skip
+_TIME_COLUMNS = {"bucket_start", "origin"}
+
+
+def empty_frame(columns: list[str]):
+    """A DataFrame with no rows and typed columns (text, timestamps, else numbers), for the
+    tables a step skips: DuckDB cannot store a column of unknown type."""
+    import pandas as pd
+
+    def dtype(name: str) -> str:
+        return "string" if name in _TEXT_COLUMNS else (
+            "datetime64[ns]" if name in _TIME_COLUMNS else "float64")  # fmt: skip
+
+    return pd.DataFrame({name: pd.Series(dtype=dtype(name)) for name in columns})

@@ -103,7 +103,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     from nasa_autoscale.forecasting import backtest
     from nasa_autoscale.forecasting.models import SeasonalNaive
     from nasa_autoscale.forecasting.next import forecast_next
-    from nasa_autoscale.scaling.forecasts import WINDOWS, plan
+    from nasa_autoscale.scaling.forecasts import plan, windows
     from nasa_autoscale.scaling.sweep import run_sweep
 
     path = tmp_path_factory.mktemp("served") / "served.duckdb"
@@ -127,7 +127,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     upcoming.insert(1, "granularity", "5m")
     put("forecast_next", upcoming)
     frames = []
-    for window, (start, end) in WINDOWS.items():
+    for window, (start, end) in windows(traffic).items():
         model = SeasonalNaive(7).fit(traffic[traffic.index < start], 5)
         frame = model.predict(traffic[traffic.index < end], plan(start, end, 5, 2))
         frame.insert(0, "window", window)

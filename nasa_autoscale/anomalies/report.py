@@ -34,7 +34,8 @@ def plot_anomalies(anomalies: pd.DataFrame, events: pd.DataFrame, path: Path) ->
         Patch(color="#999999", alpha=0.25, label="outage / no log"),
     ]
     ax.set_ylabel("requests per 5 minutes")
-    ax.set_title("NASA-HTTP traffic, July-August 1995: anomaly flags and special events")
+    first, last = anomalies["bucket_start"].min(), anomalies["bucket_start"].max()
+    ax.set_title(f"Traffic {first:%Y-%m-%d} .. {last:%Y-%m-%d}: anomaly flags and special events")
     ax.legend(handles=handles, loc="upper left", fontsize=8, ncols=5)
     ax.margins(x=0.005)
     fig.tight_layout()

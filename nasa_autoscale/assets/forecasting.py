@@ -10,14 +10,16 @@ import pandas as pd
 from nasa_autoscale.assets.common import data_source, figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
+from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
+from nasa_autoscale.forecasting.next import fallback_model, make_model
 from nasa_autoscale.forecasting.next import forecast_next as forecast_next_day
-from nasa_autoscale.forecasting.next import make_model
-from nasa_autoscale.forecasting.report import write_reports
+from nasa_autoscale.forecasting.protocols import Calendar
+from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
 from nasa_autoscale.resources import WAREHOUSE_POOL, MLflowResource, WarehouseResource
 from nasa_autoscale.settings import reports_dir
-from nasa_autoscale.warehouse import replace_table
+from nasa_autoscale.warehouse import empty_frame, replace_table
 
 GROUP = "forecasting"
 
@@ -39,8 +41,9 @@ def granularities() -> list[str]:
             deps=[*(f"traffic_{g}" for g in GRANULARITIES), special_events],
             group_name=GROUP,
             description=(
-                "Every model's forecasts of the test window (Aug 23-31) under the four protocols "
-                "and three granularities, with 80% intervals; each trained model is an MLflow run."
+                "Every model's forecasts of the test window (the last NASA_TEST_DAYS whole days) "
+                "under the four protocols and three granularities, with 80% intervals; each "
+                "trained model is an MLflow run. Skipped (empty) while the history is too short."
             ),
         ),
         dg.AssetSpec(
@@ -61,6 +64,21 @@ def forecasting(
         traffic = {
             g: whole_days(con, m).set_index("bucket_start") for g, m in GRANULARITIES.items()
         }
+    calendar = Calendar.of(traffic["5m"])
+    if not calendar.enough:
+        context.log.warning(f"benchmark skipped: {calendar.shortfall()}")
+        with warehouse.connect() as con:
+            replace_table(con, "forecasts", empty_frame(FORECAST_COLUMNS))
+            replace_table(con, "model_metrics", empty_frame(METRIC_COLUMNS))
+        report = write_skipped_report(calendar, source, reports_dir())
+        for key in ("forecasts", "model_metrics"):
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={"data_source": source, "dagster/row_count": 0,
+                          "skipped": calendar.shortfall(), "report": str(report)},
+            )  # fmt: skip
+        return
+    context.log.info(f"windows: {calendar.describe()}")
     tags = {"dagster_run_id": context.run.run_id, "data_source": source}
     all_forecasts, all_metrics, all_timings, run_ids, params = [], [], [], {}, {}
     for granularity in granularities():
@@ -103,12 +121,13 @@ def forecasting(
         replace_table(con, "forecasts", forecasts)
         replace_table(con, "model_metrics", metrics)
     report = write_reports(forecasts, metrics, timings, traffic["5m"]["requests"].astype(float),
-                           source, reports_dir())  # fmt: skip
+                           source, reports_dir(), calendar)  # fmt: skip
     yield dg.MaterializeResult(
         asset_key="forecasts",
         metadata={
             "data_source": source,
             "dagster/row_count": len(forecasts),
+            "windows": calendar.describe(),
             "models": ", ".join(sorted(forecasts.model.unique())),
         },  # fmt: skip
     )
@@ -133,11 +152,11 @@ def forecasting(
     group_name=GROUP,
     description=(
         "The next 24 hours after the data ends, per 5-minute bucket with an 80% interval, from "
-        "the model with the lowest 5-minute day-ahead RMSE (refitted on the whole history); for "
-        "the API and the scaling policies."
+        "the model with the lowest 5-minute day-ahead RMSE (refitted on the whole history); with "
+        "a short history, from a seasonal naive model. For the API and the scaling policies."
     ),
 )
-def forecast_next(warehouse: WarehouseResource):
+def forecast_next(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     events = load_events()
     with warehouse.connect() as con:
         source = data_source(con)
@@ -146,9 +165,14 @@ def forecast_next(warehouse: WarehouseResource):
             "SELECT model, rmse, params FROM nasa.model_metrics WHERE granularity = '5m' "
             "AND protocol = 'day_ahead' AND model <> 'ensemble' ORDER BY rmse LIMIT 1"
         ).fetchall()
-    if not ranked:
+    calendar = Calendar.of(traffic)
+    if ranked:
+        name, rmse, chosen = ranked[0]
+    elif not calendar.enough:  # no benchmark: the models that need nothing but the history
+        name, rmse, chosen = fallback_model(calendar), float("nan"), None
+        context.log.warning(f"benchmark skipped ({calendar.shortfall()}); forecasting with {name}")
+    else:
         raise dg.Failure("model_metrics has no 5-minute day-ahead rows: materialize model_metrics")
-    name, rmse, chosen = ranked[0]
     model = make_model(name, 5, events, traffic.index[-1], json.loads(chosen or "{}"))
     forecast = forecast_next_day(traffic, 5, model)
     forecast.insert(1, "granularity", "5m")
@@ -159,7 +183,8 @@ def forecast_next(warehouse: WarehouseResource):
             "data_source": source,
             "dagster/row_count": rows,
             "model": name,
-            "day_ahead_rmse_on_test": float(rmse),
+            "day_ahead_rmse_on_test": float(rmse) if rmse == rmse else "not benchmarked",
+            "windows": calendar.describe() if calendar.enough else calendar.shortfall(),
             "origin": str(forecast["origin"].iloc[0]),
             "preview": preview(forecast),
         }

@@ -11,14 +11,17 @@ import pandas as pd
 from nasa_autoscale.assets.common import data_source, figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
+from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.resources import WAREHOUSE_POOL, MLflowResource, WarehouseResource
 from nasa_autoscale.scaling import policies
-from nasa_autoscale.scaling.forecasts import WINDOWS, fit_and_forecast
-from nasa_autoscale.scaling.recommend import next_servers
+from nasa_autoscale.scaling.forecasts import COLUMNS, WINDOW_NAMES, fit_and_forecast
+from nasa_autoscale.scaling.recommend import fallback_decision, next_servers
 from nasa_autoscale.scaling.report import target_lines, write_report
 from nasa_autoscale.scaling.simulator import simulate
 from nasa_autoscale.scaling.sweep import (
+    DECISION_COLUMNS,
+    REPORT_COLUMNS,
     SETTINGS,
     best_policy,
     load_inputs,
@@ -26,7 +29,7 @@ from nasa_autoscale.scaling.sweep import (
     run_sweep,
 )
 from nasa_autoscale.settings import reports_dir
-from nasa_autoscale.warehouse import replace_table
+from nasa_autoscale.warehouse import empty_frame, replace_table
 
 GROUP = "scaling"
 BOOT = SETTINGS["default"].boot  # every setting shares the boot delay the forecasts cover
@@ -60,8 +63,18 @@ def scaling_forecasts(
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
         params = _tuned_lightgbm(con)
+    calendar = Calendar.of(traffic)
+    if not calendar.enough:
+        context.log.warning(f"scaling forecasts skipped: {calendar.shortfall()}")
+        with warehouse.connect() as con:
+            replace_table(con, "scaling_forecasts",
+                          empty_frame([*COLUMNS, "mlflow_run_id"]))  # fmt: skip
+        return dg.MaterializeResult(
+            metadata={"data_source": source, "dagster/row_count": 0,
+                      "skipped": calendar.shortfall()}
+        )  # fmt: skip
     frames, run_ids = [], {}
-    for window in WINDOWS:
+    for window in WINDOW_NAMES:
         started = time.perf_counter()
         model, forecast = fit_and_forecast(traffic, 5, events, BOOT, window, params)
         elapsed = time.perf_counter() - started
@@ -116,6 +129,19 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
         source = data_source(con)
         requests, forecasts, anomalies = load_inputs(con)
+    calendar = Calendar.of(requests)
+    if not calendar.enough:
+        context.log.warning(f"policy sweep skipped: {calendar.shortfall()}")
+        with warehouse.connect() as con:
+            replace_table(con, "scaling_decisions", empty_frame(DECISION_COLUMNS))
+            replace_table(con, "cost_report", empty_frame(REPORT_COLUMNS))
+        for key in ("scaling_decisions", "cost_report"):
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={"data_source": source, "dagster/row_count": 0,
+                          "skipped": calendar.shortfall()},
+            )  # fmt: skip
+        return
     started = time.perf_counter()
     decisions, cost_report, tuning, _ = run_sweep(requests, forecasts, anomalies,
                                                   progress=context.log.info)  # fmt: skip
@@ -123,7 +149,8 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
         replace_table(con, "scaling_decisions", decisions)
         replace_table(con, "cost_report", cost_report)
-    report = write_report(cost_report, tuning, {"sweep_s": elapsed}, source, reports_dir())
+    report = write_report(cost_report, tuning, {"sweep_s": elapsed}, source, reports_dir(),
+                          calendar)  # fmt: skip
     yield dg.MaterializeResult(
         asset_key="scaling_decisions",
         metadata={"data_source": source, "dagster/row_count": len(decisions),
@@ -150,7 +177,8 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     group_name=GROUP,
     description=(
         "Per setting: the server count for the first bucket after the data ends, from the best "
-        "policy of the cost report (cheapest within 0.5% dropped), with the action and reason."
+        "policy of the cost report (cheapest within 0.5% dropped), with the action and reason; "
+        "with a short history (no cost report), the untuned predictive policy on forecast_next."
     ),
 )
 def recommendation(warehouse: WarehouseResource):
@@ -166,6 +194,12 @@ def recommendation(warehouse: WarehouseResource):
         raise dg.Failure("forecast_next is empty: materialize forecast_next")
     rows = []
     for setting, rules in SETTINGS.items():
+        if cost_report.empty:  # a short history: no sweep to choose from
+            ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
+            decision = fallback_decision(requests, rules, ahead)
+            rows.append({"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0],
+                         **decision, "data_source": source})  # fmt: skip
+            continue
         name = best_policy(cost_report, setting)
         params = json.loads(cost_report.query("setting == @setting and policy == @name")
                             ["params"].iloc[0])  # fmt: skip

@@ -52,7 +52,8 @@ def write_combined_logs(source_files: list[Path], out_dir: Path, zone: str = "+0
                 host || ' - - [' || strftime(ts, '%d/%b/%Y:%H:%M:%S ') || '{site.name}] "'
                 || coalesce(request, method || ' ' || url || coalesce(' ' || protocol, ''))
                 || '" ' || status || ' ' || coalesce(CAST(bytes AS VARCHAR), '-') || ' "'
-                || {referers}[1 + CAST(hash(host || coalesce(url, '')) % {len(REFERERS)} AS BIGINT)] || '" "'
+                || {referers}[1 + CAST(hash(host || coalesce(url, '')) % {len(REFERERS)} AS BIGINT)]
+                || '" "'
                 || {agents}[1 + CAST(hash(host) % {len(AGENTS)} AS BIGINT)] || '"' AS line
             FROM {parsed.requests_table}
             UNION ALL

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from nasa_autoscale.forecasting.protocols import PROTOCOLS, TEST_END, TEST_START  # noqa: E402
+from nasa_autoscale.forecasting.protocols import PROTOCOLS, Calendar  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
 from nasa_autoscale.scaling.simulator import (  # noqa: E402
@@ -56,10 +56,27 @@ def query(path: str, sql: str, asset: str) -> pd.DataFrame:
         con.close()
 
 
+def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The test window of the data (the forecasting calendar, read from traffic_5m)."""
+    requests = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m "
+                           "ORDER BY bucket_start", "traffic_5m")  # fmt: skip
+    step = pd.Timedelta(minutes=5)
+    grid = pd.date_range(requests["bucket_start"].min().normalize(),
+                         requests["bucket_start"].max().normalize() + pd.Timedelta(days=1) - step,
+                         freq=step)  # fmt: skip
+    series = requests.drop_duplicates("bucket_start").set_index("bucket_start")["requests"]
+    calendar = Calendar.of(series.reindex(grid).astype(float))
+    return calendar.test_start, calendar.test_end
+
+
 def traffic_page(path: str):
-    st.header("Traffic, July-August 1995")
     traffic = query(path, "SELECT bucket_start, requests, is_missing FROM nasa.traffic_5m "
                           "ORDER BY bucket_start", "traffic_5m")  # fmt: skip
+    if len(traffic):
+        first, last = traffic["bucket_start"].min(), traffic["bucket_start"].max()
+        st.header(f"Traffic, {first:%Y-%m-%d} .. {last:%Y-%m-%d}")
+    else:
+        st.header("Traffic")
     flagged = "WHERE is_anomaly_z AND kind IN ('spike', 'dip')"
     anomalies = query(path, f"SELECT bucket_start, requests, kind FROM nasa.anomalies_5m {flagged}",
                       "anomalies_5m")  # fmt: skip
@@ -108,8 +125,9 @@ def forecasts_page(path: str):
                        "nasa.forecasts WHERE granularity = '5m'", "forecasts")  # fmt: skip
     rows = rows[(rows["model"] == model) & (rows["protocol"] == protocol)]
     actual = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
-    start = TEST_START + pd.Timedelta(days=days[0] - 1)
-    end = TEST_START + pd.Timedelta(days=days[1])
+    test_start, _ = test_window(path)
+    start = test_start + pd.Timedelta(days=days[0] - 1)
+    end = test_start + pd.Timedelta(days=days[1])
     rows = rows[(rows["bucket_start"] >= start) & (rows["bucket_start"] < end)]
     rows = rows.sort_values("bucket_start")
     actual = actual[(actual["bucket_start"] >= start) & (actual["bucket_start"] < end)]
@@ -136,10 +154,11 @@ def forecasts_page(path: str):
 def simulation_inputs(path: str, boot: int):
     requests = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
     requests = requests.set_index("bucket_start")["requests"].astype(float)
-    times = pd.date_range(TEST_START, TEST_END, freq="5min", inclusive="left")
+    test_start, test_end = test_window(path)
+    times = pd.date_range(test_start, test_end, freq="5min", inclusive="left")
     forecasts = query(path, 'SELECT * FROM nasa.scaling_forecasts WHERE "window" = \'test\'',
                       "scaling_forecasts")  # fmt: skip
-    array = forecast_array(forecasts, "test", 5, boot + 1)
+    array = forecast_array(forecasts, "test", (test_start, test_end), 5, boot + 1)
     have = int(forecasts["step"].max())
     if boot + 1 > have:  # steps beyond the stored ones: repeat the furthest (an approximation)
         array[:, have:] = array[:, have - 1 : have]
@@ -173,7 +192,8 @@ def scaling_page(path: str):
                             "reactive_balanced") if n in names])  # fmt: skip
     times, demand, array = simulation_inputs(path, rules.boot)
     peak_sql = (
-        f"SELECT max(requests) AS peak FROM nasa.traffic_5m WHERE bucket_start < '{TEST_START}'"
+        "SELECT max(requests) AS peak FROM nasa.traffic_5m "
+        f"WHERE bucket_start < '{test_window(path)[0]}'"
     )
     training_peak = query(path, peak_sql, "traffic_5m")["peak"].iloc[0]
     optimum = simulate(demand, replay(optimal_provisioning(demand, rules), rules), rules)

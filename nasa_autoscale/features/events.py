@@ -31,8 +31,18 @@ class EventsError(ValueError):
     """The events file is malformed; the message names the row and the problem."""
 
 
-def load_events(path=EVENTS_CSV) -> pd.DataFrame:
-    """The events, validated: every column present, times parse, start <= end, known impact."""
+def load_events(path=None) -> pd.DataFrame:
+    """The events, validated: every column present, times parse, start <= end, known impact.
+
+    path: default NASA_EVENTS_PATH (NASA's list unless set; 'none': no events, an empty table,
+    so every event feature is 0). NASA's events lie in 1995: they flag nothing in other logs."""
+    if path is None:
+        from nasa_autoscale.settings import Settings
+
+        path = Settings.from_env().events_path
+        if path is None:
+            return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c.endswith("_ts")
+                                              else "string") for c in COLUMNS})  # fmt: skip
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:

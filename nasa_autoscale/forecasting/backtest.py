@@ -11,6 +11,8 @@ from nasa_autoscale.forecasting.models import Forecaster
 
 FORECAST_COLUMNS = ["model", "granularity", "protocol", "origin", "bucket_start", "step", "yhat",
                     "yhat_lower", "yhat_upper"]  # fmt: skip
+METRIC_COLUMNS = ["model", "granularity", "protocol", "rmse", "mae", "mape", "mase", "coverage",
+                  "n", "mlflow_run_id", "params"]  # fmt: skip
 
 
 def horizon_ladder(longest: int) -> list[int]:
@@ -28,20 +30,23 @@ def run(
     minutes: int,
     granularity: str,
     protocol_names=protocols.PROTOCOLS,
+    calendar: protocols.Calendar | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Fit on the training window, forecast the test window under each protocol.
 
-    traffic: index bucket_start (a regular grid over train and test), traffic columns.
-    Returns (forecasts, timings in seconds).
+    traffic: index bucket_start (a regular grid over train and test), traffic columns; the
+    windows are the calendar's (default: read from traffic). Returns (forecasts, timings in s).
     """
-    train = traffic[traffic.index < protocols.TEST_START]
+    calendar = calendar or protocols.Calendar.of(traffic)
+    train = traffic[traffic.index < calendar.test_start]
     started = time.perf_counter()
     model.fit(train, minutes)
     timings = {"fit_s": time.perf_counter() - started}
     frames = []
     for protocol in protocol_names:
         started = time.perf_counter()
-        forecast = model.predict(traffic, protocols.origins(protocol, minutes))
+        plan = protocols.origins(protocol, minutes, calendar.test_start, calendar.test_end)
+        forecast = model.predict(traffic[traffic.index < calendar.test_end], plan)
         timings[f"predict_{protocol}_s"] = time.perf_counter() - started
         forecast.insert(0, "protocol", protocol)
         frames.append(forecast)
@@ -51,9 +56,15 @@ def run(
     return forecasts[FORECAST_COLUMNS], timings
 
 
-def score_all(forecasts: pd.DataFrame, traffic: pd.DataFrame, minutes: int) -> pd.DataFrame:
+def score_all(
+    forecasts: pd.DataFrame,
+    traffic: pd.DataFrame,
+    minutes: int,
+    calendar: protocols.Calendar | None = None,
+) -> pd.DataFrame:
     """model_metrics rows: one per model x granularity x protocol."""
-    train = traffic.loc[traffic.index < protocols.TEST_START, "requests"].astype(float)
+    calendar = calendar or protocols.Calendar.of(traffic)
+    train = traffic.loc[traffic.index < calendar.test_start, "requests"].astype(float)
     scale = metrics.seasonal_naive_scale(train, 24 * 60 // minutes)
     actuals = traffic["requests"].astype(float)
     rows = []

@@ -52,7 +52,9 @@ def _candidate(name: str, events: pd.DataFrame, validation_start, horizons, para
     return LightGBMDirect(events, horizons, validation_start, **params)
 
 
-def tune(traffic: pd.DataFrame, minutes: int, events: pd.DataFrame) -> dict[str, dict]:
+def tune(
+    traffic: pd.DataFrame, minutes: int, events: pd.DataFrame, calendar: protocols.Calendar
+) -> dict[str, dict]:
     """The best candidate parameters per model, judged on the validation week only.
 
     Each candidate is fitted on the training window before the validation week (LightGBM's own
@@ -60,7 +62,7 @@ def tune(traffic: pd.DataFrame, minutes: int, events: pd.DataFrame) -> dict[str,
     cheapest protocol; scoring hour-ahead instead, tried once, chose the same parameters): the
     test window is never looked at.
     """
-    start, end = protocols.VALIDATION_START, protocols.TEST_START
+    start, end = calendar.validation_start, calendar.test_start
     before = traffic[traffic.index < start]
     seen = traffic[traffic.index < end]
     plan = protocols.origins("one_step", minutes, start, end)
@@ -82,10 +84,16 @@ def tune(traffic: pd.DataFrame, minutes: int, events: pd.DataFrame) -> dict[str,
     return chosen
 
 
-def model_plan(granularity: str, minutes: int, events: pd.DataFrame, tuned: dict | None = None):
+def model_plan(
+    granularity: str,
+    minutes: int,
+    events: pd.DataFrame,
+    calendar: protocols.Calendar,
+    tuned: dict | None = None,
+):
     """[(model, protocols)] for a granularity; `tuned` holds parameters chosen by tune()."""
     tuned = tuned or {}
-    steps = int((protocols.TEST_END - protocols.TEST_START) / pd.Timedelta(minutes=minutes))
+    steps = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
     everything = protocols.PROTOCOLS
     baselines = [(SeasonalNaive(1), everything), (SeasonalNaive(7), everything),
                  (SlotMedian(3), everything)]  # fmt: skip
@@ -93,13 +101,13 @@ def model_plan(granularity: str, minutes: int, events: pd.DataFrame, tuned: dict
         # Five times the rows of 5m: fewer, larger boosting steps keep it near a minute.
         fast = {"n_estimators": 150, "learning_rate": 0.1}
         return baselines + [
-            (LightGBMDirect(events, [1], protocols.VALIDATION_START, **fast), ("one_step",)),
+            (LightGBMDirect(events, [1], calendar.validation_start, **fast), ("one_step",)),
             (HarmonicARIMA(), ("one_step",)),
         ]
     return baselines + [
         (HarmonicARIMA(**tuned.get("sarima_fourier", {})), everything),
         (ProphetModel(events), everything),
-        (LightGBMDirect(events, backtest.horizon_ladder(steps), protocols.VALIDATION_START,
+        (LightGBMDirect(events, backtest.horizon_ladder(steps), calendar.validation_start,
                         **tuned.get("lightgbm_direct", {})), everything),
     ]  # fmt: skip
 
@@ -114,23 +122,26 @@ def run_granularity(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(forecasts, model_metrics, timings) for one granularity; on_model(model, metrics, timings)
     is called after each model (the MLflow logging hook)."""
+    calendar = protocols.Calendar.of(traffic)
     forecasts, timings = [], []
     tuned = {}
     if granularity != "1m":  # 1m keeps the defaults: tuning there would cost minutes
         started = time.perf_counter()
-        tuned = tune(traffic, minutes, events)
+        tuned = tune(traffic, minutes, events, calendar)
         timings.append({"model": "tuning", "granularity": granularity,
                         "total_s": time.perf_counter() - started})  # fmt: skip
         progress(f"{granularity} tuned on the validation week: "
                  f"sarima_fourier {tuned['sarima_fourier']}, "
                  f"lightgbm_direct {tuned['lightgbm_direct']}")  # fmt: skip
-    for model, protocol_names in model_plan(granularity, minutes, events, tuned):
+    for model, protocol_names in model_plan(granularity, minutes, events, calendar, tuned):
         started = time.perf_counter()
-        forecast, timing = backtest.run(model, traffic, minutes, granularity, protocol_names)
+        forecast, timing = backtest.run(
+            model, traffic, minutes, granularity, protocol_names, calendar
+        )
         timing["total_s"] = time.perf_counter() - started
         forecasts.append(forecast)
         timings.append({"model": model.name, "granularity": granularity, **timing})
-        scores = backtest.score_all(forecast, traffic, minutes)
+        scores = backtest.score_all(forecast, traffic, minutes, calendar)
         rmse = ", ".join(f"{r.protocol} {r.rmse:.1f}" for r in scores.itertuples())
         progress(f"{granularity} {model.name}: {timing['total_s']:.1f} s, RMSE {rmse}")
         if on_model:
@@ -139,4 +150,5 @@ def run_granularity(
     combined = ensemble(forecasts, ENSEMBLE_MEMBERS)
     if len(combined):
         forecasts = pd.concat([forecasts, combined], ignore_index=True)
-    return forecasts, backtest.score_all(forecasts, traffic, minutes), pd.DataFrame(timings)
+    metrics = backtest.score_all(forecasts, traffic, minutes, calendar)
+    return forecasts, metrics, pd.DataFrame(timings)

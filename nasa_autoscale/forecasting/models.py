@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 INTERVAL = (0.10, 0.90)
+# Fourier terms are phases of the day and the week in local time, counted from a Monday 00:00
+# (any Monday gives the same phases: the remainder is exact).
+MONDAY = pd.Timestamp("1970-01-05")
 
 
 def plan_frame(plan: list[tuple[pd.Timestamp, int]], minutes: int) -> pd.DataFrame:
@@ -247,7 +250,7 @@ def _consecutive(plan, step) -> bool:
 
 def _fourier(times: pd.DatetimeIndex, period: pd.Timedelta, order: int) -> np.ndarray:
     """sin/cos pairs of the time of `period` (a day, a week), orders 1..order."""
-    phase = ((times - pd.Timestamp("1995-01-02")) / period).to_numpy() % 1.0  # a Monday
+    phase = (((times - MONDAY) % period) / period).to_numpy()
     columns = []
     for k in range(1, order + 1):
         columns += [np.sin(2 * np.pi * k * phase), np.cos(2 * np.pi * k * phase)]

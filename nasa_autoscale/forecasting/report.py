@@ -19,7 +19,9 @@ def best_per_protocol(metrics: pd.DataFrame, granularity: str) -> pd.DataFrame:
     return rows.loc[rows.groupby("protocol")["rmse"].idxmin()].set_index("protocol")
 
 
-def plot_best(forecasts: pd.DataFrame, actuals: pd.Series, best: pd.DataFrame, path: Path) -> Path:
+def plot_best(
+    forecasts: pd.DataFrame, actuals: pd.Series, best: pd.DataFrame, path: Path, title: str
+) -> Path:
     fig, axes = plt.subplots(len(protocols.PROTOCOLS), 1, figsize=(16, 12), dpi=100, sharex=True)
     for ax, protocol in zip(axes, protocols.PROTOCOLS, strict=True):
         model = best.at[protocol, "model"]
@@ -33,7 +35,7 @@ def plot_best(forecasts: pd.DataFrame, actuals: pd.Series, best: pd.DataFrame, p
                      fontsize=10)  # fmt: skip
         ax.legend(loc="upper left", fontsize=8)
         ax.set_ylabel("requests / 5 min")
-    fig.suptitle("Test window Aug 23-31 1995, 5-minute buckets: forecast vs actual")
+    fig.suptitle(f"{title}, 5-minute buckets: forecast vs actual")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -48,14 +50,19 @@ def write_reports(
     actuals_5m: pd.Series,
     data_source: str,
     reports_dir: Path,
+    calendar: protocols.Calendar,
 ) -> Path:
     reports_dir.mkdir(parents=True, exist_ok=True)
     metrics.to_csv(reports_dir / "benchmark_results.csv", index=False)
     best = best_per_protocol(metrics, "5m")
     test = actuals_5m[
-        (actuals_5m.index >= protocols.TEST_START) & (actuals_5m.index < protocols.TEST_END)
+        (actuals_5m.index >= calendar.test_start) & (actuals_5m.index < calendar.test_end)
     ]
-    figure = plot_best(forecasts, test, best, reports_dir / "figures" / "forecast_vs_actual_5m.png")
+    last = calendar.test_end - protocols.DAY
+    title = f"Test window {calendar.test_start:%Y-%m-%d} .. {last:%Y-%m-%d}"
+    figure = plot_best(
+        forecasts, test, best, reports_dir / "figures" / "forecast_vs_actual_5m.png", title
+    )
     five = metrics[metrics.granularity == "5m"].pivot(
         index="model", columns="protocol", values="rmse"
     )
@@ -74,14 +81,13 @@ def write_reports(
     original = pd.DataFrame(
         [{"model": k, "one_shot RMSE": v} for k, v in benchmark.ORIGINAL_FIGURES.items()]
     )
-    banner = ("**Data: REPLICA** (real per-bucket request counts; see data/README.md)."
-              if data_source != "real" else "Data: the real NASA logs.")  # fmt: skip
+    banner = data_banner(data_source)
     text = f"""# Forecasting benchmark
 
 {banner} Produced by the `forecasts` asset (`make run`) on {dt.datetime.now():%Y-%m-%d %H:%M}.
-Train 1995-07-01 .. 08-22, test 08-23 00:00 .. 08-31 23:59; models fitted once on the training
-window and fed the actuals before each origin, never refitted; missing buckets neither trained on
-nor scored; intervals are 80%. MASE is scaled by the training window's one-day seasonal naive MAE.
+Windows: {calendar.describe()}. Models fitted once on the training window and fed the actuals
+before each origin, never refitted; missing buckets neither trained on nor scored; intervals are
+80%. MASE is scaled by the training window's one-day seasonal naive MAE.
 
 ## 5-minute RMSE by protocol (lower is better)
 {five.round(2).to_markdown()}
@@ -91,7 +97,7 @@ nor scored; intervals are 80%. MASE is scaled by the training window's one-day s
 
 {pd.DataFrame(one_step).round(2).to_markdown(index=False)}
 
-## The original project's published 5-minute one-shot figures, for comparison
+## The original project's published 5-minute one-shot figures on the NASA trace, for comparison
 {original.to_markdown(index=False)}
 
 ## Run time (seconds)
@@ -104,4 +110,30 @@ nor scored; intervals are 80%. MASE is scaled by the training window's one-day s
 """
     path = reports_dir / "benchmark.md"
     path.write_text(text)
+    return path
+
+
+def data_banner(data_source: str) -> str:
+    if data_source == "replica":
+        return "**Data: REPLICA** (real per-bucket request counts; see data/README.md)."
+    return f"Data: {data_source} logs."
+
+
+def write_skipped_report(calendar: protocols.Calendar, data_source: str, reports_dir: Path) -> Path:
+    """benchmark.md when the history is too short for the benchmark: what was skipped and why."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / "benchmark.md"
+    path.write_text(
+        f"""# Forecasting benchmark: skipped
+
+{data_banner(data_source)} Written on {dt.datetime.now():%Y-%m-%d %H:%M}.
+
+Not enough history: {calendar.shortfall()}.
+
+Skipped: every model under every protocol (forecasts, model_metrics), the validation-window
+tuning, the scaling forecasts and the policy sweep (scaling_decisions, cost_report).
+Still produced: forecast_next from a seasonal naive model (the same slot one day, or one week,
+earlier, whichever the history allows) and a recommendation from it.
+"""
+    )
     return path

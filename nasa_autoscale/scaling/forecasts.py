@@ -1,10 +1,11 @@
 """The forecasts the predictive policies act on: an origin at every bucket, covering the buckets a
 server launched at that origin must serve (steps 1 .. boot + 1).
 
-Two honest sets: the validation week (Aug 16-22) from a model fitted before it, for tuning the
-policies, and the test window (Aug 23-31) from a model fitted on the training window, as the
-forecasting protocols do. LightGBM direct (one model per step) is used: it is the best
-short-horizon model of the benchmark and predicts every origin in one pass.
+Two honest sets: the validation window from a model fitted before it, for tuning the policies,
+and the test window from a model fitted on the training window, as the forecasting protocols do
+(windows from protocols.Calendar: NASA's are Aug 16-22 and Aug 23-31). LightGBM direct (one
+model per step) is used: it is the best short-horizon model of the benchmark and predicts every
+origin in one pass.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import pandas as pd
 from nasa_autoscale.forecasting import protocols
 from nasa_autoscale.forecasting.models import LightGBMDirect
 
-WINDOWS = {
-    "validation": (protocols.VALIDATION_START, protocols.TEST_START),
-    "test": (protocols.TEST_START, protocols.TEST_END),
-}
+WINDOW_NAMES = ("validation", "test")
+
+
+def windows(traffic: pd.DataFrame | pd.Series) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """{'validation': (start, end), 'test': (start, end)}, read from the data's calendar."""
+    return protocols.Calendar.of(traffic).windows()
+
+
 COLUMNS = ["window", "origin", "step", "bucket_start", "yhat", "yhat_lower", "yhat_upper"]
 
 
@@ -37,7 +42,7 @@ def fit_and_forecast(
     lgbm_params: dict | None = None,
 ) -> tuple[LightGBMDirect, pd.DataFrame]:
     """(fitted model, forecasts) for one window; traffic indexed by bucket_start."""
-    start, end = WINDOWS[window]
+    start, end = windows(traffic)[window]
     steps = boot + 1
     model = LightGBMDirect(events, list(range(1, steps + 1)), start - pd.Timedelta(days=7),
                            **(lgbm_params or {}))  # fmt: skip
@@ -47,10 +52,16 @@ def fit_and_forecast(
     return model, forecast[COLUMNS]
 
 
-def forecast_array(forecasts: pd.DataFrame, window: str, minutes: int, steps: int) -> np.ndarray:
-    """(buckets, steps, 3) array of yhat, lower, upper: row t holds origin t's forecasts; steps
-    past the window's end are NaN."""
-    start, end = WINDOWS[window]
+def forecast_array(
+    forecasts: pd.DataFrame,
+    window: str,
+    span: tuple[pd.Timestamp, pd.Timestamp],
+    minutes: int,
+    steps: int,
+) -> np.ndarray:
+    """(buckets, steps, 3) array of yhat, lower, upper over the window's span [start, end): row t
+    holds origin t's forecasts; steps past the window's end are NaN."""
+    start, end = span
     rows = forecasts[forecasts["window"] == window]
     count = int((end - start) / pd.Timedelta(minutes=minutes))
     out = np.full((count, steps, 3), np.nan)

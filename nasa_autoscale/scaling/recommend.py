@@ -3,6 +3,8 @@ carry to the following decision (the recommendation asset and the API share it).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -83,3 +85,25 @@ def next_servers(
         forecast,
         flagged,
     )
+
+
+FALLBACK_QUANTILE = 0.9  # untuned: used only while the history is too short for the sweep
+
+
+def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.ndarray) -> dict:
+    """A recommendation without a cost report (too little history to tune a policy): the
+    predictive policy at its untuned 90% quantile on the forecast; the fleet now is taken as the
+    one the last observed bucket needed."""
+    from nasa_autoscale.scaling.policies import Predictive
+
+    observed = requests.dropna()
+    last = float(observed.iloc[-1]) if len(observed) else 0.0
+    current = rules.clamp(math.ceil(last / rules.capacity))
+    policy = Predictive(FALLBACK_QUANTILE)
+    decision = decide_next(policy, rules, np.array([]), np.array([], np.int64),
+                           np.array([], np.int64), current, [], forecast)  # fmt: skip
+    decision["reason"] += (
+        "; untuned (no cost report: the history is too short to tune and compare policies); "
+        f"the fleet now is the one the last bucket ({last:.0f} requests) needed"
+    )
+    return {"policy": policy.name, **decision}

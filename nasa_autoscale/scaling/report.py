@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from nasa_autoscale.forecasting.protocols import DAY, Calendar  # noqa: E402
+from nasa_autoscale.forecasting.report import data_banner  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.sweep import BOUNDS, SETTINGS, SLA_DROPPED, best_policy  # noqa: E402
 
@@ -21,7 +23,7 @@ COLUMNS = ["policy", "cost", "pct_above_optimal", "dropped_fraction", "violating
            "scaling_actions", "mean_utilization", "peak_servers", "tuned_on"]  # fmt: skip
 
 
-def plot_pareto(cost_report: pd.DataFrame, path: Path) -> Path:
+def plot_pareto(cost_report: pd.DataFrame, path: Path, title: str = "Test window") -> Path:
     settings = list(dict.fromkeys(cost_report["setting"]))
     fig, axes = plt.subplots(1, len(settings), figsize=(7 * len(settings), 5.5), dpi=100)
     for ax, setting in zip(np.atleast_1d(axes), settings, strict=True):
@@ -44,7 +46,7 @@ def plot_pareto(cost_report: pd.DataFrame, path: Path) -> Path:
         ax.set_ylabel("cost above the hindsight optimum (%)")
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle("Test window Aug 23-31 1995: cost vs dropped requests (lower left is better)")
+    fig.suptitle(f"{title}: cost vs dropped requests (lower left is better)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -98,12 +100,14 @@ def write_report(
     timings: dict,
     data_source: str,
     reports_dir: Path,
+    calendar: Calendar,
 ) -> Path:
     reports_dir.mkdir(parents=True, exist_ok=True)
-    figure = plot_pareto(cost_report, reports_dir / "figures" / "cost_pareto.png")
+    last = calendar.test_end - DAY
+    window = f"Test window {calendar.test_start:%Y-%m-%d} .. {last:%Y-%m-%d}"
+    figure = plot_pareto(cost_report, reports_dir / "figures" / "cost_pareto.png", window)
     cost_report.to_csv(reports_dir / "cost_report.csv", index=False)
-    banner = ("**Data: REPLICA** (real per-bucket request counts; see data/README.md)."
-              if data_source != "real" else "Data: the real NASA logs.")  # fmt: skip
+    banner = data_banner(data_source)
     sections = []
     for setting in dict.fromkeys(cost_report["setting"]):
         rows = cost_report[cost_report.setting == setting]
@@ -122,8 +126,8 @@ def write_report(
     text = f"""# Cost report: autoscaling policies on the test window
 
 {banner} Produced by the `cost_report` asset (`make run`) on {dt.datetime.now():%Y-%m-%d %H:%M}.
-Test window 1995-08-23 00:00 .. 08-31 23:55, 5-minute buckets. The default setting is the
-original project's (so its figures compare); the realistic one is closer to a real fleet.
+Windows: {calendar.describe()}; 5-minute buckets. The default setting is the original
+project's (so its figures compare); the realistic one is closer to a real fleet.
 
 Rules (one simulator for every row): a server asked for at t serves from t + {rules.boot_delay_s} s;
 a scale-in waits for a {rules.stabilization_s} s stabilization window (the largest recommendation of
@@ -133,8 +137,8 @@ demand before t, forecasts whose origin is <= t and anomaly flags before t. Miss
 skipped (billed, never scored). `oracle` is ceil(d/C) per bucket with no boot delay; it is
 cheaper than any schedule under the rules. `hindsight_optimal` is the exact cheapest schedule
 that drops nothing under the same rules (dynamic programme, replayed through the simulator).
-pct_above_optimal compares with it. Tuned policies were chosen on the validation week (Aug
-16-22, forecasts from a model fitted before it) as the cheapest within {SLA_DROPPED:.1%} dropped;
+pct_above_optimal compares with it. Tuned policies were chosen on the validation window
+(forecasts from a model fitted before it) as the cheapest within {SLA_DROPPED:.1%} dropped;
 `predictive_matched` is the cheapest predictive one that dropped no more than the best original
 preset did on the validation week. The presets and `static` (sized for the training peak) are
 not tuned.

@@ -19,7 +19,7 @@ import pandas as pd
 
 from nasa_autoscale.forecasting import protocols
 from nasa_autoscale.scaling import policies
-from nasa_autoscale.scaling.forecasts import WINDOWS, forecast_array
+from nasa_autoscale.scaling.forecasts import forecast_array, windows
 from nasa_autoscale.scaling.simulator import (
     ScalingRules,
     optimal_provisioning,
@@ -43,6 +43,12 @@ HPA_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
 HYBRID_TARGETS = (0.8, 0.9, 1.0)
 GUARD_HEADROOM = (0.1, 0.25, 0.5)
 BOUNDS = ("oracle", "hindsight_optimal")
+# The tables' columns, for the empty tables of a history too short for the sweep.
+DECISION_COLUMNS = ["setting", "policy", "bucket_start", "demand", "servers", "capacity",
+                    "dropped", "served", "provisioned", "recommended"]  # fmt: skip
+REPORT_COLUMNS = ["setting", "policy", "cost", "pct_above_optimal", "dropped_fraction",
+                  "violating_fraction", "scaling_actions", "mean_utilization", "server_hours",
+                  "peak_servers", "tuned_on", "matches", "params"]  # fmt: skip
 
 
 @dataclass
@@ -64,7 +70,7 @@ def make_window(
     rules: ScalingRules,
 ) -> Window:
     """requests: indexed by bucket_start (NaN = missing); anomalies: anomalies_5m rows."""
-    start, end = WINDOWS[name]
+    start, end = windows(requests)[name]
     times = pd.date_range(start, end, freq=f"{rules.minutes}min", inclusive="left")
     spikes = anomalies.set_index("bucket_start")
     spikes = spikes["is_anomaly_z"].fillna(False).astype(bool) & (spikes["kind"] == "spike")
@@ -72,7 +78,9 @@ def make_window(
         name=name,
         bucket_start=times,
         demand=requests.reindex(times).to_numpy(float),
-        forecasts=forecast_array(scaling_forecasts, name, rules.minutes, rules.boot + 1),
+        forecasts=forecast_array(
+            scaling_forecasts, name, (start, end), rules.minutes, rules.boot + 1
+        ),
         flags=spikes.reindex(times, fill_value=False).to_numpy(bool),
     )
 
@@ -153,8 +161,9 @@ def run_setting(setting: str, rules: ScalingRules, requests, scaling_forecasts, 
                 progress: Callable[[str], None] = print):  # fmt: skip
     """(decisions, cost_report rows, tuning table, chosen policies) for one setting."""
     started = time.perf_counter()
-    train = requests[requests.index < protocols.TEST_START]
-    typical = float(requests[requests.index < protocols.VALIDATION_START].mean())
+    calendar = protocols.Calendar.of(requests)
+    train = requests[requests.index < calendar.test_start]
+    typical = float(requests[requests.index < calendar.validation_start].mean())
     validation, test = (make_window(name, requests, scaling_forecasts, anomalies, rules)
                         for name in ("validation", "test"))  # fmt: skip
     chosen, tuning, bar = tune(validation, rules, typical, float(train.max()))

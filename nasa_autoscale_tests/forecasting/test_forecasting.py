@@ -7,6 +7,10 @@ from nasa_autoscale.forecasting import backtest, metrics, protocols
 from nasa_autoscale.forecasting.models import LightGBMDirect, SeasonalNaive, SlotMedian
 
 ORIGIN = pd.Timestamp("1995-08-26 13:00")
+# The NASA split the calendar must read from the data (the one the published figures used).
+VALIDATION_START = pd.Timestamp("1995-08-16")
+TEST_START = pd.Timestamp("1995-08-23")
+TEST_END = pd.Timestamp("1995-09-01")
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +19,7 @@ def traffic(real_traffic_5m):
 
 
 def small_lightgbm():
-    return LightGBMDirect(load_events(), [1, 12, 288], protocols.VALIDATION_START,
+    return LightGBMDirect(load_events(), [1, 12, 288], VALIDATION_START,
                           n_estimators=20, num_leaves=15)  # fmt: skip
 
 
@@ -26,10 +30,35 @@ def test_protocol_origins_cover_the_test_window_once():
     expected = {"one_shot": (1, 2592), "day_ahead": (9, 288), "hour_ahead": (216, 12),
                 "one_step": (2592, 1)}  # fmt: skip
     for protocol, (count, horizon) in expected.items():
-        plan = protocols.origins(protocol, 5)
-        assert len(plan) == count and plan[0] == (protocols.TEST_START, horizon)
+        plan = protocols.origins(protocol, 5, TEST_START, TEST_END)
+        assert len(plan) == count and plan[0] == (TEST_START, horizon)
         assert sum(h for _, h in plan) == 2592
-    assert protocols.origins("hour_ahead", 15)[1] == (pd.Timestamp("1995-08-23 01:00"), 4)
+    assert protocols.origins("hour_ahead", 15, TEST_START, TEST_END)[1] == (
+        pd.Timestamp("1995-08-23 01:00"),
+        4,
+    )
+
+
+def test_the_calendar_read_from_the_nasa_data_is_the_published_split(traffic):
+    calendar = protocols.Calendar.of(traffic, 9, 7)
+    assert (calendar.validation_start, calendar.test_start, calendar.test_end) == (
+        VALIDATION_START, TEST_START, TEST_END)  # fmt: skip
+    assert calendar.enough and calendar.whole_days == 62 and calendar.shortfall() == ""
+    assert "test 1995-08-23 .. 1995-08-31" in calendar.describe()
+
+
+def test_the_calendar_counts_back_from_the_last_whole_day(traffic):
+    cut = traffic[traffic.index < pd.Timestamp("1995-08-31 14:00")].copy()  # Aug 31 is partial
+    cut = pd.concat([cut, traffic[traffic.index >= pd.Timestamp("1995-08-31 14:00")].assign(
+        requests=np.nan)])  # fmt: skip
+    calendar = protocols.Calendar.of(cut, 3, 2)
+    assert calendar.test_end == pd.Timestamp("1995-08-31")  # the partial day is left out
+    assert calendar.test_start == pd.Timestamp("1995-08-28")
+    assert calendar.validation_start == pd.Timestamp("1995-08-26")
+    short = protocols.Calendar.of(traffic[traffic.index < pd.Timestamp("1995-07-05")], 9, 7)
+    assert short.whole_days == 4 and not short.enough
+    assert "4 whole day(s) of data; the benchmark needs 30" in short.shortfall()
+    assert "26 more day(s)" in short.shortfall()
 
 
 def test_metrics_by_hand():
@@ -52,7 +81,7 @@ def test_metrics_by_hand():
 
 @pytest.mark.parametrize("make_model", MODELS)
 def test_forecasts_never_read_the_actuals_they_predict(traffic, make_model):
-    model = make_model().fit(traffic[traffic.index < protocols.TEST_START], 5)
+    model = make_model().fit(traffic[traffic.index < TEST_START], 5)
     plan = [(ORIGIN, 288)]
     before = model.predict(traffic, plan)
     changed = traffic.copy()
@@ -91,7 +120,7 @@ def test_fourier_arima_and_prophet_forecasts_are_sane(traffic):
 
     plan = [(ORIGIN, 24)]
     for model in (HarmonicARIMA(daily_order=4, weekly_order=1), ProphetModel(load_events())):
-        model.fit(traffic[traffic.index < protocols.TEST_START], 5)
+        model.fit(traffic[traffic.index < TEST_START], 5)
         forecast = model.predict(traffic, plan)
         assert len(forecast) == 24 and (forecast["yhat"] >= 0).all()
         assert (forecast["yhat_lower"] <= forecast["yhat"]).all()
@@ -105,7 +134,7 @@ def test_the_fourier_arima_leaks_nothing_either(traffic):
     from nasa_autoscale.forecasting.models import HarmonicARIMA
 
     model = HarmonicARIMA(daily_order=4, weekly_order=1)
-    model.fit(traffic[traffic.index < protocols.TEST_START], 5)
+    model.fit(traffic[traffic.index < TEST_START], 5)
     plans = {"hour": [(ORIGIN, 12)], "steps": [(ORIGIN, 1), (ORIGIN + pd.Timedelta("5min"), 1)]}
     changed = traffic.copy()
     changed.loc[changed.index >= ORIGIN + pd.Timedelta("5min"), "requests"] = 0

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nasa_autoscale.scaling import policies
-from nasa_autoscale.scaling.forecasts import WINDOWS
+from nasa_autoscale.scaling.forecasts import windows
 from nasa_autoscale.scaling.recommend import next_servers
 from nasa_autoscale.scaling.report import write_report
 from nasa_autoscale.scaling.simulator import ScalingRules, simulate
@@ -86,7 +86,7 @@ def synthetic_inputs(real_traffic_5m):
     """The real requests and same-slot-last-week forecasts, shaped as the assets hold them."""
     requests = real_traffic_5m.set_index("bucket_start")["requests"].astype(float)
     rows = []
-    for window, (start, end) in WINDOWS.items():
+    for window, (start, end) in windows(requests).items():
         origins = pd.date_range(start, end, freq="5min", inclusive="left")
         for step in (1, 2):
             times = origins + pd.Timedelta(minutes=5 * (step - 1))
@@ -119,7 +119,7 @@ def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_pat
     assert len(decisions) == len(expected) * 9 * 288
     # a different test window changes the results, never what tuning chose
     doubled = requests.copy()
-    doubled[doubled.index >= WINDOWS["test"][0]] *= 2
+    doubled[doubled.index >= windows(requests)["test"][0]] *= 2
     _, report2, tuning2, _ = run_sweep(doubled, forecasts, anomalies, settings, print)
     pd.testing.assert_frame_equal(tuning, tuning2)
     assert not np.allclose(report2["cost"], report["cost"])
