@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
-# The ingest range defaults to the NASA trace; NASA_START_DATE / NASA_END_DATE set another one.
+# The ingest range defaults to the NASA trace; NASA_START_DATE sets another start, and then the
+# range runs to today unless NASA_END_DATE says otherwise (as the daily partitions do).
 START ?= $(or $(NASA_START_DATE),1995-07-01)
-END ?= $(or $(NASA_END_DATE),1995-08-31)
+END ?= $(or $(NASA_END_DATE),$(if $(NASA_START_DATE),$(shell date +%F),1995-08-31))
 DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
 INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m

@@ -52,6 +52,7 @@ class Settings:
     test_days: int = 9  # the last whole days of the data: the test window
     validation_days: int = 7  # the days before it: every choice is made there
     events_path: Path | None = DEFAULT_EVENTS_PATH  # None: no special events
+    open_ended: bool = False  # no end date given for a user's logs: partitions run to today
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +83,7 @@ class Settings:
             test_days=int(_env_number("NASA_TEST_DAYS", 9, 1, 366, integer=True)),
             validation_days=int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True)),
             events_path=_env_events(),
+            open_ended=start != NASA_FIRST_DAY and not os.environ.get("NASA_END_DATE"),
         )
 
 

@@ -111,8 +111,9 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     traffic = real_traffic_5m.set_index("bucket_start")
     put = lambda table, frame: warehouse.replace_table(con, table, frame)  # noqa: E731
     con.execute(
-        "INSERT INTO nasa.source_files VALUES ('NASA_access_log_Aug95.gz', 'replica/x', 1, 0, 1, "
-        "1, 0, NULL, NULL, 'replica', now())"
+        "INSERT INTO nasa.source_files (source_file, path, size_bytes, modified_at, lines, "
+        "requests, rejected, data_source, read_at) VALUES ('NASA_access_log_Aug95.gz', "
+        "'replica/x', 1, 0, 1, 1, 0, 'replica', now())"
     )
     put("traffic_5m", real_traffic_5m)
     put("special_events", load_events())

@@ -37,8 +37,16 @@ AGENTS = [
 REFERERS = ["-", "-", "https://www.google.com/", "https://example.org/links.html"]
 
 
-def write_combined_logs(source_files: list[Path], out_dir: Path, zone: str = "+0000") -> list[Path]:
-    """Rewrite the source files' lines as daily combined-format files in `zone`; returns them."""
+def write_combined_logs(
+    source_files: list[Path],
+    out_dir: Path,
+    zone: str = "+0000",
+    shift_days: int = 0,
+    days: tuple[str, str] | None = None,
+) -> list[Path]:
+    """Rewrite the source files' lines as daily combined-format files in `zone`, moved
+    `shift_days` later, keeping only the (first, last) days of `days` (after the shift) if
+    given; returns the files."""
     site = SiteZone.parse(zone)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -48,8 +56,9 @@ def write_combined_logs(source_files: list[Path], out_dir: Path, zone: str = "+0
     for i, path in enumerate(source_files):
         parsed = parse_lines(con, read_lines(path), f"src{i}", site, "common")
         parts.append(f"""
-            SELECT ts AS sort_ts, day, line_number, {i} AS file,
-                host || ' - - [' || strftime(ts, '%d/%b/%Y:%H:%M:%S ') || '{site.name}] "'
+            SELECT day + {shift_days} AS day, line_number, {i} AS file,
+                host || ' - - [' || strftime(ts + INTERVAL ({shift_days}) DAY,
+                                             '%d/%b/%Y:%H:%M:%S ') || '{site.name}] "'
                 || coalesce(request, method || ' ' || url || coalesce(' ' || protocol, ''))
                 || '" ' || status || ' ' || coalesce(CAST(bytes AS VARCHAR), '-') || ' "'
                 || {referers}[1 + CAST(hash(host || coalesce(url, '')) % {len(REFERERS)} AS BIGINT)]
@@ -57,9 +66,11 @@ def write_combined_logs(source_files: list[Path], out_dir: Path, zone: str = "+0
                 || {agents}[1 + CAST(hash(host) % {len(AGENTS)} AS BIGINT)] || '"' AS line
             FROM {parsed.requests_table}
             UNION ALL
-            SELECT NULL, day, line_number, {i}, raw_line FROM {parsed.rejected_table}
+            SELECT day + {shift_days}, line_number, {i}, raw_line FROM {parsed.rejected_table}
         """)
     con.execute(f"CREATE TEMP TABLE combined AS {' UNION ALL '.join(parts)}")
+    if days:
+        con.execute("DELETE FROM combined WHERE day < ? OR day > ?", list(days))
     days = [d for (d,) in con.execute("SELECT DISTINCT day FROM combined ORDER BY 1").fetchall()]
     written = []
     for n, day in enumerate(days):
@@ -82,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--source", type=Path, help="folder of CLF files (default: the NASA logs)")
     parser.add_argument("--zone", default="+0000", help="offset or IANA zone of the output")
+    parser.add_argument("--shift-days", type=int, default=0, help="move every line this late")
+    parser.add_argument("--days", nargs=2, metavar=("FIRST", "LAST"), help="keep only these")
     args = parser.parse_args(argv)
     if args.source:
         files = find_log_files(args.source)
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         files = locate_logs(Settings.from_env(), fetch=True).files
     if not files:
         parser.error(f"no log files in {args.source}")
-    written = write_combined_logs(files, args.out_dir, args.zone)
+    written = write_combined_logs(files, args.out_dir, args.zone, args.shift_days, args.days)
     print(f"wrote {len(written)} files to {args.out_dir}")
     return 0
 

@@ -23,7 +23,7 @@ from nasa_autoscale_tests.servers import free_port, wait_for
 
 APP = Path(dashboard.__file__)
 HEADERS = {
-    "Traffic": "Traffic, July-August 1995",
+    "Traffic": "Traffic, 1995-07-01 .. 1995-08-31",  # the span of the data
     "Forecasts": "Forecast vs actual, test window (5-minute buckets)",
     "Scaling simulator": "Scaling simulation, test window",
     "Benchmarks": "Benchmarks",

@@ -124,3 +124,49 @@ def test_an_empty_file_is_fine(con, tmp_path):
     summary = ingest_days(con, [empty], JUL1, JUL1, "real")
     assert (summary.lines_read, summary.requests, summary.rejected) == (0, 0, 0)
     assert lines_accounted(con, JUL1, JUL1)[0]
+
+
+def test_a_file_of_rejected_lines_is_stored_and_fails_as_mostly_rejected(con, tmp_path):
+    # 10 lines a common-format reader cannot read, in a file named for its day: none is lost
+    log = tmp_path / "access.log-19950705"
+    log.write_bytes(b"\n".join(b"<14>Jul  5 10:00:0%d app: not an access log" % i
+                               for i in range(10)) + b"\n")  # fmt: skip
+    summary = ingest_days(con, [log], dt.date(1995, 7, 4), dt.date(1995, 7, 6), "real")
+    assert counts(con) == (0, 10)
+    days = con.sql("SELECT DISTINCT day FROM nasa.rejected_lines").fetchall()
+    assert days == [(dt.date(1995, 7, 5),)]  # from the file's name
+    assert summary.rejected == 10
+    report = summary.mostly_rejected[log.name]
+    assert "10 of 10 lines rejected (100%" in report and "NASA_LOG_FORMAT" in report
+    assert "no host and [timestamp]" in report and "<14>Jul  5 10:00:00" in report
+    assert "mostly rejected" in summary.failure_message()
+    assert lines_accounted(con, dt.date(1995, 7, 4), dt.date(1995, 7, 6))[0]
+
+
+def test_rejected_lines_of_a_file_without_requests_or_a_dated_name_take_the_first_day(
+    con, tmp_path
+):
+    log = tmp_path / "weird.log"
+    log.write_bytes(b"one\ntwo\n")
+    summary = ingest_days(con, [log], JUL2, JUL2, "real", reject_threshold=1.0)
+    assert summary.mostly_rejected == {}  # threshold 100%: not more than allowed
+    assert con.sql("SELECT day FROM nasa.rejected_lines").fetchall() == [(JUL2,), (JUL2,)]
+
+
+def test_lines_accounted_fails_when_a_stored_line_vanishes(con, tmp_path, sample_2k):
+    log = write_log(tmp_path / "access.log.gz", sample_2k)
+    ingest_days(con, [log], JUL1, JUL2, "real")
+    assert lines_accounted(con, JUL1, JUL2)[0]
+    # the old defect: a line stored nowhere and left out of the ledger, so that every per-day
+    # count still agrees; the file's stored rows no longer add up to its lines
+    con.execute("DELETE FROM nasa.rejected_lines")
+    con.execute("UPDATE nasa.ingest_ledger SET rejected = 0")
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert not passed and metadata["files_mismatched"] == ["access.log.gz"]
+    assert metadata["file_days_mismatched"] == 0
+    ingest_days(con, [log], JUL1, JUL2, "real")
+    assert lines_accounted(con, JUL1, JUL2)[0]
+    con.execute("DELETE FROM nasa.requests WHERE line_number = 5")  # a line lost outright
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert not passed and metadata["file_days_mismatched"] == 1
+    assert metadata["files_mismatched"] == ["access.log.gz"]

@@ -12,11 +12,11 @@ from nasa_autoscale.ingest.reference import per_second_values
 from nasa_autoscale.settings import SAMPLES_DIR
 
 
-def parse(con, data: bytes, force_general: bool = False):
+def parse(con, data: bytes, force_general: bool = False, zone=None, log_format="auto"):
     lines = index_lines(data)
     if force_general:  # every line through the general regex, none through the plain fast path
         lines = dataclasses.replace(lines, has_special=np.ones(len(lines), dtype=bool))
-    parsed = parse_lines(con, lines, "t")
+    parsed = parse_lines(con, lines, "t", zone, log_format)
     requests = con.sql(f"SELECT * FROM {parsed.requests_table} ORDER BY line_number").df()
     rejected = con.sql(f"SELECT * FROM {parsed.rejected_table} ORDER BY line_number").df()
     drop_parsed(con, parsed)

@@ -114,3 +114,74 @@ def test_bucket_size_is_checked(con):
     mark_missing_minutes(con, DAY1, DAY1)
     with pytest.raises(ValueError, match="bucket size"):
         traffic_buckets(con, 7, DAY1, DAY1)
+
+
+def stamped(ts: dt.datetime, offset: str) -> bytes:
+    return f'h - - [{ts:%d/%b/%Y:%H:%M:%S} {offset}] "GET / HTTP/1.1" 200 1'.encode()
+
+
+@pytest.mark.parametrize(
+    ("days", "change", "hours"),
+    [
+        # fall back: 2023-11-05 02:00 EDT -> 01:00 EST; Apache writes -0400, then -0500
+        ((dt.date(2023, 11, 4), dt.date(2023, 11, 5)), dt.datetime(2023, 11, 5, 6), (24, 25)),
+        # spring forward: 2024-03-10 02:00 EST -> 03:00 EDT
+        ((dt.date(2024, 3, 9), dt.date(2024, 3, 10)), dt.datetime(2024, 3, 10, 7), (24, 23)),
+    ],
+)
+def test_a_daylight_saving_change_loses_no_bucket_and_merges_none(
+    con, tmp_path, days, change, hours
+):
+    from zoneinfo import ZoneInfo
+
+    from nasa_autoscale.ingest.sitezone import resolve
+
+    # a request every minute (UTC instants) across both local days, written as Apache does
+    zone = ZoneInfo("America/New_York")
+    start = dt.datetime.combine(days[0], dt.time(), zone).astimezone(dt.UTC)
+    end = dt.datetime.combine(days[1] + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+    lines, t = [], start
+    while t < end:
+        local = t.astimezone(zone)
+        offset = local.strftime("%z")
+        lines.append(stamped(local.replace(tzinfo=None) + dt.timedelta(seconds=30), offset))
+        t += dt.timedelta(minutes=1)
+    path = tmp_path / "access.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    resolve(con, "America/New_York")
+    ingest_days(con, [path], days[0], days[1], "real", timezone="America/New_York")
+    write_traffic(con, days[0], days[1])
+    for name, per_hour in (("traffic_1m", 60), ("traffic_5m", 12), ("traffic_15m", 4)):
+        per_day = con.sql(
+            f"SELECT CAST(bucket_start AS DATE) AS day, count(*), count(DISTINCT "
+            f"bucket_start_utc), sum(requests), count(*) FILTER (WHERE is_missing) "
+            f"FROM nasa.{name} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        expected = [(d, h * per_hour, h * per_hour, h * 60, 0) for d, h in zip(days, hours, strict=True)]
+        assert per_day == expected, name
+    from nasa_autoscale.ingest.checks import buckets_complete
+
+    assert buckets_complete(con, "traffic_5m", 5, days[0], days[1])[0]
+    repeated = con.sql(
+        "SELECT count(*) FROM (SELECT bucket_start FROM nasa.traffic_5m GROUP BY 1 "
+        "HAVING count(*) > 1)"
+    ).fetchall()[0][0]
+    assert repeated == (12 if hours[1] == 25 else 0)  # 01:00-01:55 twice, as the clock shows
+
+
+def test_utc_logs_follow_the_sites_zone(con, tmp_path):
+    # a server in UTC, a site in Paris (+0200 in June): 23:30 UTC is 01:30 the next local day
+    path = tmp_path / "access.log"
+    path.write_bytes(stamped(dt.datetime(2024, 6, 1, 23, 30), "+0000") + b"\n"
+                     + stamped(dt.datetime(2024, 6, 1, 12, 0), "+0000") + b"\n")  # fmt: skip
+    first, last = dt.date(2024, 6, 1), dt.date(2024, 6, 2)
+    ingest_days(con, [path], first, last, "real", timezone="Europe/Paris")
+    rows = con.sql("SELECT day, ts, ts_utc FROM nasa.requests ORDER BY ts").fetchall()
+    assert [(str(d), str(t)) for d, t, _ in rows] == [
+        ("2024-06-01", "2024-06-01 14:00:00"), ("2024-06-02", "2024-06-02 01:30:00")]  # fmt: skip
+    write_traffic(con, first, last)
+    busy = con.sql("SELECT bucket_start FROM nasa.traffic_1m WHERE requests > 0 ORDER BY 1")
+    assert [str(t) for (t,) in busy.fetchall()] == ["2024-06-01 14:00:00", "2024-06-02 01:30:00"]
+    first_bucket = con.sql("SELECT min(bucket_start), min(bucket_start_utc) FROM nasa.traffic_5m")
+    assert [str(t) for t in first_bucket.fetchall()[0]] == [
+        "2024-06-01 00:00:00", "2024-05-31 22:00:00"]  # fmt: skip

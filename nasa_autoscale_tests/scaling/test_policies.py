@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.scaling import policies
 from nasa_autoscale.scaling.forecasts import windows
 from nasa_autoscale.scaling.recommend import next_servers
@@ -124,9 +125,11 @@ def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_pat
     pd.testing.assert_frame_equal(tuning, tuning2)
     assert not np.allclose(report2["cost"], report["cost"])
     assert report2["params"].tolist() == report["params"].tolist()
-    path = write_report(report, tuning, {"sweep_s": 1.0}, "replica", tmp_path)
+    calendar = Calendar.of(requests)
+    path = write_report(report, tuning, {"sweep_s": 1.0}, "replica", tmp_path, calendar)
     text = path.read_text()
     assert "## Targets" in text and "hindsight_optimal" in text
+    assert "test 1995-08-23 .. 1995-08-31 (the last 9 whole days)" in text
     assert (tmp_path / "figures" / "cost_pareto.png").stat().st_size > 10_000
     # the recommendation follows the best policy from the end of the test window
     name = best_policy(report, "realistic")
