@@ -157,7 +157,9 @@ def test_a_daylight_saving_change_loses_no_bucket_and_merges_none(
             f"bucket_start_utc), sum(requests), count(*) FILTER (WHERE is_missing) "
             f"FROM nasa.{name} GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        expected = [(d, h * per_hour, h * per_hour, h * 60, 0) for d, h in zip(days, hours, strict=True)]
+        expected = [
+            (d, h * per_hour, h * per_hour, h * 60, 0) for d, h in zip(days, hours, strict=True)
+        ]
         assert per_day == expected, name
     from nasa_autoscale.ingest.checks import buckets_complete
 
