@@ -1,3 +1,4 @@
+import datetime as dt
 import shutil
 
 from nasa_autoscale.benchmarks import ingest as bench
@@ -27,3 +28,27 @@ def test_the_scaling_benchmark_says_what_to_run_first(tmp_path, monkeypatch, cap
     monkeypatch.setenv("NASA_DUCKDB_PATH", str(path))
     assert scaling.main([]) == 1
     assert "make run" in capsys.readouterr().err
+
+
+def test_the_combined_copy_holds_the_same_requests_in_utc_daily_files(tmp_path, con):
+    from nasa_autoscale.benchmarks.combined_logs import main
+    from nasa_autoscale.ingest.load import ingest_days
+    from nasa_autoscale.ingest.logfiles import find_log_files
+
+    source = tmp_path / "source"
+    source.mkdir()
+    lines = (SAMPLES_DIR / "nasa_2k.log").read_bytes().splitlines()
+    # the first lines of Jul 1, one moved to the evening (UTC: the next day), and one garbage
+    late = lines[0].replace(b"01/Jul/1995:00:00:01", b"01/Jul/1995:22:00:00")
+    (source / "access.log").write_bytes(b"\n".join([*lines[:99], late, b"garbage"]) + b"\n")
+    out = tmp_path / "combined"
+    assert main([str(out), "--source", str(source), "--shift-days", "10"]) == 0
+    names = [p.name for p in find_log_files(out)]
+    assert names == ["access.log", "access.log-19950711.gz"]  # the last day is not rotated yet
+    summary = ingest_days(con, find_log_files(out), dt.date(1995, 7, 11), dt.date(1995, 7, 12),
+                          "real", timezone="UTC")  # fmt: skip
+    assert (summary.requests, summary.rejected) == (100, 1)
+    assert set(summary.formats.values()) == {"combined"}
+    first = con.sql("SELECT ts, user_agent FROM nasa.requests WHERE line_number = 1 "
+                    "AND source_file <> 'access.log'").fetchall()[0]  # fmt: skip
+    assert first[0] == dt.datetime(1995, 7, 11, 4, 0, 1) and first[1]  # 00:00:01 -0400 in UTC

@@ -1,11 +1,17 @@
 """Ingest benchmark: the whole trace -> requests, rejected_lines and the three traffic tables,
 timed side by side with a straightforward line-by-line Python `re` parser that builds a DataFrame.
 
-    python -m nasa_autoscale.benchmarks.ingest [--repeat N]     (make bench-ingest)
+    python -m nasa_autoscale.benchmarks.ingest [--repeat N] [--compare-with REV]
+                                                              (make bench-ingest)
 
 Each measurement runs in a fresh subprocess, so peak memory (max RSS) is its own. The runs
-alternate (ours, baseline, ours, ...) and the best of each is kept: this machine is shared and
-noisy, and a ratio measured side by side in one run means more than an absolute time.
+alternate (ours, baseline, combined, ...) and the best of each is kept: this machine is shared
+and noisy, and a ratio measured side by side in one run means more than an absolute time.
+
+`combined` is the same trace rewritten as a modern site logs it (nginx combined format, UTC, one
+gzip file per day: benchmarks/combined_logs.py), ingested by the same code: its rate per line is
+set beside the Common Log Format one. `--compare-with REV` also times the ingest of an earlier
+revision of this repository (a git worktree) on the same files, alternating with ours.
 Writes reports/bench_ingest.json and prints the figures.
 """
 
@@ -28,6 +34,8 @@ from nasa_autoscale.settings import Settings, reports_dir
 TARGET_SECONDS = 4.0
 TARGET_RATIO = 8.0
 TARGET_PEAK_MB = 2048
+TARGET_COMBINED_RATE = 0.7  # combined lines per second, as a share of Common Log Format lines
+TARGET_SAME_AS_BEFORE = 1.1  # our time on the NASA files against an earlier revision's
 
 
 def run_ours(files: list[Path], data_source: str) -> dict:
@@ -97,10 +105,17 @@ def _child(kind: str, files: list[str], data_source: str) -> None:
     print(json.dumps(result))
 
 
-def measure(kind: str, files: list[Path], data_source: str) -> dict:
+def measure(kind: str, files: list[Path], data_source: str, root: Path | None = None) -> dict:
+    """One run in a fresh process; `root`: another checkout whose code runs instead."""
     command = [sys.executable, "-m", "nasa_autoscale.benchmarks.ingest", "--child", kind,
                "--data-source", data_source, *map(str, files)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = None
+    if root is not None:
+        import os
+
+        env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env,
+                          cwd=root)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"{kind} run failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,25 +126,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each (best is kept)")
     parser.add_argument("--child", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
     parser.add_argument("--data-source", default="real", help=argparse.SUPPRESS)
+    parser.add_argument("--compare-with", metavar="REV", help="also time this git revision")
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child, args.files, args.data_source)
         return 0
 
+    from nasa_autoscale.benchmarks.combined_logs import write_combined_logs
     from nasa_autoscale.ingest.download import locate_logs
 
     source = locate_logs(Settings.from_env(), fetch=True)
     print(f"data: {source.data_source} ({source.note})", flush=True)
-    runs: dict[str, list[dict]] = {"ours": [], "baseline": []}
-    for i in range(args.repeat):
-        for kind in runs:
-            result = measure(kind, source.files, source.data_source)
-            runs[kind].append(result)
-            print(f"run {i + 1}/{args.repeat} {kind:8s} {result['seconds']:7.2f} s  "
-                  f"peak {result['peak_mb']:6.0f} MB", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        print("writing the combined-format copy (nginx, UTC, daily files) ...", flush=True)
+        combined = write_combined_logs(source.files, Path(tmp) / "combined")
+        before = _worktree(args.compare_with, Path(tmp) / "before") if args.compare_with else None
+        plan = {"ours": (source.files, None), "baseline": (source.files, None),
+                "combined": (combined, None)}  # fmt: skip
+        if before:
+            plan["before"] = (source.files, before)
+        runs: dict[str, list[dict]] = {kind: [] for kind in plan}
+        for i in range(args.repeat):
+            for kind, (files, root) in plan.items():
+                child = "ours" if kind in ("combined", "before") else kind
+                result = measure(child, files, source.data_source, root)
+                runs[kind].append(result)
+                print(f"run {i + 1}/{args.repeat} {kind:8s} {result['seconds']:7.2f} s  "
+                      f"peak {result['peak_mb']:6.0f} MB", flush=True)  # fmt: skip
+        if before:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], check=False)
     best = {kind: min(results, key=lambda r: r["seconds"]) for kind, results in runs.items()}
-    ours, baseline = best["ours"], best["baseline"]
+    ours, baseline, combined_run = best["ours"], best["baseline"], best["combined"]
+    rates = {kind: best[kind]["lines"] / best[kind]["ingest_seconds"]
+             for kind in ("ours", "combined")}  # fmt: skip
     report = {
         "command": "python -m nasa_autoscale.benchmarks.ingest",
         "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
@@ -143,8 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         "all_runs": runs,
         "speedup": baseline["seconds"] / ours["seconds"],
         "speedup_parse_only": baseline["seconds"] / ours["ingest_seconds"],
-        "targets": {"seconds": TARGET_SECONDS, "speedup": TARGET_RATIO, "peak_mb": TARGET_PEAK_MB},
-    }
+        "combined": combined_run,
+        "lines_per_second": rates,
+        "combined_rate_ratio": rates["combined"] / rates["ours"],
+        "targets": {"seconds": TARGET_SECONDS, "speedup": TARGET_RATIO, "peak_mb": TARGET_PEAK_MB,
+                    "combined_rate_ratio": TARGET_COMBINED_RATE,
+                    "time_against_before": TARGET_SAME_AS_BEFORE},
+    }  # fmt: skip
+    if "before" in best:
+        report["before"] = {"revision": args.compare_with, **best["before"]}
+        report["time_against_before"] = ours["seconds"] / best["before"]["seconds"]
     out = reports_dir() / "bench_ingest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -158,9 +196,28 @@ def main(argv: list[str] | None = None) -> int:
         f"peak {baseline['peak_mb']:.0f} MB\n"
         f"  speedup: {report['speedup']:.1f}x for our whole ingest, "
         f"{report['speedup_parse_only']:.1f}x parse against parse   [target >= {TARGET_RATIO}x]\n"
-        f"written to {out}"
+        f"  combined format, {len(combined)} daily files: {combined_run['seconds']:.2f} s (parse "
+        f"and write {combined_run['ingest_seconds']:.2f} s): {rates['combined']:,.0f} lines/s "
+        f"against {rates['ours']:,.0f} for Common Log Format = "
+        f"{report['combined_rate_ratio']:.2f}   [target >= {TARGET_COMBINED_RATE}]"
     )
+    if "before" in best:
+        print(
+            f"  revision {args.compare_with}: {best['before']['seconds']:.2f} s on the same files;"
+            f" ours / before = {report['time_against_before']:.2f}   "
+            f"[target <= {TARGET_SAME_AS_BEFORE}]"
+        )
+    print(f"written to {out}")
     return 0
+
+
+def _worktree(revision: str, path: Path) -> Path:
+    """A checkout of `revision` of this repository at `path` (git worktree)."""
+    from nasa_autoscale.settings import PROJECT_ROOT
+
+    subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(path),
+                    revision], check=True, capture_output=True)  # fmt: skip
+    return path
 
 
 def _cpus() -> int:

@@ -1,0 +1,82 @@
+"""The figures the regression test holds the code to, from the real 5-minute reference series:
+seasonal-naive model_metrics, the policy sweep's cost report and the anomaly evaluation.
+
+    python -m nasa_autoscale_tests.golden OUT.json
+
+The committed nasa_autoscale_tests/data/golden_figures.json was written by this script run
+against the code of commit 1ce4e48 (before the calendar was read from the data), with this file
+copied there; test_regression.py recomputes the same figures with today's code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+
+
+def reference_traffic() -> pd.DataFrame:
+    from nasa_autoscale.ingest.reference import reference_traffic_5m
+
+    ref = reference_traffic_5m().reset_index()
+    frame = pd.DataFrame({
+        "bucket_start": ref["bucket_start"],
+        "requests": ref["request_count"].astype("Int64"),
+        "bytes": ref["total_bytes"].astype("Int64"),
+        "unique_hosts": pd.array([pd.NA] * len(ref), dtype="Int64"),
+        **{c: ref[c].astype("Int64") for c in ("status_2xx", "status_3xx", "status_4xx",
+                                                "status_5xx")},
+        "is_missing": ref["request_count"].isna(),
+    })  # fmt: skip
+    frame["error_rate"] = (frame.status_4xx + frame.status_5xx) / frame.requests.replace(0, pd.NA)
+    return frame
+
+
+def scaling_windows(traffic):
+    try:  # today's code: windows read from the data
+        from nasa_autoscale.scaling.forecasts import windows
+
+        return windows(traffic)
+    except ImportError:  # the code before: fixed windows
+        from nasa_autoscale.scaling.forecasts import WINDOWS
+
+        return WINDOWS
+
+
+def figures() -> dict:
+    from nasa_autoscale.anomalies.detect import detect_anomalies
+    from nasa_autoscale.anomalies.evaluate import evaluate
+    from nasa_autoscale.features.events import load_events
+    from nasa_autoscale.forecasting import backtest
+    from nasa_autoscale.forecasting.models import SeasonalNaive, SlotMedian
+    from nasa_autoscale.scaling.forecasts import plan
+    from nasa_autoscale.scaling.sweep import run_sweep
+
+    frame = reference_traffic()
+    traffic = frame.set_index("bucket_start")
+    metrics = []
+    for model in (SeasonalNaive(7), SlotMedian(3)):
+        forecasts, _ = backtest.run(model, traffic, 5, "5m")
+        metrics.append(backtest.score_all(forecasts, traffic, 5))
+    metrics = pd.concat(metrics, ignore_index=True)
+    anomalies = detect_anomalies(frame, 5)
+    scores = evaluate(anomalies, load_events())
+    frames = []
+    for window, (start, end) in scaling_windows(traffic).items():
+        model = SeasonalNaive(7).fit(traffic[traffic.index < start], 5)
+        forecast = model.predict(traffic[traffic.index < end], plan(start, end, 5, 2))
+        forecast.insert(0, "window", window)
+        frames.append(forecast)
+    _, report, _, _ = run_sweep(traffic["requests"].astype(float), pd.concat(frames), anomalies,
+                                progress=lambda _: None)  # fmt: skip
+    return {
+        "model_metrics": metrics.round(9).to_dict(orient="records"),
+        "cost_report": report.drop(columns=["params"]).round(9).to_dict(orient="records"),
+        "anomaly_evaluation": json.loads(scores.round(9).to_json(orient="records")),
+    }
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], "w") as out:
+        json.dump(figures(), out, indent=1, default=str)

@@ -1,0 +1,34 @@
+"""Reading the calendar from the data changed no figure: model_metrics, the cost report and the
+anomaly evaluation on the real 5-minute series equal those of the code before (commit 1ce4e48,
+fixed 1995 windows), as nasa_autoscale_tests/golden.py wrote them."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nasa_autoscale_tests.golden import figures
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "golden_figures.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def today():
+    return json.loads(json.dumps(figures(), default=str))
+
+
+@pytest.mark.parametrize("table", ["model_metrics", "cost_report", "anomaly_evaluation"])
+def test_figures_are_those_of_the_fixed_1995_windows(today, table):
+    before = pd.DataFrame(GOLDEN[table])
+    now = pd.DataFrame(today[table])[before.columns]
+    assert len(before) > 3
+    pd.testing.assert_frame_equal(now, before, check_exact=False, rtol=1e-9, check_dtype=False)
+
+
+def test_the_comparison_can_fail(today):
+    changed = pd.DataFrame(GOLDEN["cost_report"])
+    changed.loc[0, "cost"] *= 1.001
+    with pytest.raises(AssertionError):
+        pd.testing.assert_frame_equal(pd.DataFrame(today["cost_report"])[changed.columns],
+                                      changed, check_exact=False, rtol=1e-9)  # fmt: skip
