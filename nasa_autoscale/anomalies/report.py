@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from nasa_autoscale.anomalies import detect  # noqa: E402
+from nasa_autoscale.forecasting.report import data_banner  # noqa: E402
 
 
 def plot_anomalies(anomalies: pd.DataFrame, events: pd.DataFrame, path: Path) -> Path:
@@ -56,17 +57,20 @@ def write_report(
     data_source: str,
     reports_dir: Path,
 ) -> Path:
+    first, last = anomalies["bucket_start"].min(), anomalies["bucket_start"].max()
+    events = events[(events["end_ts"] >= first) & (events["start_ts"] <= last)]  # in the data
     figure = plot_anomalies(anomalies, events, reports_dir / "figures" / "anomalies_5m.png")
     scores = evaluation.drop(columns=["found"])
     found = {row.method: ", ".join(row.found) or "none" for row in evaluation.itertuples()}
     counts = anomalies["kind"].value_counts().rename_axis("kind").reset_index(name="buckets")
     top = anomalies[anomalies["is_anomaly"] & anomalies["kind"].ne("outage")]
     top = top.reindex(top["z"].abs().sort_values(ascending=False).index).head(15)
-    banner = (
-        "**Data: REPLICA** (real per-second counts, sampled lines; see data/README.md). "
-        if data_source != "real"
-        else "Data: the real NASA logs. "
-    )
+    banner = data_banner(data_source) + " "
+    if events.empty:
+        banner += (
+            "No special event lies in the data's span (NASA_EVENTS_PATH lists them): the "
+            "event-level table below is empty; give your own events for an evaluation. "
+        )
     text = f"""# Anomaly report: traffic_5m
 
 {banner}Made by the `anomalies_5m` asset on {dt.datetime.now():%Y-%m-%d %H:%M}
@@ -76,8 +80,8 @@ def write_report(
 - **3-sigma** (`is_anomaly_z`): residual from a robust seasonal baseline, the median of the same
   5-minute slot over the previous {detect.LOOKBACK_DAYS} days of the same type (weekday or
   weekend, at least {detect.MIN_HISTORY} of them), scaled by 1.4826 x MAD (at least
-  sqrt(baseline)); flagged when |z| > {detect.Z_THRESHOLD:g}. The first days of July have no
-  history and are not judged.
+  sqrt(baseline)); flagged when |z| > {detect.Z_THRESHOLD:g}. The first days of the data have
+  no history and are not judged.
 - **IsolationForest** (`is_anomaly_iforest`): {detect.CONTAMINATION:.0%} contamination on
   {", ".join(detect.IFOREST_FEATURES)} (no raw count).
 - **is_anomaly**: both agree. Missing buckets are `kind = outage`, a class of their own.
@@ -85,9 +89,9 @@ def write_report(
 ## Event-level precision and recall (no point-adjustment)
 An event is found when a flagged bucket starts in its window; a flag is a false alarm when it
 starts in no event's window. Traffic events are those with expected impact high_traffic or
-low_traffic (data/special_events.csv); recall counts only events that overlap logged data.
-Long windows (the two 9-day missions) make precision lenient: a flag anywhere in them counts, so
-`precision_if_random` gives what flags thrown at random would score.
+low_traffic (NASA_EVENTS_PATH, default data/special_events.csv); recall counts only events that
+overlap logged data. Long windows (e.g. NASA's two 9-day missions) make precision lenient: a flag
+anywhere in them counts, so `precision_if_random` gives what flags thrown at random would score.
 
 {_table(scores)}
 

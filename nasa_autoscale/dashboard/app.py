@@ -100,6 +100,9 @@ def traffic_page(path: str):
     missing = traffic[traffic["is_missing"]]["bucket_start"]
     ax.scatter(missing, np.zeros(len(missing)), s=4, color="#888888", marker="|",
                label="missing (no log)")  # fmt: skip
+    if len(traffic):  # only the events within the data's span (NASA's lie in 1995)
+        first, last = traffic["bucket_start"].min(), traffic["bucket_start"].max()
+        events = events[(events["end_ts"] >= first) & (events["start_ts"] <= last)]
     for i, event in enumerate(events.itertuples()):
         ax.axvspan(event.start_ts, event.end_ts, color="#55a868", alpha=0.15,
                    label="special events" if i == 0 else None)  # fmt: skip

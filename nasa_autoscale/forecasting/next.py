@@ -44,9 +44,21 @@ def make_model(
     return factories[name]()
 
 
+MIN_DAYS = 2  # a seasonal naive day model needs a day to copy and a day to measure its errors
+
+
+class HistoryTooShort(ValueError):
+    """Too little data for any forecast; the message says how much more is needed."""
+
+
 def fallback_model(calendar) -> str:
     """The model forecast_next uses when the history is too short for the benchmark: the same
-    slot a week earlier once a week is there, else a day earlier."""
+    slot a week earlier once a week is there, else a day earlier (from two whole days on)."""
+    if calendar.whole_days < MIN_DAYS:
+        raise HistoryTooShort(
+            f"{calendar.whole_days} whole day(s) of data: forecast_next needs at least "
+            f"{MIN_DAYS} (one to copy, one to measure its errors); ingest more days of logs"
+        )
     return "seasonal_naive_week" if calendar.whole_days >= 8 else "seasonal_naive_day"
 
 

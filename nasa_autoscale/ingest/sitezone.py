@@ -42,8 +42,10 @@ class SiteZone:
         if match:
             sign = -1 if match.group(1) == "-" else 1
             hours, minutes = int(match.group(2)), int(match.group(3))
-            if hours > 14 or minutes > 59:
-                raise TimeZoneError(f"time zone offset {value!r} is out of range")
+            if hours > 14 or minutes % 15:  # real zones: whole quarter hours, up to 14 hours
+                raise TimeZoneError(
+                    f"time zone offset {value!r} is not a whole number of quarter hours up to 14h"
+                )
             total = sign * (hours * 60 + minutes)
             return cls(format_offset(total), total)
         try:
@@ -64,11 +66,6 @@ class SiteZone:
         """The naive UTC instant at which `day` starts in the site's zone."""
         local = dt.datetime.combine(day, dt.time(), tzinfo=self.tzinfo())
         return local.astimezone(dt.UTC).replace(tzinfo=None)
-
-    def offset_on(self, day: dt.date) -> int:
-        """Minutes east of UTC at the start of `day`."""
-        local = dt.datetime.combine(day, dt.time(), tzinfo=self.tzinfo())
-        return int(local.utcoffset().total_seconds() // 60)
 
     def local_sql(self, utc: str) -> str:
         """SQL: the naive local wall-clock time of the naive UTC timestamp expression `utc`."""

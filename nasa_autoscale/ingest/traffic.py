@@ -75,9 +75,9 @@ FROM run_lengths
 WHERE minute >= $first AND minute < $end
 """
 
-# A bucket is aligned to the local clock: shifted by the zone's offset (daylight-saving changes
-# move it by whole hours or half hours, which keep 5- and 15-minute buckets aligned).
-_BUCKET = "time_bucket(INTERVAL (__MINUTES__) MINUTE, minute + __SHIFT__) - __SHIFT__"
+# Buckets cut from UTC minutes are aligned to the local clock too: every zone's offset (and every
+# daylight-saving shift) is a whole multiple of 15 minutes.
+_BUCKET = "time_bucket(INTERVAL (__MINUTES__) MINUTE, minute)"
 _BUCKETS_SQL = f"""
 WITH buckets AS (
     SELECT {_BUCKET} AS bucket_start,
@@ -162,10 +162,8 @@ def traffic_buckets(
         raise ValueError(f"bucket size must be one of {sorted(GRANULARITIES.values())} minutes")
     # (minute, host) pairs are distinct already: a 1-minute bucket needs no DISTINCT.
     count_hosts = "count(*)" if minutes == 1 else "count(DISTINCT host)"
-    shift = f"INTERVAL ({zone.offset_on(first_day) % minutes}) MINUTE"
     sql = (
-        _BUCKETS_SQL.replace("__SHIFT__", shift)
-        .replace("__MINUTES__", str(minutes))
+        _BUCKETS_SQL.replace("__MINUTES__", str(minutes))
         .replace("__COUNT_HOSTS__", count_hosts)
         .replace("__LOCAL_BUCKET__", zone.local_sql("b.bucket_start"))
     )

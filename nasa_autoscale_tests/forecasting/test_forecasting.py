@@ -172,3 +172,40 @@ def test_forecast_next_covers_the_day_after_the_data(traffic):
         assert forecast["yhat"].notna().all() and (forecast["yhat"] >= 0).all()
     with pytest.raises(ValueError, match="no model named"):
         make_model("crystal_ball", 5, load_events(), history.index[-1])
+
+
+def test_a_short_history_forecasts_with_seasonal_naive_and_says_when_it_cannot(traffic):
+    from nasa_autoscale.forecasting.next import (
+        HistoryTooShort,
+        fallback_model,
+        forecast_next,
+        make_model,
+    )
+
+    two_days = traffic[traffic.index < pd.Timestamp("1995-07-03")]
+    calendar = protocols.Calendar.of(two_days, 9, 7)
+    assert calendar.whole_days == 2 and not calendar.enough
+    name = fallback_model(calendar)
+    assert name == "seasonal_naive_day"
+    forecast = forecast_next(two_days, 5, make_model(name, 5, load_events(), two_days.index[-1]))
+    assert len(forecast) == 288 and forecast["yhat"].notna().all()
+    assert forecast["origin"].iloc[0] == pd.Timestamp("1995-07-03")
+    # the same slot yesterday, which the model was allowed to see
+    assert forecast["yhat"].tolist() == two_days["requests"].iloc[-288:].astype(float).tolist()
+    assert fallback_model(protocols.Calendar.of(traffic.iloc[: 10 * 288], 9, 7)) == (
+        "seasonal_naive_week")  # fmt: skip
+    with pytest.raises(HistoryTooShort, match="1 whole day"):
+        fallback_model(protocols.Calendar.of(traffic.iloc[:288], 9, 7))
+
+
+def test_the_fallback_recommendation_is_predictive_and_says_it_is_untuned(traffic):
+    from nasa_autoscale.scaling.recommend import fallback_decision
+    from nasa_autoscale.scaling.sweep import SETTINGS
+
+    rules = SETTINGS["realistic"]
+    requests = traffic["requests"].astype(float).iloc[: 3 * 288]
+    ahead = np.array([[400.0, 300.0, 500.0], [420.0, 310.0, 520.0]])
+    decision = fallback_decision(requests, rules, ahead)
+    assert decision["policy"] == "predictive" and "untuned" in decision["reason"]
+    assert decision["current_servers"] == int(np.ceil(requests.dropna().iloc[-1] / 40))
+    assert decision["target_servers"] >= int(np.ceil(520 / 40))  # above the 80% upper bound
