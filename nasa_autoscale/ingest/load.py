@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -18,12 +18,13 @@ from pathlib import Path
 import duckdb
 
 from nasa_autoscale.ingest.landing import days_from_name, days_of_file
-from nasa_autoscale.ingest.logfiles import LogFileError, read_lines
-from nasa_autoscale.ingest.parse import FIELDS, ParsedLog, drop_parsed, parse_lines
+from nasa_autoscale.ingest.logfiles import Lines, LogFileError, read_lines
+from nasa_autoscale.ingest.parse import FIELDS, ParsedLog, detect_format, drop_parsed, parse_batch
 from nasa_autoscale.ingest.sitezone import AUTO, SiteZone, resolve
 from nasa_autoscale.warehouse import SCHEMA, transaction
 
 log = logging.getLogger(__name__)
+_BATCH_BYTES = 64 << 20  # small files are parsed together until they hold this many bytes
 
 
 @dataclass
@@ -116,44 +117,54 @@ def ingest_days(
     summary = IngestSummary(first_day, last_day)
     to_read, to_skip = files_to_read(con, files, first_day, last_day)
     summary.files_skipped = [p.name for p in to_skip]
-    parsed: list[tuple[Path, ParsedLog]] = []
+    parsed: list[tuple[list[Path], ParsedLog]] = []
     zone: SiteZone | None = None
     days = [first_day + dt.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    try:
-        with ThreadPoolExecutor(max_workers=1) as reader:
-            # The next file is read (gunzip, line index) while DuckDB parses the current one.
-            pending = [(path, reader.submit(read_lines, path)) for path in to_read]
-            for i, (path, future) in enumerate(pending):
-                try:
-                    lines = future.result()
-                except LogFileError as error:
-                    lost = [d for d in days_of_file(con, path) or days if d in days]
-                    summary.failed[path.name] = (str(error), lost)
-                    progress(f"cannot read {path.name}, leaving {len(lost)} day(s) as they "
-                             f"were: {error}")  # fmt: skip
-                    continue
-                if zone is None:
-                    zone = resolve(con, timezone, lines.data)
-                named = days_from_name(path.name)
-                result = parse_lines(con, lines, f"file{i}", zone, log_format,
-                                     named[0] if named else first_day)  # fmt: skip
-                if result.n_requests + result.n_rejected != result.n_lines:
-                    raise AssertionError(  # the parser's contract: every line lands once
-                        f"{path}: {result.n_lines} lines, but {result.n_requests} requests "
-                        f"+ {result.n_rejected} rejected"
-                    )
-                parsed.append((path, result))
-                summary.lines_read += result.n_lines
-                summary.formats[path.name] = result.log_format
-                progress(
-                    f"parsed {path.name} ({result.log_format} log format): {result.n_lines:,} "
-                    f"lines, {result.n_requests:,} requests, {result.n_rejected:,} rejected"
+    batch: list[tuple[Path, Lines]] = []
+    batch_format = log_format
+
+    def parse_pending() -> None:
+        """Parse the files gathered so far (one format) in one query."""
+        paths = [path for path, _ in batch]
+        fallback = [(days_from_name(p.name) or [first_day])[0] for p in paths]
+        result = parse_batch(con, [lines for _, lines in batch], f"batch{len(parsed)}", zone,
+                             batch_format, fallback)  # fmt: skip
+        parsed.append((paths, result))
+        batch.clear()
+        for path, (n_lines, n_requests, n_rejected) in zip(paths, result.per_file, strict=True):
+            if n_requests + n_rejected != n_lines:
+                raise AssertionError(  # the parser's contract: every line lands once
+                    f"{path}: {n_lines} lines, but {n_requests} requests + {n_rejected} rejected"
                 )
-                if result.n_rejected > reject_threshold * max(result.n_lines, 1):
-                    summary.mostly_rejected[path.name] = _rejection_report(
-                        con, path, result, reject_threshold
-                    )
-                del lines
+            summary.lines_read += n_lines
+            summary.formats[path.name] = result.log_format
+            progress(f"parsed {path.name} ({result.log_format} log format): {n_lines:,} lines, "
+                     f"{n_requests:,} requests, {n_rejected:,} rejected")  # fmt: skip
+            if n_rejected > reject_threshold * max(n_lines, 1):
+                summary.mostly_rejected[path.name] = _rejection_report(
+                    con, path, result, paths.index(path), reject_threshold
+                )
+
+    try:
+        for path, lines in _read_ahead(to_read):
+            if isinstance(lines, LogFileError):
+                lost = [d for d in days_of_file(con, path) or days if d in days]
+                summary.failed[path.name] = (str(lines), lost)
+                progress(f"cannot read {path.name}, leaving {len(lost)} day(s) as they were: "
+                         f"{lines}")  # fmt: skip
+                continue
+            if zone is None:
+                zone = resolve(con, timezone, lines.data)
+            file_format = detect_format(lines) if log_format == AUTO else log_format
+            if batch and file_format != batch_format:
+                parse_pending()
+            batch_format = file_format
+            batch.append((path, lines))
+            del lines
+            if sum(len(other.data) for _, other in batch) >= _BATCH_BYTES:
+                parse_pending()  # now, while the next file is being read
+        if batch:
+            parse_pending()
         lost = {day for _, failed_days in summary.failed.values() for day in failed_days}
         _write(con, parsed, [d for d in days if d not in lost], data_source)
     finally:
@@ -161,7 +172,7 @@ def ingest_days(
         with suppress(duckdb.Error):
             for _, result in parsed:
                 drop_parsed(con, result)
-    summary.files_read = [p.name for p, _ in parsed]
+    summary.files_read = [p.name for paths, _ in parsed for p in paths]
     summary.zone = zone.name if zone else ""
     day_range = {"low": first_day, "high": last_day + dt.timedelta(days=1)}
     summary.requests, summary.rejected = con.execute(
@@ -176,75 +187,108 @@ def ingest_days(
     return summary
 
 
-def _write(con, parsed: list[tuple[Path, ParsedLog]], days: list[dt.date], data_source) -> None:
+def _read_ahead(paths: list[Path]) -> Iterator[tuple[Path, Lines | LogFileError]]:
+    """Each file's lines (or the error reading it), the next file read in a thread (gunzip, line
+    index) while DuckDB parses: at most one file ahead, so memory holds few files at a time."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = [(path, reader.submit(read_lines, path)) for path in paths[:1]]
+        for i, path in enumerate(paths):
+            if i + 1 < len(paths):
+                ahead.append((paths[i + 1], reader.submit(read_lines, paths[i + 1])))
+            _, future = ahead.pop(0)
+            try:
+                yield path, future.result()
+            except LogFileError as error:
+                yield path, error
+
+
+def _write(
+    con, parsed: list[tuple[list[Path], ParsedLog]], days: list[dt.date], data_source: str
+) -> None:
     day_range = {"days": days}
     in_range = "list_contains($days, day)"
     now = dt.datetime.now()
     with transaction(con):
         for table in ("requests", "rejected_lines", "ingest_ledger"):
             con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE {in_range}", day_range)
-        for path, result in parsed:
-            params = {**day_range, "source_file": path.name}
-            con.execute(
-                f"INSERT INTO {SCHEMA}.requests (day, {FIELDS}, source_file) "
-                f"SELECT day, {FIELDS}, $source_file FROM {result.requests_table} WHERE {in_range}",
-                params,
-            )
-            con.execute(
-                f"INSERT INTO {SCHEMA}.rejected_lines "
-                f"(source_file, line_number, raw_line, reason, day) "
-                f"SELECT $source_file, line_number, raw_line, reason, day "
-                f"FROM {result.rejected_table} WHERE {in_range}",
-                params,
-            )
-            _write_ledger(con, result, {**params, "now": now})
-            first_ts, last_ts, first_day, last_day = con.execute(
-                f"SELECT min(ts_utc), max(ts_utc), min(day), max(day) FROM ("
-                f"SELECT ts_utc, day FROM {result.requests_table} UNION ALL "
-                f"SELECT NULL, day FROM {result.rejected_table})"
-            ).fetchall()[0]
-            stat = path.stat()
-            con.execute(f"DELETE FROM {SCHEMA}.source_files WHERE source_file = ?", [path.name])
-            con.execute(
-                f"INSERT INTO {SCHEMA}.source_files (source_file, path, size_bytes, modified_at, "
-                "lines, requests, rejected, first_ts, last_ts, data_source, read_at, log_format, "
-                "first_day, last_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [path.name, str(path), stat.st_size, stat.st_mtime, result.n_lines,
-                 result.n_requests, result.n_rejected, first_ts, last_ts, data_source, now,
-                 result.log_format, first_day, last_day],
-            )  # fmt: skip
+        for paths, result in parsed:
+            names = [p.name for p in paths]
+            _write_batch(con, paths, result, {**day_range, "now": now, "names": names},
+                         data_source)  # fmt: skip
 
 
-def _write_ledger(con, result: ParsedLog, params: dict) -> None:
-    """One row per day of the range, zero counts included (an empty day is known to be empty).
-
-    The counts come from the parse, before the write: the lines_accounted check compares them
-    with what the warehouse holds afterwards.
-    """
+def _write_batch(con, paths: list[Path], result: ParsedLog, params: dict, data_source) -> None:
+    """One parsed batch into requests, rejected_lines, the ledger and source_files ($names[i + 1]
+    is the name of the batch's file i)."""
+    in_range = "list_contains($days, day)"
+    rows = {"days": params["days"], "names": params["names"]}
+    con.execute(
+        f"INSERT INTO {SCHEMA}.requests (day, {FIELDS}, source_file) "
+        f"SELECT day, {FIELDS}, $names[file + 1] FROM {result.requests_table} WHERE {in_range}",
+        rows,
+    )
+    con.execute(
+        f"INSERT INTO {SCHEMA}.rejected_lines (source_file, line_number, raw_line, reason, day) "
+        f"SELECT $names[file + 1], line_number, raw_line, reason, day FROM {result.rejected_table} "
+        f"WHERE {in_range}",
+        rows,
+    )
+    # One ledger row per file and day of the range, zero counts included (an empty day is known
+    # to be empty). The counts come from the parse, before the write: the lines_accounted check
+    # compares them with what the warehouse holds afterwards.
     con.execute(
         f"""
         INSERT INTO {SCHEMA}.ingest_ledger
         WITH days AS (SELECT unnest(CAST($days AS DATE[])) AS day),
-        req AS (SELECT day, count(*) AS n FROM {result.requests_table} GROUP BY day),
-        rej AS (SELECT day, count(*) AS n FROM {result.rejected_table} GROUP BY day)
-        SELECT $source_file, days.day, coalesce(req.n, 0), coalesce(rej.n, 0), $now
-        FROM days LEFT JOIN req USING (day) LEFT JOIN rej USING (day)
+        req AS (SELECT file, day, count(*) AS n FROM {result.requests_table} GROUP BY ALL),
+        rej AS (SELECT file, day, count(*) AS n FROM {result.rejected_table} GROUP BY ALL)
+        , files AS (SELECT unnest(range(len($names))) AS file)
+        SELECT $names[files.file + 1], days.day, coalesce(req.n, 0), coalesce(rej.n, 0), $now
+        FROM files CROSS JOIN days
+        LEFT JOIN req ON req.file = files.file AND req.day = days.day
+        LEFT JOIN rej ON rej.file = files.file AND rej.day = days.day
         """,
         params,
     )
+    spans = con.execute(
+        f"""
+        SELECT file, min(ts_utc), max(ts_utc), min(day), max(day) FROM (
+            SELECT file, ts_utc, day FROM {result.requests_table}
+            UNION ALL SELECT file, NULL, day FROM {result.rejected_table})
+        GROUP BY file
+        """
+    ).fetchall()
+    span = {row[0]: row[1:] for row in spans}
+    for file, (path, (n_lines, n_requests, n_rejected)) in enumerate(
+        zip(paths, result.per_file, strict=True)
+    ):
+        stat = path.stat()
+        con.execute(f"DELETE FROM {SCHEMA}.source_files WHERE source_file = ?", [path.name])
+        con.execute(
+            f"INSERT INTO {SCHEMA}.source_files (source_file, path, size_bytes, modified_at, "
+            "lines, requests, rejected, first_ts, last_ts, data_source, read_at, log_format, "
+            "first_day, last_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [path.name, str(path), stat.st_size, stat.st_mtime, n_lines, n_requests, n_rejected,
+             *span.get(file, (None, None))[:2], data_source, params["now"], result.log_format,
+             *span.get(file, (None, None, None, None))[2:]],
+        )  # fmt: skip
 
 
-def _rejection_report(con, path: Path, result: ParsedLog, threshold: float) -> str:
+def _rejection_report(con, path: Path, result: ParsedLog, file: int, threshold: float) -> str:
     """Why most of a file's lines were rejected: top reasons, two sample lines and a hint."""
     reasons = con.execute(
-        f"SELECT reason, count(*) FROM {result.rejected_table} GROUP BY 1 ORDER BY 2 DESC LIMIT 3"
+        f"SELECT reason, count(*) FROM {result.rejected_table} WHERE file = ? "
+        "GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+        [file],
     ).fetchall()
     samples = con.execute(
-        f"SELECT raw_line FROM {result.rejected_table} ORDER BY line_number LIMIT 2"
+        f"SELECT raw_line FROM {result.rejected_table} WHERE file = ? ORDER BY line_number LIMIT 2",
+        [file],
     ).fetchall()
-    share = result.n_rejected / max(result.n_lines, 1)
+    n_lines, _, n_rejected = result.per_file[file]
+    share = n_rejected / max(n_lines, 1)
     return (
-        f"{path.name}: {result.n_rejected:,} of {result.n_lines:,} lines rejected ({share:.0%}, "
+        f"{path.name}: {n_rejected:,} of {n_lines:,} lines rejected ({share:.0%}, "
         f"over the {threshold:.0%} allowed by NASA_REJECT_THRESHOLD) reading it as "
         f"{result.log_format} log format. Top reasons: "
         + "; ".join(f"{reason} ({n:,})" for reason, n in reasons)

@@ -89,7 +89,8 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
     if pattern is None:  # no fast path: every line takes the general one
         return f"""
         CREATE OR REPLACE TEMP TABLE __NAME___plain AS
-        SELECT {FIELDS} FROM (SELECT 0 AS line_number, NULL::TIMESTAMP AS ts, NULL AS host,
+        SELECT file, {FIELDS} FROM (SELECT 0 AS file, 0 AS line_number, NULL::TIMESTAMP AS ts,
+            NULL AS host,
             NULL AS method, NULL AS url, NULL AS protocol, NULL::SMALLINT AS status,
             NULL::BIGINT AS bytes, NULL AS request, NULL::SMALLINT AS tz_offset,
             NULL::TIMESTAMP AS ts_utc, NULL AS referer, NULL AS user_agent, NULL AS vhost,
@@ -120,13 +121,13 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
     return f"""
     CREATE OR REPLACE TEMP TABLE __NAME___plain AS
     WITH cut AS (
-        SELECT line_number, {cut}
+        SELECT file, line_number, {cut}
         FROM __NAME___input WHERE regexp_matches(raw_line, '{pattern}')
     ), typed AS (
-        SELECT line_number, {wall} AS wall, {offset} AS tz_offset, {columns}
+        SELECT file, line_number, {wall} AS wall, {offset} AS tz_offset, {columns}
         FROM cut
     )
-    SELECT line_number, host, method, url, protocol, status, bytes,
+    SELECT file, line_number, host, method, url, protocol, status, bytes,
         CAST(NULL AS VARCHAR) AS request, tz_offset, {_times("wall", "tz_offset", zone)},
         referer, user_agent, CAST(NULL AS VARCHAR) AS vhost, CAST(NULL AS VARCHAR) AS extra
     FROM typed
@@ -143,12 +144,13 @@ def _general_sql(log_format: str, zone: SiteZone) -> str:
     return f"""
     CREATE OR REPLACE TEMP TABLE __NAME___general AS
     WITH others AS (
-        SELECT i.line_number, i.raw_line FROM __NAME___input i
-        ANTI JOIN (SELECT line_number FROM __NAME___plain WHERE ts IS NOT NULL) USING (line_number)
+        SELECT i.file, i.line_number, i.raw_line FROM __NAME___input i
+        ANTI JOIN (SELECT file, line_number FROM __NAME___plain WHERE ts IS NOT NULL)
+            USING (file, line_number)
         UNION ALL
-        SELECT line_number, raw_line FROM __NAME___special
+        SELECT file, line_number, raw_line FROM __NAME___special
     ), matched AS (
-        SELECT line_number, raw_line, {picked} AS f FROM others
+        SELECT file, line_number, raw_line, {picked} AS f FROM others
     ), typed AS (
         SELECT *,
             CASE WHEN f.host <> '' AND regexp_matches(f.ts_text, '{TIMESTAMP_PATTERN}')
@@ -157,7 +159,7 @@ def _general_sql(log_format: str, zone: SiteZone) -> str:
             regexp_extract(f.request, '{REQUEST_PATTERN}', ['method', 'url', 'protocol']) AS r
         FROM matched
     )
-    SELECT line_number, raw_line, {_times("wall", "tz_offset", zone)}, f.host AS host,
+    SELECT file, line_number, raw_line, {_times("wall", "tz_offset", zone)}, f.host AS host,
         nullif(r.method, '') AS method, nullif(r.url, '') AS url,
         nullif(r.protocol, '') AS protocol,
         CAST(nullif(f.status, '') AS SMALLINT) AS status,
@@ -180,21 +182,25 @@ def _general_sql(log_format: str, zone: SiteZone) -> str:
 
 _REQUESTS_SQL = f"""
 CREATE OR REPLACE TEMP VIEW __NAME___requests AS
-SELECT {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___plain WHERE ts IS NOT NULL
+SELECT file, {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___plain WHERE ts IS NOT NULL
 UNION ALL
-SELECT {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___general WHERE reason IS NULL
+SELECT file, {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___general WHERE reason IS NULL
 """
 
-# A rejected line belongs to the day of the nearest request before it in the file (the first
-# request's day when none precedes it; the fallback day when the file has no request at all), so
-# that every line of a file falls in one daily partition and none is lost.
+# A rejected line belongs to the day of the nearest request before it in its file (the file's
+# first request's day when none precedes it; the file's fallback day when it has no request at
+# all), so that every line of a file falls in one daily partition and none is lost.
 _REJECTED_SQL = """
 CREATE OR REPLACE TEMP TABLE __NAME___rejected AS
-SELECT r.line_number, r.raw_line, r.reason,
-       coalesce(q.day, (SELECT min(day) FROM __NAME___requests), CAST($fallback AS DATE)) AS day
-FROM (SELECT line_number, raw_line, reason FROM __NAME___general WHERE reason IS NOT NULL) r
-ASOF LEFT JOIN (SELECT line_number, day FROM __NAME___requests) q
-    ON r.line_number >= q.line_number
+SELECT r.file, r.line_number, r.raw_line, r.reason,
+       coalesce(q.day, first.day, CAST(fallback.day AS DATE)) AS day
+FROM (SELECT file, line_number, raw_line, reason FROM __NAME___general
+      WHERE reason IS NOT NULL) r
+ASOF LEFT JOIN (SELECT file, line_number, day FROM __NAME___requests) q
+    ON r.file = q.file AND r.line_number >= q.line_number
+LEFT JOIN (SELECT file, min(day) AS day FROM __NAME___requests GROUP BY file) first
+    ON first.file = r.file
+LEFT JOIN __NAME___fallback fallback ON fallback.file = r.file
 """
 
 # DuckDB scans Arrow batches in parallel: even a small (daily) file is cut into several.
@@ -206,13 +212,15 @@ _DETECTORS = {name: re.compile(pattern.encode("latin-1"))
 
 @dataclass(frozen=True)
 class ParsedLog:
-    """One file, parsed into the temp view `{name}_requests` and temp table `{name}_rejected`."""
+    """Files of one format, parsed together into the temp view `{name}_requests` and temp table
+    `{name}_rejected`; their column `file` is the file's position in the batch."""
 
     name: str
     n_lines: int
     n_requests: int
     n_rejected: int
     log_format: str = "common"
+    per_file: tuple[tuple[int, int, int], ...] = ()  # (lines, requests, rejected) of each file
 
     @property
     def requests_table(self) -> str:
@@ -253,50 +261,95 @@ def parse_lines(
     log_format: str = "auto",
     fallback_day: dt.date | None = None,
 ) -> ParsedLog:
-    """Parse indexed lines into a temp view `{name}_requests` (FIELDS + day) and a temp table
-    `{name}_rejected` (line_number, raw_line, reason, day); drop_parsed frees them.
+    """Parse one file's indexed lines; see parse_batch."""
+    return parse_batch(con, [lines], name, zone, log_format, [fallback_day])
+
+
+def parse_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: list[Lines],
+    name: str = "parsed",
+    zone: SiteZone | None = None,
+    log_format: str = "auto",
+    fallback_days: list[dt.date | None] | None = None,
+) -> ParsedLog:
+    """Parse the indexed lines of one or more files (one query for all: a year of daily files
+    costs what one big file does) into a temp view `{name}_requests` (file, FIELDS, day) and a
+    temp table `{name}_rejected` (file, line_number, raw_line, reason, day); drop_parsed frees
+    them. `file` is the position in `batch`.
 
     zone: the site's time zone (default: the first offset in the lines, as NASA_TIMEZONE=auto).
-    log_format: one of FORMATS, or auto to detect it from the file's first lines. fallback_day:
-    the day of rejected lines in a file without any request."""
+    log_format: one of FORMATS, or auto to detect it from the first file's first lines.
+    fallback_days: per file, the day of its rejected lines if it has no request at all."""
     if zone is None:
-        zone = SiteZone.parse(first_offset(lines.data[: 1 << 20]) or "UTC")
+        zone = SiteZone.parse(first_offset(batch[0].data[: 1 << 20]) or "UTC")
     if log_format == "auto":
-        log_format = detect_format(lines)
+        log_format = detect_format(batch[0])
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r} is not one of auto, {', '.join(FORMATS)}")
-    ordinary = np.flatnonzero(~lines.has_special)
-    special = np.flatnonzero(lines.has_special)
-    # Lines of printable ASCII are read in place; the rare others are decoded from latin-1.
-    ordinary_input = pa.table(
-        {
-            "line_number": pa.array(ordinary + 1),
-            "raw_line": string_view(lines.buf, lines.starts[ordinary], lines.ends[ordinary]),
-        }
-    )
-    ordinary_input = pa.Table.from_batches(
-        ordinary_input.to_batches(
-            max_chunksize=min(_BATCH_ROWS, max(_MIN_BATCH_ROWS, -(-len(ordinary) // _BATCHES)))
-        ),
-        schema=ordinary_input.schema,
-    )
-    special_input = pa.table(
-        {"line_number": pa.array(special + 1), "raw_line": lines.text(special)}
-    )
-    con.register(f"{name}_input", ordinary_input)
-    con.register(f"{name}_special", special_input)
-    statements = [_plain_sql(log_format, zone), _general_sql(log_format, zone), _REQUESTS_SQL]
+    fallback_days = fallback_days or [None] * len(batch)
+    ordinary_batches, special_tables = [], []
+    for file, lines in enumerate(batch):
+        ordinary = np.flatnonzero(~lines.has_special)
+        special = np.flatnonzero(lines.has_special)
+        # Lines of printable ASCII are read in place; the rare others are decoded from latin-1.
+        table = pa.table(
+            {
+                "file": pa.array(np.full(len(ordinary), file, dtype=np.int32)),
+                "line_number": pa.array(ordinary + 1),
+                "raw_line": string_view(lines.buf, lines.starts[ordinary], lines.ends[ordinary]),
+            }
+        )
+        rows = min(_BATCH_ROWS, max(_MIN_BATCH_ROWS, -(-len(ordinary) // _BATCHES)))
+        ordinary_batches += table.to_batches(max_chunksize=rows)
+        special_tables.append(
+            pa.table(
+                {
+                    "file": pa.array(np.full(len(special), file, dtype=np.int32)),
+                    "line_number": pa.array(special + 1),
+                    "raw_line": lines.text(special),
+                }
+            )
+        )
+    schema = pa.schema([("file", pa.int32()), ("line_number", pa.int64()),
+                        ("raw_line", pa.string_view())])  # fmt: skip
+    fallback = pa.table({"file": pa.array(range(len(batch)), pa.int32()),
+                         "day": pa.array(fallback_days, pa.date32())})  # fmt: skip
+    inputs = {
+        "input": pa.Table.from_batches(ordinary_batches, schema=schema),
+        "special": pa.concat_tables(special_tables),
+        "fallback": fallback,
+    }
+    for suffix, table in inputs.items():
+        con.register(f"{name}_{suffix}", table)
+    statements = [_plain_sql(log_format, zone), _general_sql(log_format, zone), _REQUESTS_SQL,
+                  _REJECTED_SQL]  # fmt: skip
     try:
         for sql in statements:
             con.execute(sql.replace("__NAME__", name))
-        con.execute(_REJECTED_SQL.replace("__NAME__", name), {"fallback": fallback_day})
     finally:
-        con.unregister(f"{name}_input")
-        con.unregister(f"{name}_special")
-    n_requests, n_rejected = con.execute(
-        f"SELECT (SELECT count(*) FROM {name}_requests), (SELECT count(*) FROM {name}_rejected)"
-    ).fetchall()[0]
-    return ParsedLog(name, len(lines), n_requests, n_rejected, log_format)
+        for suffix in inputs:
+            con.unregister(f"{name}_{suffix}")
+    counts = dict.fromkeys(range(len(batch)), (0, 0))
+    for file, n_requests, n_rejected in con.execute(
+        f"""
+        SELECT file, count(*) FILTER (WHERE kind = 'request'),
+               count(*) FILTER (WHERE kind = 'rejected')
+        FROM (SELECT file, 'request' AS kind FROM {name}_requests
+              UNION ALL SELECT file, 'rejected' FROM {name}_rejected)
+        GROUP BY file
+        """
+    ).fetchall():
+        counts[file] = (n_requests, n_rejected)
+    per_file = tuple((len(lines), *counts[i]) for i, lines in enumerate(batch))
+    return ParsedLog(
+        name,
+        sum(n for n, _, _ in per_file),
+        sum(r for _, r, _ in per_file),
+        sum(j for _, _, j in per_file),
+        log_format,
+        per_file,
+    )
 
 
 def drop_parsed(con: duckdb.DuckDBPyConnection, parsed: ParsedLog) -> None:

@@ -53,14 +53,17 @@ WITH grid AS (
     SELECT DISTINCT day FROM {SCHEMA}.ingest_ledger WHERE day >= $lo_day
     UNION SELECT unnest(CAST($days AS DATE[]))
 ), spans AS (
-    SELECT first_ts, last_ts FROM {SCHEMA}.source_files WHERE first_ts IS NOT NULL
+    -- the files' spans, each with the furthest end of it and every span starting before it: a
+    -- minute is covered when the last span starting by its end reaches it (one as-of join, not
+    -- minutes x files comparisons)
+    SELECT first_ts, max(last_ts) OVER (ORDER BY first_ts ROWS UNBOUNDED PRECEDING) AS reach
+    FROM {SCHEMA}.source_files WHERE first_ts IS NOT NULL
 ), minutes AS (
     SELECT g.minute,
            CASE WHEN k.day IS NOT NULL THEN coalesce(c.requests, 0) END AS n,
-           g.minute IN (SELECT g2.minute FROM grid g2 JOIN spans s
-                        ON s.first_ts < g2.minute + INTERVAL 1 MINUTE AND s.last_ts >= g2.minute)
-               AS covered
+           coalesce(s.reach >= g.minute, FALSE) AS covered
     FROM grid g
+    ASOF LEFT JOIN spans s ON s.first_ts < g.minute + INTERVAL 1 MINUTE
     LEFT JOIN traffic_minute_counts c USING (minute)
     LEFT JOIN known_days k ON k.day = CAST(__LOCAL_MINUTE__ AS DATE)
 ), runs AS (
