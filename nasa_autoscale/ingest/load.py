@@ -131,7 +131,7 @@ def ingest_days(
                              batch_format, fallback)  # fmt: skip
         parsed.append((paths, result))
         batch.clear()
-        for path, (n_lines, n_requests, n_rejected) in zip(paths, result.per_file, strict=True):
+        for path, (n_lines, n_requests, n_rejected, *_) in zip(paths, result.per_file, strict=True):
             if n_requests + n_rejected != n_lines:
                 raise AssertionError(  # the parser's contract: every line lands once
                     f"{path}: {n_lines} lines, but {n_requests} requests + {n_rejected} rejected"
@@ -205,23 +205,34 @@ def _read_ahead(paths: list[Path]) -> Iterator[tuple[Path, Lines | LogFileError]
 def _write(
     con, parsed: list[tuple[list[Path], ParsedLog]], days: list[dt.date], data_source: str
 ) -> None:
-    day_range = {"days": days}
-    in_range = "list_contains($days, day)"
+    in_range, day_range = _day_filter(days)
     now = dt.datetime.now()
     with transaction(con):
         for table in ("requests", "rejected_lines", "ingest_ledger"):
             con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE {in_range}", day_range)
         for paths, result in parsed:
             names = [p.name for p in paths]
-            _write_batch(con, paths, result, {**day_range, "now": now, "names": names},
+            _write_batch(con, paths, result, in_range,
+                         {**day_range, "days": days, "now": now, "names": names},
                          data_source)  # fmt: skip
 
 
-def _write_batch(con, paths: list[Path], result: ParsedLog, params: dict, data_source) -> None:
+def _day_filter(days: list[dt.date]) -> tuple[str, dict]:
+    """SQL keeping rows whose `day` is one of `days`, and its parameters (a range when the days
+    follow each other: a comparison per row, not a list search)."""
+    if not days:
+        return "FALSE", {}
+    if (days[-1] - days[0]).days + 1 == len(days):
+        return "day BETWEEN $first_day AND $last_day", {"first_day": days[0], "last_day": days[-1]}
+    return "list_contains($day_list, day)", {"day_list": days}
+
+
+def _write_batch(
+    con, paths: list[Path], result: ParsedLog, in_range: str, params: dict, data_source: str
+) -> None:
     """One parsed batch into requests, rejected_lines, the ledger and source_files ($names[i + 1]
-    is the name of the batch's file i)."""
-    in_range = "list_contains($days, day)"
-    rows = {"days": params["days"], "names": params["names"]}
+    is the name of the batch's file i; `in_range` keeps the rows of the days written)."""
+    rows = {k: v for k, v in params.items() if k not in ("now", "days")}
     con.execute(
         f"INSERT INTO {SCHEMA}.requests (day, {FIELDS}, source_file) "
         f"SELECT day, {FIELDS}, $names[file + 1] FROM {result.requests_table} WHERE {in_range}",
@@ -233,6 +244,7 @@ def _write_batch(con, paths: list[Path], result: ParsedLog, params: dict, data_s
         f"WHERE {in_range}",
         rows,
     )
+    ledger = {k: params[k] for k in ("days", "names", "now")}
     # One ledger row per file and day of the range, zero counts included (an empty day is known
     # to be empty). The counts come from the parse, before the write: the lines_accounted check
     # compares them with what the warehouse holds afterwards.
@@ -248,20 +260,9 @@ def _write_batch(con, paths: list[Path], result: ParsedLog, params: dict, data_s
         LEFT JOIN req ON req.file = files.file AND req.day = days.day
         LEFT JOIN rej ON rej.file = files.file AND rej.day = days.day
         """,
-        params,
+        ledger,
     )
-    spans = con.execute(
-        f"""
-        SELECT file, min(ts_utc), max(ts_utc), min(day), max(day) FROM (
-            SELECT file, ts_utc, day FROM {result.requests_table}
-            UNION ALL SELECT file, NULL, day FROM {result.rejected_table})
-        GROUP BY file
-        """
-    ).fetchall()
-    span = {row[0]: row[1:] for row in spans}
-    for file, (path, (n_lines, n_requests, n_rejected)) in enumerate(
-        zip(paths, result.per_file, strict=True)
-    ):
+    for path, (n_lines, n_requests, n_rejected, *span) in zip(paths, result.per_file, strict=True):
         stat = path.stat()
         con.execute(f"DELETE FROM {SCHEMA}.source_files WHERE source_file = ?", [path.name])
         con.execute(
@@ -269,8 +270,7 @@ def _write_batch(con, paths: list[Path], result: ParsedLog, params: dict, data_s
             "lines, requests, rejected, first_ts, last_ts, data_source, read_at, log_format, "
             "first_day, last_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [path.name, str(path), stat.st_size, stat.st_mtime, n_lines, n_requests, n_rejected,
-             *span.get(file, (None, None))[:2], data_source, params["now"], result.log_format,
-             *span.get(file, (None, None, None, None))[2:]],
+             *span[:2], data_source, params["now"], result.log_format, *span[2:]],
         )  # fmt: skip
 
 
@@ -285,7 +285,7 @@ def _rejection_report(con, path: Path, result: ParsedLog, file: int, threshold: 
         f"SELECT raw_line FROM {result.rejected_table} WHERE file = ? ORDER BY line_number LIMIT 2",
         [file],
     ).fetchall()
-    n_lines, _, n_rejected = result.per_file[file]
+    n_lines, _, n_rejected, *_ = result.per_file[file]
     share = n_rejected / max(n_lines, 1)
     return (
         f"{path.name}: {n_rejected:,} of {n_lines:,} lines rejected ({share:.0%}, "

@@ -220,7 +220,8 @@ class ParsedLog:
     n_requests: int
     n_rejected: int
     log_format: str = "common"
-    per_file: tuple[tuple[int, int, int], ...] = ()  # (lines, requests, rejected) of each file
+    # per file: lines, requests, rejected, first and last instant (UTC), first and last local day
+    per_file: tuple[tuple, ...] = ()
 
     @property
     def requests_table(self) -> str:
@@ -330,23 +331,23 @@ def parse_batch(
     finally:
         for suffix in inputs:
             con.unregister(f"{name}_{suffix}")
-    counts = dict.fromkeys(range(len(batch)), (0, 0))
-    for file, n_requests, n_rejected in con.execute(
+    stats = dict.fromkeys(range(len(batch)), (0, 0, None, None, None, None))
+    for file, *row in con.execute(
         f"""
-        SELECT file, count(*) FILTER (WHERE kind = 'request'),
-               count(*) FILTER (WHERE kind = 'rejected')
-        FROM (SELECT file, 'request' AS kind FROM {name}_requests
-              UNION ALL SELECT file, 'rejected' FROM {name}_rejected)
+        SELECT file, count(ts_utc), count(*) - count(ts_utc), min(ts_utc), max(ts_utc),
+               min(day), max(day)
+        FROM (SELECT file, ts_utc, day FROM {name}_requests
+              UNION ALL SELECT file, NULL, day FROM {name}_rejected)
         GROUP BY file
         """
     ).fetchall():
-        counts[file] = (n_requests, n_rejected)
-    per_file = tuple((len(lines), *counts[i]) for i, lines in enumerate(batch))
+        stats[file] = tuple(row)
+    per_file = tuple((len(lines), *stats[i]) for i, lines in enumerate(batch))
     return ParsedLog(
         name,
-        sum(n for n, _, _ in per_file),
-        sum(r for _, r, _ in per_file),
-        sum(j for _, _, j in per_file),
+        sum(row[0] for row in per_file),
+        sum(row[1] for row in per_file),
+        sum(row[2] for row in per_file),
         log_format,
         per_file,
     )

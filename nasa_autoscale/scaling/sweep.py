@@ -2,7 +2,7 @@
 settings, and price it all against the oracle and the hindsight optimum.
 
 Tuning never sees the test window: each tunable policy is chosen as the cheapest candidate whose
-dropped fraction on the validation week (Aug 16-22, forecasts from a model fitted before it) is
+dropped fraction on the validation window (forecasts from a model fitted before it) is
 within the SLA; the original project's presets and the static fleet are not tuned.
 """
 

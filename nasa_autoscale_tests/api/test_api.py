@@ -177,3 +177,39 @@ def test_a_real_uvicorn_process_serves_on_loopback(served_warehouse):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_short_history_is_served_by_the_untuned_predictive_policy(tmp_path):
+    """A warehouse whose benchmark was skipped: empty model_metrics and cost_report."""
+    import pandas as pd
+
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.scaling.sweep import REPORT_COLUMNS
+
+    path = tmp_path / "short.duckdb"
+    con = warehouse.connect(path)
+    times = pd.date_range("2026-11-24", periods=288, freq="5min")
+    warehouse.replace_table(con, "traffic_5m", pd.DataFrame({"bucket_start": times,
+                                                             "requests": 100}))  # fmt: skip
+    upcoming = pd.DataFrame({"model": "seasonal_naive_day", "granularity": "5m",
+                             "origin": times[0], "bucket_start": times, "yhat": 100.0,
+                             "yhat_lower": 80.0, "yhat_upper": 120.0})  # fmt: skip
+    warehouse.replace_table(con, "forecast_next", upcoming)
+    warehouse.replace_table(con, "model_metrics", warehouse.empty_frame(["model", "rmse"]))
+    warehouse.replace_table(con, "cost_report", warehouse.empty_frame(REPORT_COLUMNS))
+    warehouse.replace_table(con, "recommendation", pd.DataFrame({"setting": ["realistic"]}))
+    con.close()
+    from fastapi.testclient import TestClient
+
+    from nasa_autoscale.api.app import create_app
+
+    client = TestClient(create_app(path))
+    health = client.get("/health").json()
+    assert health["missing"] == [] and len(health["skipped"]) == 2
+    answer = client.post("/recommend-scaling", json={"predicted_load": [420, 510],
+                                                     "current_servers": 9})  # fmt: skip
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["policy"] == "predictive" and body["target_servers"] == 13  # 510 / 40 up
+    assert client.post("/recommend-scaling", json={"predicted_load": [1], "current_servers": 1,
+                                                   "policy": "hpa"}).status_code == 422  # fmt: skip
