@@ -57,8 +57,8 @@ format: install  ## fix what ruff can fix
 validate: install $(DAGSTER_HOME)/dagster.yaml  ## dagster definitions validate
 	$(DAGSTER) definitions validate -w workspace.yaml
 
-bench-ingest: install  ## ingest speed against a line-by-line Python parser -> reports/bench_ingest.json
-	$(BIN)/python -m nasa_autoscale.benchmarks.ingest
+bench-ingest: install  ## ingest speed: ours, a line-by-line Python parser, a combined-format copy -> reports/bench_ingest.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.ingest $(if $(COMPARE),--compare-with $(COMPARE))
 
 bench-forecast: install  ## 5-minute training + evaluation time (after make run) -> reports/bench_forecast.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.forecasting

@@ -173,3 +173,100 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert len(recommendation) == 2 and recommendation.reason.str.len().min() > 20
     assert (tmp_path / "reports" / "cost_report.md").read_text().startswith("# Cost report")
     assert (tmp_path / "reports" / "figures" / "cost_pareto.png").exists()
+
+
+def test_cli_ingests_a_combined_utc_log_with_only_a_folder_and_a_start_date(tmp_path):
+    """A modern site's log through the plain dagster CLI; then a file that is no access log
+    fails the run after its lines are stored, saying what to check."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = [
+        f'2001:db8::{i % 7:x} - - [20/Nov/2026:{i // 60:02d}:{i % 60:02d}:00 +0000] '
+        f'"GET /p{i % 5} HTTP/2.0" 200 {100 + i} "https://example.org/" "Mozilla/5.0 (X11)"'
+        for i in range(600)
+    ]  # fmt: skip
+    (raw / "access.log-20261120").write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "NASA_RAW_DIR": str(raw),
+        "NASA_START_DATE": "2026-11-20",
+        "NASA_DUCKDB_PATH": str(tmp_path / "site.duckdb"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    env.pop("NASA_END_DATE", None)
+    env.pop("NASA_TIMEZONE", None)
+    (tmp_path / "dagster_home").mkdir()
+    command = [
+        sys.executable, "-m", "dagster", "asset", "materialize",
+        "-m", "nasa_autoscale.definitions",
+        "--select", ",".join(INGEST_ASSETS),
+        "--partition", "2026-11-20",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    con = duckdb.connect(str(tmp_path / "site.duckdb"), read_only=True)
+    assert con.sql("SELECT count(*), count(user_agent) FROM nasa.requests").fetchall() == [
+        (600, 600)]  # fmt: skip
+    assert con.sql("SELECT log_format FROM nasa.source_files").fetchall() == [("combined",)]
+    assert con.sql("SELECT sum(requests) FROM nasa.traffic_5m").fetchall() == [(600,)]
+    con.close()
+    (raw / "access.log-20261120").unlink()
+    (raw / "app.log-20261120").write_text("\n".join(f"INFO step {i}" for i in range(50)) + "\n")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "50 of 50 lines rejected" in done.stderr and "NASA_LOG_FORMAT" in done.stderr
+    con = duckdb.connect(str(tmp_path / "site.duckdb"), read_only=True)
+    assert con.sql("SELECT count(*) FROM nasa.rejected_lines").fetchall() == [(50,)]
+
+
+def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_it_skipped(
+    tmp_path, monkeypatch, sample_2k
+):
+    """The whole analysis on four days of a user's combined log: no benchmark, no IndexError."""
+    import datetime as dt
+
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.assets import forecasting, scaling
+    from nasa_autoscale.ingest.load import ingest_days
+    from nasa_autoscale.ingest.traffic import write_traffic
+    from nasa_autoscale.resources import MLflowResource
+
+    path = tmp_path / "short.duckdb"
+    log = tmp_path / "access.log"
+    lines = [f'10.0.0.{i % 50} - - [{day:02d}/May/2015:{(i // 12) % 24:02d}:{i % 12 * 5:02d}:00 '
+             f'+0000] "GET /{i % 9} HTTP/1.1" 200 512 "-" "curl/8"'
+             for day in (17, 18, 19, 20) for i in range(288 * (1 + day % 3))]  # fmt: skip
+    log.write_text("\n".join(lines) + "\n")
+    con = warehouse.connect(path)
+    first, last = dt.date(2015, 5, 17), dt.date(2015, 5, 20)
+    ingest_days(con, [log], first, last, "real")
+    write_traffic(con, first, last)
+    con.close()
+    monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
+    res = {
+        "warehouse": WarehouseResource(duckdb_path=str(path)),
+        "mlflow": MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                 artifact_dir=str(tmp_path / "mlruns")),
+    }  # fmt: skip
+    result = dg.materialize(
+        [features.special_events, features.features, anomalies.anomalies_5m,
+         forecasting.forecasting, forecasting.forecast_next, scaling.scaling_forecasts,
+         scaling.scaling, scaling.recommendation],
+        resources=res,
+    )  # fmt: skip
+    assert result.success
+    metadata = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    for skipped in ("forecasts", "model_metrics", "scaling_forecasts", "cost_report"):
+        assert "26 more day(s)" in metadata[skipped]["skipped"].value, skipped
+    assert metadata["forecast_next"]["model"].value == "seasonal_naive_day"
+    con = duckdb.connect(str(path), read_only=True)
+    upcoming = con.sql("SELECT min(bucket_start), count(*) FROM nasa.forecast_next").fetchall()
+    assert upcoming == [(dt.datetime(2015, 5, 21), 288)]
+    assert con.sql("SELECT count(*) FROM nasa.cost_report").fetchall() == [(0,)]
+    reasons = con.sql("SELECT policy, reason FROM nasa.recommendation").fetchall()
+    assert len(reasons) == 2 and all(p == "predictive" and "untuned" in r for p, r in reasons)
+    report = (tmp_path / "reports" / "benchmark.md").read_text()
+    assert "skipped" in report and "4 whole day(s) of data; the benchmark needs 30" in report

@@ -30,3 +30,47 @@ def test_an_unwritable_warehouse_path_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(warehouse.WarehouseError, match="cannot open the DuckDB warehouse"):
         warehouse.connect(blocker / "sub" / "warehouse.duckdb")
+
+
+def test_a_users_logs_need_only_a_start_date(monkeypatch):
+    import datetime as dt
+
+    from nasa_autoscale.partitions import daily_partitions_for
+
+    monkeypatch.delenv("NASA_END_DATE", raising=False)
+    monkeypatch.setenv("NASA_START_DATE", "2026-11-20")
+    settings = Settings.from_env()
+    assert settings.open_ended and settings.end_date == dt.date.today().isoformat()
+    keys = daily_partitions_for(settings).get_partition_keys()
+    assert keys[0] == "2026-11-20" and keys[-1] == dt.date.today().isoformat()  # today included
+    monkeypatch.setenv("NASA_END_DATE", "2026-11-22")
+    fixed = Settings.from_env()
+    assert not fixed.open_ended
+    assert daily_partitions_for(fixed).get_partition_keys() == [
+        "2026-11-20", "2026-11-21", "2026-11-22"]  # fmt: skip
+
+
+def test_the_new_settings_have_defaults_and_name_bad_values(monkeypatch, tmp_path):
+    for name in ("NASA_TIMEZONE", "NASA_LOG_FORMAT", "NASA_TEST_DAYS", "NASA_VALIDATION_DAYS",
+                 "NASA_REJECT_THRESHOLD", "NASA_EVENTS_PATH"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert (settings.timezone, settings.log_format, settings.reject_threshold) == (
+        "auto", "auto", 0.5)  # fmt: skip
+    assert (settings.test_days, settings.validation_days) == (9, 7)
+    assert settings.events_path.name == "special_events.csv"
+    monkeypatch.setenv("NASA_TIMEZONE", "utc")
+    monkeypatch.setenv("NASA_EVENTS_PATH", "none")
+    assert (Settings.from_env().timezone, Settings.from_env().events_path) == ("+0000", None)
+    for name, value, message in [
+        ("NASA_TIMEZONE", "Mars/Olympus", "neither an IANA time zone"),
+        ("NASA_LOG_FORMAT", "apache", "not one of auto, common, combined, vhost_combined"),
+        ("NASA_TEST_DAYS", "nine", "not a whole number"),
+        ("NASA_VALIDATION_DAYS", "0", "outside 1..366"),
+        ("NASA_REJECT_THRESHOLD", "2", "outside 0.0..1.0"),
+        ("NASA_EVENTS_PATH", str(tmp_path / "nope.csv"), "is not a file"),
+    ]:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=message):
+            Settings.from_env()
+        monkeypatch.delenv(name)
