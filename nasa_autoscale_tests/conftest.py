@@ -71,25 +71,9 @@ def replica_copy(replica_warehouse, tmp_path) -> Path:
 def real_traffic_5m():
     """The published real 5-minute aggregate as a traffic_5m-shaped frame (outage bins missing).
     It has no unique hosts; they are left NULL."""
-    import pandas as pd
+    from nasa_autoscale_tests.golden import reference_traffic
 
-    from nasa_autoscale.ingest.reference import reference_traffic_5m
-
-    ref = reference_traffic_5m().reset_index()
-    missing = ref["request_count"].isna()
-    frame = pd.DataFrame(
-        {
-            "bucket_start": ref["bucket_start"],
-            "requests": ref["request_count"].astype("Int64"),
-            "bytes": ref["total_bytes"].astype("Int64"),
-            "unique_hosts": pd.array([pd.NA] * len(ref), dtype="Int64"),
-            **{c: ref[c].astype("Int64") for c in ("status_2xx", "status_3xx", "status_4xx",
-                                                    "status_5xx")},
-            "is_missing": missing,
-        }
-    )  # fmt: skip
-    frame["error_rate"] = (frame.status_4xx + frame.status_5xx) / frame.requests.replace(0, pd.NA)
-    return frame
+    return reference_traffic()
 
 
 @pytest.fixture(scope="session")
@@ -103,8 +87,8 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     from nasa_autoscale.forecasting import backtest
     from nasa_autoscale.forecasting.models import SeasonalNaive
     from nasa_autoscale.forecasting.next import forecast_next
-    from nasa_autoscale.scaling.forecasts import plan, windows
     from nasa_autoscale.scaling.sweep import run_sweep
+    from nasa_autoscale_tests.golden import naive_scaling_forecasts
 
     path = tmp_path_factory.mktemp("served") / "served.duckdb"
     con = warehouse.connect(path)
@@ -127,13 +111,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     upcoming = forecast_next(traffic, 5, SeasonalNaive(7))
     upcoming.insert(1, "granularity", "5m")
     put("forecast_next", upcoming)
-    frames = []
-    for window, (start, end) in windows(traffic).items():
-        model = SeasonalNaive(7).fit(traffic[traffic.index < start], 5)
-        frame = model.predict(traffic[traffic.index < end], plan(start, end, 5, 2))
-        frame.insert(0, "window", window)
-        frames.append(frame)
-    scaling_forecasts = pd.concat(frames, ignore_index=True)
+    scaling_forecasts = naive_scaling_forecasts(traffic)
     put("scaling_forecasts", scaling_forecasts)
     decisions, report, _, _ = run_sweep(
         traffic["requests"].astype(float), scaling_forecasts, anomalies, progress=lambda _: None

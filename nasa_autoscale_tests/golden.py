@@ -44,13 +44,26 @@ def scaling_windows(traffic):
         return WINDOWS
 
 
+def naive_scaling_forecasts(traffic: pd.DataFrame) -> pd.DataFrame:
+    """scaling_forecasts from the same slot last week (seasonal naive), both windows, 2 steps."""
+    from nasa_autoscale.forecasting.models import SeasonalNaive
+    from nasa_autoscale.scaling.forecasts import plan
+
+    frames = []
+    for window, (start, end) in scaling_windows(traffic).items():
+        model = SeasonalNaive(7).fit(traffic[traffic.index < start], 5)
+        forecast = model.predict(traffic[traffic.index < end], plan(start, end, 5, 2))
+        forecast.insert(0, "window", window)
+        frames.append(forecast)
+    return pd.concat(frames, ignore_index=True)
+
+
 def figures() -> dict:
     from nasa_autoscale.anomalies.detect import detect_anomalies
     from nasa_autoscale.anomalies.evaluate import evaluate
     from nasa_autoscale.features.events import load_events
     from nasa_autoscale.forecasting import backtest
     from nasa_autoscale.forecasting.models import SeasonalNaive, SlotMedian
-    from nasa_autoscale.scaling.forecasts import plan
     from nasa_autoscale.scaling.sweep import run_sweep
 
     frame = reference_traffic()
@@ -62,13 +75,8 @@ def figures() -> dict:
     metrics = pd.concat(metrics, ignore_index=True)
     anomalies = detect_anomalies(frame, 5)
     scores = evaluate(anomalies, load_events())
-    frames = []
-    for window, (start, end) in scaling_windows(traffic).items():
-        model = SeasonalNaive(7).fit(traffic[traffic.index < start], 5)
-        forecast = model.predict(traffic[traffic.index < end], plan(start, end, 5, 2))
-        forecast.insert(0, "window", window)
-        frames.append(forecast)
-    _, report, _, _ = run_sweep(traffic["requests"].astype(float), pd.concat(frames), anomalies,
+    _, report, _, _ = run_sweep(traffic["requests"].astype(float),
+                                naive_scaling_forecasts(traffic), anomalies,
                                 progress=lambda _: None)  # fmt: skip
     return {
         "model_metrics": metrics.round(9).to_dict(orient="records"),

@@ -61,6 +61,13 @@ def test_replica_run_says_replica_in_every_assets_metadata(tmp_path, replica_dir
     assert len(checks) == 5 and all(c.passed for c in checks)
 
 
+def ingest_command(partition: str) -> list[str]:
+    """The plain dagster CLI materializing the ingest assets of one day."""
+    return [sys.executable, "-m", "dagster", "asset", "materialize",
+            "-m", "nasa_autoscale.definitions", "--select", ",".join(INGEST_ASSETS),
+            "--partition", partition]  # fmt: skip
+
+
 def test_cli_materializes_one_partition_of_a_users_log(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -72,12 +79,7 @@ def test_cli_materializes_one_partition_of_a_users_log(tmp_path):
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }
     (tmp_path / "dagster_home").mkdir()
-    command = [
-        sys.executable, "-m", "dagster", "asset", "materialize",
-        "-m", "nasa_autoscale.definitions",
-        "--select", ",".join(INGEST_ASSETS),
-        "--partition", "1995-07-01",
-    ]  # fmt: skip
+    command = ingest_command("1995-07-01")
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     con = duckdb.connect(str(tmp_path / "cli.duckdb"), read_only=True)
@@ -196,12 +198,7 @@ def test_cli_ingests_a_combined_utc_log_with_only_a_folder_and_a_start_date(tmp_
     env.pop("NASA_END_DATE", None)
     env.pop("NASA_TIMEZONE", None)
     (tmp_path / "dagster_home").mkdir()
-    command = [
-        sys.executable, "-m", "dagster", "asset", "materialize",
-        "-m", "nasa_autoscale.definitions",
-        "--select", ",".join(INGEST_ASSETS),
-        "--partition", "2026-11-20",
-    ]  # fmt: skip
+    command = ingest_command("2026-11-20")
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     con = duckdb.connect(str(tmp_path / "site.duckdb"), read_only=True)
