@@ -1,5 +1,6 @@
 """The figures the regression test holds the code to, from the real 5-minute reference series:
-seasonal-naive model_metrics, the policy sweep's cost report and the anomaly evaluation.
+model_metrics of the baselines and the Fourier-ARIMA, the policy sweep's cost report and the
+anomaly evaluation.
 
     python -m nasa_autoscale_tests.golden OUT.json
 
@@ -63,13 +64,13 @@ def figures() -> dict:
     from nasa_autoscale.anomalies.evaluate import evaluate
     from nasa_autoscale.features.events import load_events
     from nasa_autoscale.forecasting import backtest
-    from nasa_autoscale.forecasting.models import SeasonalNaive, SlotMedian
+    from nasa_autoscale.forecasting.models import HarmonicARIMA, SeasonalNaive, SlotMedian
     from nasa_autoscale.scaling.sweep import run_sweep
 
     frame = reference_traffic()
     traffic = frame.set_index("bucket_start")
     metrics = []
-    for model in (SeasonalNaive(7), SlotMedian(3)):
+    for model in (SeasonalNaive(7), SlotMedian(3), HarmonicARIMA()):
         forecasts, _ = backtest.run(model, traffic, 5, "5m")
         metrics.append(backtest.score_all(forecasts, traffic, 5))
     metrics = pd.concat(metrics, ignore_index=True)

@@ -18,12 +18,21 @@ def today():
     return json.loads(json.dumps(figures(), default=str))
 
 
+# The Fourier terms' phase is now an exact remainder of the time since a Monday (it was a float
+# division from a 1995 Monday): the Fourier-ARIMA's figures move in the 7th digit, no more.
+TOLERANCE = {"sarima_fourier": 1e-6}
+
+
 @pytest.mark.parametrize("table", ["model_metrics", "cost_report", "anomaly_evaluation"])
 def test_figures_are_those_of_the_fixed_1995_windows(today, table):
     before = pd.DataFrame(GOLDEN[table])
     now = pd.DataFrame(today[table])[before.columns]
     assert len(before) > 3
-    pd.testing.assert_frame_equal(now, before, check_exact=False, rtol=1e-9, check_dtype=False)
+    groups = before["model"] if "model" in before else pd.Series("", index=before.index)
+    for model, rows in before.groupby(groups):
+        tolerance = TOLERANCE.get(model, 1e-9)
+        pd.testing.assert_frame_equal(now.loc[rows.index], rows, check_exact=False,
+                                      rtol=tolerance, check_dtype=False)  # fmt: skip
 
 
 def test_the_comparison_can_fail(today):
