@@ -131,7 +131,8 @@ def ingest_days(
                              batch_format, fallback)  # fmt: skip
         parsed.append((paths, result))
         batch.clear()
-        for path, (n_lines, n_requests, n_rejected, *_) in zip(paths, result.per_file, strict=True):
+        for file, (path, counts) in enumerate(zip(paths, result.per_file, strict=True)):
+            n_lines, n_requests, n_rejected, *_ = counts
             if n_requests + n_rejected != n_lines:
                 raise AssertionError(  # the parser's contract: every line lands once
                     f"{path}: {n_lines} lines, but {n_requests} requests + {n_rejected} rejected"
@@ -142,7 +143,7 @@ def ingest_days(
                      f"{n_requests:,} requests, {n_rejected:,} rejected")  # fmt: skip
             if n_rejected > reject_threshold * max(n_lines, 1):
                 summary.mostly_rejected[path.name] = _rejection_report(
-                    con, path, result, paths.index(path), reject_threshold
+                    con, path, result, file, reject_threshold
                 )
 
     try:
