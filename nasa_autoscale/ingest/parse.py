@@ -105,7 +105,6 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
             CASE WHEN len(p) = 10 THEN p[8][:-2] END AS protocol,
             CAST(p[-2] AS SMALLINT) AS status, CAST(nullif(p[-1], '-') AS BIGINT) AS bytes,
             NULL AS referer, NULL AS user_agent"""
-        wall, offset = "try_strptime(p[4][2:], '{TS_FORMAT}')", "CAST(p[5][:-2] AS SMALLINT)"
     else:
         # split on '"': [head ] [request] [ status bytes ] [referer] [ ] [agent] []
         cut = (
@@ -116,8 +115,8 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
             p[1] AS host, r[1] AS method, r[2] AS url, r[3] AS protocol,
             CAST(s[2] AS SMALLINT) AS status, CAST(nullif(s[3], '-') AS BIGINT) AS bytes,
             nullif(q[4], '-') AS referer, nullif(q[6], '-') AS user_agent"""
-        wall, offset = "try_strptime(p[4][2:], '{TS_FORMAT}')", "CAST(p[5][:-2] AS SMALLINT)"
-    wall = wall.format(TS_FORMAT=TS_FORMAT)
+    # p: the space-separated head, [.., '[dd/Mon/yyyy:HH:MM:SS', '-0400]', ..] in both formats
+    wall, offset = f"try_strptime(p[4][2:], '{TS_FORMAT}')", "CAST(p[5][:-2] AS SMALLINT)"
     return f"""
     CREATE OR REPLACE TEMP TABLE __NAME___plain AS
     WITH cut AS (
