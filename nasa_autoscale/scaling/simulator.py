@@ -218,6 +218,9 @@ def optimal_provisioning(demand, rules: ScalingRules, initial: int | None = None
     is made of runs at least w buckets long (a scale-in must wait until the count has held for w
     buckets). The programme's state is (p_{t-1}, how many buckets p has been >= p_{t-1}, capped at
     w). Serving needs p_s >= max(r_s .. r_{s+boot}) because the newest servers are stopped first.
+    Before the window every recommendation was the initial fleet, so the first w - 1 buckets'
+    windows still hold one of them: p_t >= initial for t < w - 1 (a scale-in below the initial
+    fleet can come no earlier than bucket w - 1).
     """
     demand = np.asarray(demand, float)
     need = rules.required(demand)
@@ -261,7 +264,8 @@ def optimal_provisioning(demand, rules: ScalingRules, initial: int | None = None
         origin[downs, window - 1] = np.stack(
             [high_arg[downs + 1], np.full(len(downs), window - 1)], 1
         )
-        allowed = (levels >= max(floor[t], rules.min_servers)) & (levels <= rules.max_servers)
+        lowest = max(floor[t], rules.min_servers, initial if t < window - 1 else 0)
+        allowed = (levels >= lowest) & (levels <= rules.max_servers)
         nxt[~allowed] = inf
         best = nxt + levels[:, None]
         came_from[t] = origin

@@ -11,6 +11,7 @@ from nasa_autoscale.scaling.simulator import (
     FixedSchedule,
     ScalingRules,
     cost,
+    initial_servers,
     optimal_provisioning,
     oracle,
     replay,
@@ -84,8 +85,9 @@ def test_rules_reject_nonsense():
 def brute_force(demand, rules, levels):
     """Cheapest zero-drop cost over every recommendation sequence (tiny cases only)."""
     best = np.inf
+    initial = initial_servers(np.array(demand, float), rules)
     for requests in itertools.product(levels, repeat=len(demand)):
-        out = run(list(requests), demand, rules, initial=rules.required(demand)[:2].max())
+        out = run(list(requests), demand, rules, initial=initial)
         if (out["dropped"].fillna(0) == 0).all():
             best = min(best, out["provisioned"].sum())
     return best
@@ -106,6 +108,33 @@ def test_the_optimum_is_the_cheapest_schedule_brute_force_finds(demand):
     replayed = simulate(np.array(demand, float), replay(path, rules), rules)
     assert replayed["provisioned"].tolist() == path.tolist()
     assert (replayed["dropped"] == 0).all()
+
+
+@pytest.mark.parametrize("stabilization_min", [0, 5, 10, 15])
+@pytest.mark.parametrize("boot_min", [0, 5, 15])
+def test_the_optimum_is_exact_for_every_rule_the_dashboard_offers(stabilization_min, boot_min):
+    """Random small cases against brute force, for each stabilization window and boot delay."""
+    rules = ScalingRules(capacity=100, min_servers=1, max_servers=3, boot_delay_s=boot_min * 60,
+                         stabilization_s=stabilization_min * 60)  # fmt: skip
+    rng = np.random.default_rng(stabilization_min * 100 + boot_min)
+    for _ in range(3):
+        demand = rng.choice([100.0, 200.0, 300.0], size=6)
+        path = optimal_provisioning(demand, rules)
+        replayed = simulate(demand, replay(path, rules), rules)
+        assert replayed["provisioned"].tolist() == path.tolist(), demand
+        assert (replayed["dropped"] == 0).all()
+        assert path.sum() == brute_force(demand, rules, range(1, 4)), demand
+
+
+def test_a_long_stabilization_window_cannot_scale_in_below_the_first_fleet_early():
+    # the case the review found: 15 minutes of stabilization, no boot delay; the programme used
+    # to scale in at once (18 server-buckets), which no recommendation sequence can do
+    rules = ScalingRules(capacity=100, min_servers=1, max_servers=3, boot_delay_s=0,
+                         stabilization_s=900)  # fmt: skip
+    demand = np.array([300, 100, 200, 300, 200, 300, 300], float)
+    path = optimal_provisioning(demand, rules)
+    assert path.sum() == brute_force(demand, rules, range(1, 4)) == 20
+    assert path[:3].tolist() == [3, 3, 3]
 
 
 def test_the_optimum_on_real_traffic_drops_nothing_and_sits_between_oracle_and_policies(
