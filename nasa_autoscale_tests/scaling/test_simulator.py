@@ -152,3 +152,22 @@ def test_the_optimum_on_real_traffic_drops_nothing_and_sits_between_oracle_and_p
     need = rules.required(demand)
     padded = np.maximum.reduce([need, np.r_[need[1:], need[-1]], np.r_[need[0], need[:-1]]])
     assert optimum <= cost(np.maximum.reduce([padded, np.r_[padded[1:], padded[-1]]]), rules)
+
+
+def test_under_per_hour_billing_the_optimum_is_a_stated_lower_bound():
+    from nasa_autoscale.scaling.simulator import optimum_cost
+
+    rules = ScalingRules(capacity=100, min_servers=1, max_servers=3, billing="hour",
+                         price_per_hour=1.0)  # fmt: skip
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        demand = rng.choice([100.0, 200.0, 300.0], size=6)
+        bound = optimum_cost(optimal_provisioning(demand, rules), rules)
+        initial = initial_servers(demand, rules)
+        cheapest = min(
+            cost(out["provisioned"].to_numpy(), rules, initial)
+            for requests in itertools.product(range(1, 4), repeat=len(demand))
+            if ((out := run(list(requests), demand, rules, initial=initial))["dropped"] == 0).all()
+        )
+        assert bound <= cheapest  # a lower bound of the hour-billed optimum, as documented
+        assert bound == pytest.approx(optimal_provisioning(demand, rules).sum() * 5 / 60)
