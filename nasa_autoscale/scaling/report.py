@@ -79,11 +79,12 @@ def target_lines(cost_report: pd.DataFrame) -> list[str]:
                         & (rows.dropped_fraction <= bar.dropped_fraction)]  # fmt: skip
             if len(ours):
                 beat = ours.loc[ours.cost.idxmin()]
+                met = "met" if beat.cost < bar.cost else "missed (it costs more)"
                 lines.append(
                     f"- {setting}: best preset within the SLA `{bar.policy}` costs "
                     f"{bar.cost:.2f} at {bar.dropped_fraction:.2%} dropped; `{beat.policy}` "
                     f"costs {beat.cost:.2f} ({beat.cost / bar.cost - 1:+.1%}) at "
-                    f"{beat.dropped_fraction:.2%}: met"
+                    f"{beat.dropped_fraction:.2%}: {met}"
                 )
             else:
                 lines.append(

@@ -141,3 +141,18 @@ def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_pat
     assert decision["action"] in {"scale_out", "scale_in", "hold"}
     assert rules.min_servers <= decision["target_servers"] <= rules.max_servers
     assert name in decision["reason"]
+
+
+def test_the_preset_comparison_says_missed_when_ours_costs_more():
+    from nasa_autoscale.scaling.report import target_lines
+
+    def row(policy, cost, dropped):
+        return {"setting": "realistic", "policy": policy, "cost": cost, "dropped_fraction": dropped,
+                "pct_above_optimal": 100 * (cost / 100 - 1)}  # fmt: skip
+
+    report = pd.DataFrame([row("hindsight_optimal", 100, 0.0), row("reactive_balanced", 150, 0.001),
+                           row("predictive", 120, 0.004), row("hpa", 160, 0.0)])  # fmt: skip
+    [_, comparison] = target_lines(report)
+    assert comparison.endswith(": missed (it costs more)")  # hpa drops no more but costs more
+    report.loc[report.policy == "hpa", "cost"] = 140
+    assert target_lines(report)[1].endswith(": met")
