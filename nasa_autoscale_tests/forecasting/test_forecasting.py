@@ -23,7 +23,22 @@ def small_lightgbm():
                           n_estimators=20, num_leaves=15)  # fmt: skip
 
 
-MODELS = [lambda: SeasonalNaive(1), lambda: SeasonalNaive(7), lambda: SlotMedian(3), small_lightgbm]
+def fourier_arima():
+    from nasa_autoscale.forecasting.models import HarmonicARIMA
+
+    return HarmonicARIMA(daily_order=6)
+
+
+def prophet():
+    from nasa_autoscale.forecasting.models import ProphetModel
+
+    return ProphetModel(load_events())
+
+
+MODELS = [lambda: SeasonalNaive(1), lambda: SeasonalNaive(7), lambda: SlotMedian(3),
+          small_lightgbm, fourier_arima, prophet]  # fmt: skip
+# Prophet is fitted once and forecasts from the calendar alone: it reads no actual at all.
+READS_RECENT_ACTUALS = {"prophet": False}
 
 
 def test_protocol_origins_cover_the_test_window_once():
@@ -92,11 +107,33 @@ def test_forecasts_never_read_the_actuals_they_predict(traffic, make_model):
     after = model.predict(changed, plan)
     pd.testing.assert_frame_equal(before, after)
     assert before["yhat"].notna().all() and (before["origin"] <= before["bucket_start"]).all()
-    # The same model does read what came before the origin.
+    # The same model does read what came before the origin (the test would be empty otherwise).
     earlier = traffic.copy()
     earlier.loc[(earlier.index < ORIGIN) & (earlier.index >= ORIGIN - pd.Timedelta(days=7)),
                 "requests"] *= 3  # fmt: skip
-    assert not model.predict(earlier, plan)["yhat"].equals(before["yhat"])
+    moved = not model.predict(earlier, plan)["yhat"].equals(before["yhat"])
+    assert moved == READS_RECENT_ACTUALS.get(model.name, True)
+
+
+def test_the_ensemble_never_reads_the_actuals_it_predicts(traffic):
+    from nasa_autoscale.forecasting.models import ensemble
+
+    members = [make() for make in (small_lightgbm, fourier_arima, prophet)]
+    for member in members:
+        member.fit(traffic[traffic.index < TEST_START], 5)
+    changed = traffic.copy()
+    changed.loc[changed.index >= ORIGIN, "requests"] = 5000
+
+    def combined(frame):
+        rows = []
+        for member in members:
+            forecast = member.predict(frame, [(ORIGIN, 36)])
+            rows.append(forecast.assign(model=member.name, granularity="5m", protocol="p"))
+        return ensemble(pd.concat(rows), [m.name for m in members])
+
+    before = combined(traffic)
+    assert len(before) == 36 and before["origin"].eq(ORIGIN).all()
+    pd.testing.assert_frame_equal(before, combined(changed))
 
 
 def test_a_backtest_scores_every_protocol(traffic):
