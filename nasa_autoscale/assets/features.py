@@ -5,7 +5,7 @@ import dagster as dg
 from nasa_autoscale.assets.common import data_source, preview
 from nasa_autoscale.features.build import build_features, feature_names
 from nasa_autoscale.features.events import EVENTS_CSV, load_events
-from nasa_autoscale.ingest.traffic import GRANULARITIES
+from nasa_autoscale.ingest.traffic import GRANULARITIES, local_buckets
 from nasa_autoscale.resources import WAREHOUSE_POOL, WarehouseResource
 from nasa_autoscale.warehouse import SCHEMA, replace_table
 
@@ -36,19 +36,23 @@ def special_events(warehouse: WarehouseResource):
     )
 
 
-def _lag_check(con, table: str) -> tuple[bool, dict]:
-    """Missing stays missing: lag_1 is NULL exactly where the bucket before is missing."""
-    bad = con.execute(
+def lag_check(con, table: str, source: str) -> tuple[bool, dict]:
+    """Missing stays missing, judged against the traffic the features were built from (`source`):
+    lag_1 equals the previous bucket's requests there (NULL where that bucket is missing or was
+    never ingested), and a missing bucket has no target."""
+    bad, zero_filled = con.execute(
         f"""
-        SELECT count(*) FILTER (WHERE n > 1 AND lag_1 IS DISTINCT FROM previous) FROM (
-            SELECT lag_1, lag(requests) OVER (ORDER BY bucket_start) AS previous,
-                   row_number() OVER (ORDER BY bucket_start) AS n
-            FROM {SCHEMA}.{table})
+        WITH grid AS (
+            SELECT f.bucket_start, f.lag_1, f.requests, f.is_missing,
+                   lag(s.requests) OVER (ORDER BY f.bucket_start) AS previous,
+                   row_number() OVER (ORDER BY f.bucket_start) AS n
+            FROM {SCHEMA}.{table} f LEFT JOIN {source} s USING (bucket_start)
+        )
+        SELECT count(*) FILTER (WHERE n > 1 AND lag_1 IS DISTINCT FROM previous),
+               count(*) FILTER (WHERE is_missing AND requests IS NOT NULL)
+        FROM grid
         """
-    ).fetchall()[0][0]
-    zero_filled = con.execute(
-        f"SELECT count(*) FROM {SCHEMA}.{table} WHERE is_missing AND requests IS NOT NULL"
-    ).fetchall()[0][0]
+    ).fetchall()[0]
     return bad == 0 and zero_filled == 0, {
         "lag_mismatches": bad,
         "missing_with_a_target": zero_filled,
@@ -86,9 +90,10 @@ def features(warehouse: WarehouseResource):
         source = data_source(con)
         for name, minutes in GRANULARITIES.items():
             table = f"features_{name}"
-            frame = build_features(con, f"{SCHEMA}.traffic_{name}", events, minutes)
+            buckets = local_buckets(con, minutes)  # one row per local time, as the models read
+            frame = build_features(con, buckets, events, minutes)
             rows = replace_table(con, table, frame)
-            passed, metadata = _lag_check(con, table)
+            passed, metadata = lag_check(con, table, buckets)
             yield dg.MaterializeResult(
                 asset_key=table,
                 metadata={

@@ -199,22 +199,31 @@ def write_traffic(
     return rows
 
 
+def local_buckets(con: duckdb.DuckDBPyConnection, minutes: int) -> str:
+    """A temp view of traffic_<minutes>m with one row per local bucket_start, as the models read
+    it: for an hour the clock repeats (daylight saving ends), its first pass. Returns its name."""
+    name = next(k for k, v in GRANULARITIES.items() if v == minutes)
+    view = f"traffic_{name}_local"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {SCHEMA}.traffic_{name} "
+        "QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY bucket_start_utc) = 1"
+    )
+    return view
+
+
 def whole_days(con: duckdb.DuckDBPyConnection, minutes: int) -> pd.DataFrame:
     """traffic_<minutes>m from its first to its last day, days never ingested filled in as
     missing, ordered: a regular grid of local wall-clock times for readers that count in buckets.
 
     Under daylight saving the local clock skips an hour (its buckets are missing here) and repeats
     one (the second pass is left out here; traffic_* keep both)."""
-    table = f"{SCHEMA}.traffic_{next(k for k, v in GRANULARITIES.items() if v == minutes)}"
+    once = local_buckets(con, minutes)
     return con.sql(
         f"""
-        WITH once AS (
-            SELECT * FROM {table}
-            QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY bucket_start_utc) = 1
-        ), span AS (
+        WITH span AS (
             SELECT CAST(min(bucket_start) AS DATE) AS first_day,
                    CAST(max(bucket_start) AS DATE) + 1 AS end_day
-            FROM once
+            FROM {once}
         ), grid AS (
             SELECT unnest(generate_series(CAST(first_day AS TIMESTAMP),
                                           CAST(end_day AS TIMESTAMP) - INTERVAL {minutes} MINUTE,
@@ -225,7 +234,7 @@ def whole_days(con: duckdb.DuckDBPyConnection, minutes: int) -> pd.DataFrame:
                t.* EXCLUDE (bucket_start, is_missing, missing_minutes, bucket_start_utc),
                coalesce(t.is_missing, TRUE) AS is_missing,
                coalesce(t.missing_minutes, {minutes}) AS missing_minutes
-        FROM grid g LEFT JOIN once t USING (bucket_start)
+        FROM grid g LEFT JOIN {once} t USING (bucket_start)
         ORDER BY g.bucket_start
         """
     ).df()

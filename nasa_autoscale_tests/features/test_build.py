@@ -119,3 +119,36 @@ def test_absent_buckets_are_added_as_missing(traffic):
 def test_horizon_must_be_positive(traffic):
     with pytest.raises(ValueError, match="horizon"):
         features_of(traffic, horizon=0)
+
+
+def test_missing_stays_missing_is_judged_against_the_traffic_and_can_fail(con, tmp_path):
+    """The check compares lag_1 with the traffic table the features came from: features built
+    from zero-filled traffic (an outage read as quiet) fail it."""
+    import datetime as dt
+
+    from nasa_autoscale.assets.features import lag_check
+    from nasa_autoscale.features.build import build_features
+    from nasa_autoscale.features.events import load_events
+    from nasa_autoscale.ingest.load import ingest_days
+    from nasa_autoscale.ingest.traffic import local_buckets, write_traffic
+    from nasa_autoscale.warehouse import replace_table
+
+    day = dt.date(2024, 6, 1)
+    lines = [
+        f'h - - [01/Jun/2024:{m // 60:02d}:{m % 60:02d}:00 +0000] "GET / HTTP/1.1" 200 1'
+        for m in range(24 * 60)
+        if not 600 <= m < 700
+    ]  # fmt: skip  (an outage 10:00-11:39)
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest_days(con, [log], day, day, "real", timezone="UTC")
+    write_traffic(con, day, day)
+    buckets = local_buckets(con, 5)
+    replace_table(con, "features_5m", build_features(con, buckets, load_events(), 5))
+    passed, metadata = lag_check(con, "features_5m", buckets)
+    assert passed and metadata == {"lag_mismatches": 0, "missing_with_a_target": 0}
+    # the same features had the outage been read as zero traffic: internally consistent, wrong
+    con.execute("UPDATE nasa.features_5m SET requests = coalesce(requests, 0), "
+                "lag_1 = coalesce(lag_1, 0), is_missing = FALSE")  # fmt: skip
+    passed, metadata = lag_check(con, "features_5m", buckets)
+    assert not passed and metadata["lag_mismatches"] == 20  # the 20 buckets after missing ones
