@@ -181,6 +181,7 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame) -> int:
 _TEXT_COLUMNS = {"setting", "policy", "tuned_on", "params", "matches", "model", "granularity",
                  "protocol", "mlflow_run_id", "window"}  # fmt: skip
 _TIME_COLUMNS = {"bucket_start", "origin"}
+_BOOL_COLUMNS = {"selected"}
 
 
 def empty_frame(columns: list[str]):
@@ -189,6 +190,8 @@ def empty_frame(columns: list[str]):
     import pandas as pd
 
     def dtype(name: str) -> str:
+        if name in _BOOL_COLUMNS:
+            return "boolean"
         return "string" if name in _TEXT_COLUMNS else (
             "datetime64[ns]" if name in _TIME_COLUMNS else "float64")  # fmt: skip
 

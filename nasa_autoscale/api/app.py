@@ -61,7 +61,10 @@ class RecommendBody(BaseModel):
         "amount to provision for (pass a high quantile for headroom).",
     )
     current_servers: int = Field(ge=0, le=100_000)
-    policy: str = Field("best", max_length=64, description="'best' or a cost_report policy")
+    policy: str = Field(
+        "best", max_length=64,
+        description="'best' (the policy selected on the validation window) or a cost_report policy",
+    )  # fmt: skip
     setting: Literal["default", "realistic"] = "realistic"
     observed_load: Load | None = Field(None, description="requests in the last bucket")
     spike_flagged: bool = False
@@ -219,7 +222,8 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
     @app.post("/recommend-scaling", summary="Target servers for the next bucket, with the state")
     def recommend_scaling(body: RecommendBody):
         report = warehouse.frame(
-            "SELECT setting, policy, params, dropped_fraction, cost FROM nasa.cost_report",
+            "SELECT setting, policy, params, dropped_fraction, cost, selected "
+            "FROM nasa.cost_report",
             "cost_report",
         )
         rows = report[report["setting"] == body.setting]

@@ -176,8 +176,8 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     deps=["cost_report", "forecast_next"],
     group_name=GROUP,
     description=(
-        "Per setting: the server count for the first bucket after the data ends, from the best "
-        "policy of the cost report (cheapest within 0.5% dropped), with the action and reason; "
+        "Per setting: the server count for the first bucket after the data ends, from the policy "
+        "selected on the validation window (cost_report.selected), with the action and reason; "
         "with a short history (no cost report), the untuned predictive policy on forecast_next."
     ),
 )

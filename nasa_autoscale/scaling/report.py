@@ -16,11 +16,18 @@ import pandas as pd  # noqa: E402
 from nasa_autoscale.forecasting.protocols import DAY, Calendar  # noqa: E402
 from nasa_autoscale.forecasting.report import data_banner  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
-from nasa_autoscale.scaling.sweep import BOUNDS, SETTINGS, SLA_DROPPED, best_policy  # noqa: E402
+from nasa_autoscale.scaling.sweep import (  # noqa: E402
+    BOUNDS,
+    SETTINGS,
+    SLA_DROPPED,
+    best_policy,
+    hindsight_best,
+)
 
 TARGET_PCT = {"realistic": 15.0, "default": 20.0}
 COLUMNS = ["policy", "cost", "pct_above_optimal", "dropped_fraction", "violating_fraction",
-           "scaling_actions", "mean_utilization", "peak_servers", "tuned_on"]  # fmt: skip
+           "scaling_actions", "mean_utilization", "peak_servers", "tuned_on", "validation_cost",
+           "validation_dropped_fraction", "selected"]  # fmt: skip
 
 
 def plot_pareto(cost_report: pd.DataFrame, path: Path, title: str = "Test window") -> Path:
@@ -62,15 +69,23 @@ def target_lines(cost_report: pd.DataFrame) -> list[str]:
         if rows.empty:
             continue
         best = rows[rows.policy == best_policy(cost_report, setting)].iloc[0]
-        if best.dropped_fraction > SLA_DROPPED:  # best_policy fell back to the least dropping
-            lines.append(f"- {setting}: no policy within {SLA_DROPPED:.1%} dropped: target missed")
-        else:
-            met = "met" if best.pct_above_optimal <= target else "missed"
-            lines.append(
-                f"- {setting}: cheapest policy within {SLA_DROPPED:.1%} dropped is "
-                f"`{best.policy}`, {best.pct_above_optimal:+.1f}% vs the optimum "
-                f"({best.dropped_fraction:.2%} dropped); target <= {target:.0f}%: {met}"
-            )
+        met = (
+            "met"
+            if best.pct_above_optimal <= target and best.dropped_fraction <= SLA_DROPPED
+            else "missed"
+        )
+        lines.append(
+            f"- {setting}: the policy selected on the validation window is `{best.policy}`: on "
+            f"the test window {best.pct_above_optimal:+.1f}% vs the optimum at "
+            f"{best.dropped_fraction:.2%} dropped; target <= {target:.0f}% at <= "
+            f"{SLA_DROPPED:.1%} dropped: {met}"
+        )
+        hindsight = rows[rows.policy == hindsight_best(cost_report, setting)].iloc[0]
+        lines.append(
+            f"- {setting}, hindsight only (the cheapest within {SLA_DROPPED:.1%} dropped on the "
+            f"test window itself, not a choice anyone could make): `{hindsight.policy}`, "
+            f"{hindsight.pct_above_optimal:+.1f}% at {hindsight.dropped_fraction:.2%} dropped"
+        )
         presets = rows[rows.policy.isin(list(policies.PRESETS)) & (rows.dropped_fraction
                                                                    <= SLA_DROPPED)]  # fmt: skip
         if len(presets):
@@ -117,8 +132,8 @@ def write_report(
             f"### {setting} setting: {rules['capacity']:g} requests per server per "
             f"{rules['minutes']} minutes, {rules['min_servers']}..{rules['max_servers']} servers, "
             f"${rules['price_per_hour']:.2f} per server-hour\n"
-            f"Best policy (cheapest within {SLA_DROPPED:.1%} dropped on the test window): "
-            f"`{best_policy(cost_report, setting)}`\n\n"
+            f"Selected on the validation window (cheapest within {SLA_DROPPED:.1%} dropped "
+            f"there): `{best_policy(cost_report, setting)}`\n\n"
             + rows[COLUMNS].round(4).to_markdown(index=False)
         )
     chosen = tuning[tuning["chosen"]][["setting", "tuned_as", "params", "cost",

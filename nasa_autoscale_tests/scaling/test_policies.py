@@ -123,6 +123,9 @@ def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_pat
     doubled[doubled.index >= windows(requests)["test"][0]] *= 2
     _, report2, tuning2, _ = run_sweep(doubled, forecasts, anomalies, settings, print)
     pd.testing.assert_frame_equal(tuning, tuning2)
+    assert report2["selected"].tolist() == report["selected"].tolist()  # chosen on validation
+    assert report.groupby("setting")["selected"].sum().eq(1).all()  # one per setting
+    assert not report.loc[report.policy.isin(["oracle", "hindsight_optimal"]), "selected"].any()
     assert not np.allclose(report2["cost"], report["cost"])
     assert report2["params"].tolist() == report["params"].tolist()
     calendar = Calendar.of(requests)
@@ -147,12 +150,17 @@ def test_the_preset_comparison_says_missed_when_ours_costs_more():
     from nasa_autoscale.scaling.report import target_lines
 
     def row(policy, cost, dropped):
-        return {"setting": "realistic", "policy": policy, "cost": cost, "dropped_fraction": dropped,
-                "pct_above_optimal": 100 * (cost / 100 - 1)}  # fmt: skip
+        return {"setting": "realistic", "policy": policy, "cost": cost,
+                "dropped_fraction": dropped, "pct_above_optimal": 100 * (cost / 100 - 1),
+                "selected": policy == "predictive"}  # fmt: skip
 
     report = pd.DataFrame([row("hindsight_optimal", 100, 0.0), row("reactive_balanced", 150, 0.001),
                            row("predictive", 120, 0.004), row("hpa", 160, 0.0)])  # fmt: skip
-    [_, comparison] = target_lines(report)
+    headline, hindsight, comparison = target_lines(report)
+    assert "selected on the validation window is `predictive`" in headline
+    assert headline.endswith("+20.0% vs the optimum at 0.40% dropped; target <= 15% at <= 0.5% "
+                             "dropped: missed")  # fmt: skip
+    assert "hindsight only" in hindsight
     assert comparison.endswith(": missed (it costs more)")  # hpa drops no more but costs more
     report.loc[report.policy == "hpa", "cost"] = 140
-    assert target_lines(report)[1].endswith(": met")
+    assert target_lines(report)[-1].endswith(": met")
