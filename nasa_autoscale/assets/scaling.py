@@ -51,8 +51,9 @@ def _tuned_lightgbm(con) -> dict:
     group_name=GROUP,
     description=(
         "The forecasts the predictive policies act on: LightGBM direct, an origin at every "
-        "5-minute bucket, the next boot-delay + 1 buckets, 80% intervals; the validation week "
-        "from a model fitted before it (for tuning), the test window from one fitted before it."
+        "5-minute bucket, the next boot-delay + 1 buckets, 80% intervals; the validation window "
+        "from a model fitted before it with default hyper-parameters (for tuning the policies), "
+        "the test window from one fitted before it with the leaves tuned on validation."
     ),
 )
 def scaling_forecasts(

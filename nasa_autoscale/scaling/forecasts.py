@@ -41,8 +41,13 @@ def fit_and_forecast(
     window: str,
     lgbm_params: dict | None = None,
 ) -> tuple[LightGBMDirect, pd.DataFrame]:
-    """(fitted model, forecasts) for one window; traffic indexed by bucket_start."""
+    """(fitted model, forecasts) for one window; traffic indexed by bucket_start.
+
+    lgbm_params were tuned on the validation window, so only the test window's model uses them:
+    the validation window's forecasts (what the policies are tuned on) come from the defaults
+    fixed in advance, never from parameters chosen on that same window."""
     start, end = windows(traffic)[window]
+    lgbm_params = lgbm_params if window == "test" else None
     steps = boot + 1
     model = LightGBMDirect(events, list(range(1, steps + 1)), start - pd.Timedelta(days=7),
                            **(lgbm_params or {}))  # fmt: skip

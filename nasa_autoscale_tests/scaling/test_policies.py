@@ -164,3 +164,18 @@ def test_the_preset_comparison_says_missed_when_ours_costs_more():
     assert comparison.endswith(": missed (it costs more)")  # hpa drops no more but costs more
     report.loc[report.policy == "hpa", "cost"] = 140
     assert target_lines(report)[-1].endswith(": met")
+
+
+def test_validation_forecasts_never_use_parameters_tuned_on_the_validation_window(
+    real_traffic_5m,
+):
+    from nasa_autoscale.features.events import load_events
+    from nasa_autoscale.scaling.forecasts import fit_and_forecast
+
+    traffic = real_traffic_5m.set_index("bucket_start")
+    traffic = traffic[traffic.index >= pd.Timestamp("1995-08-03")]
+    tuned = {"num_leaves": 7}  # as if chosen on the validation window
+    models = {window: fit_and_forecast(traffic, 5, load_events(), 1, window, tuned)[0]
+              for window in ("validation", "test")}  # fmt: skip
+    assert models["test"].params()["num_leaves"] == 7
+    assert models["validation"].params()["num_leaves"] == 31  # the default, fixed in advance
