@@ -162,6 +162,8 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert "lightgbm_h1.txt" in artifacts
     report = (tmp_path / "reports" / "benchmark.md").read_text()
     assert "## Targets" in report and "83.26" in report
+    coverage = report.split("## 5-minute coverage of the 80% intervals")[1].split("## Targets")[0]
+    assert "| lightgbm_direct" in coverage and "| prophet" in coverage
     # scaling: every policy in both settings, the optimum drops nothing, a recommendation each
     report = con.sql("SELECT * FROM nasa.cost_report").df()
     assert set(report.setting) == {"default", "realistic"} and len(report) == 22

@@ -67,6 +67,11 @@ def write_reports(
         index="model", columns="protocol", values="rmse"
     )
     five = five[list(protocols.PROTOCOLS)].sort_values("one_step")
+    coverage = (
+        metrics[metrics.granularity == "5m"]
+        .pivot(index="model", columns="protocol", values="coverage")[list(protocols.PROTOCOLS)]
+        .reindex(five.index)
+    )
     targets = pd.DataFrame({
         "protocol": list(benchmark.TARGETS_5M),
         "target RMSE": list(benchmark.TARGETS_5M.values()),
@@ -91,6 +96,12 @@ before each origin, never refitted; missing buckets neither trained on nor score
 
 ## 5-minute RMSE by protocol (lower is better)
 {five.round(2).to_markdown()}
+
+## 5-minute coverage of the 80% intervals by protocol (share of test buckets inside)
+A calibrated 80% interval covers about 0.80 of the buckets (0.75-0.85 is the goal); lower means
+intervals too narrow (a policy scaling on their upper bound drops more than planned).
+
+{coverage.round(3).to_markdown()}
 
 ## Targets
 {targets.round(2).to_markdown(index=False)}
