@@ -152,3 +152,24 @@ def test_missing_stays_missing_is_judged_against_the_traffic_and_can_fail(con, t
                 "lag_1 = coalesce(lag_1, 0), is_missing = FALSE")  # fmt: skip
     passed, metadata = lag_check(con, "features_5m", buckets)
     assert not passed and metadata["lag_mismatches"] == 20  # the 20 buckets after missing ones
+
+
+def test_host_features_read_only_earlier_buckets_too(replica_warehouse):
+    """The published aggregate has no unique hosts; the replica's ingest has them (counted from
+    its sampled lines), so the host features are exercised here."""
+    con = duckdb.connect(str(replica_warehouse), read_only=True)
+    traffic = con.sql("SELECT * EXCLUDE (bucket_start_utc) FROM nasa.traffic_5m ORDER BY 1").df()
+    con.close()
+    traffic = traffic.iloc[TWO_WEEKS].reset_index(drop=True)
+    assert traffic["unique_hosts"].notna().mean() > 0.9
+    t = 10 * 288 + 137
+    before = features_of(traffic)
+    changed = traffic.copy()
+    changed.loc[changed.index[t:], "unique_hosts"] = 1
+    after = features_of(changed)
+    host_features = [n for n in feature_names(5) if "host" in n]
+    assert len(host_features) >= 4
+    row, next_row = traffic.bucket_start[t], traffic.bucket_start[t + 1]
+    pd.testing.assert_series_equal(before.loc[row, host_features], after.loc[row, host_features])
+    assert not before.loc[next_row, host_features].equals(after.loc[next_row, host_features])
+    assert before[host_features].notna().mean().min() > 0.5  # the features are there to test
