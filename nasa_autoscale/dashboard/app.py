@@ -123,12 +123,13 @@ def forecasts_page(path: str):
     model = left.selectbox("model", models, index=models.index("lightgbm_direct")
                            if "lightgbm_direct" in models else 0)  # fmt: skip
     protocol = right.selectbox("protocol", list(PROTOCOLS), index=1)
-    days = st.slider("days of the test window", 1, 9, (1, 3))
+    test_start, test_end = test_window(path)
+    test_days = max(1, (test_end - test_start).days)
+    days = st.slider("days of the test window", 1, test_days, (1, min(3, test_days)))
     rows = query(path, "SELECT model, protocol, bucket_start, yhat, yhat_lower, yhat_upper FROM "
                        "nasa.forecasts WHERE granularity = '5m'", "forecasts")  # fmt: skip
     rows = rows[(rows["model"] == model) & (rows["protocol"] == protocol)]
     actual = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
-    test_start, _ = test_window(path)
     start = test_start + pd.Timedelta(days=days[0] - 1)
     end = test_start + pd.Timedelta(days=days[1])
     rows = rows[(rows["bucket_start"] >= start) & (rows["bucket_start"] < end)]
