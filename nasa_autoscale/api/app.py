@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
 from nasa_autoscale.scaling import policies
-from nasa_autoscale.scaling.recommend import FALLBACK_QUANTILE, decide_next
+from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY, decide_next
 from nasa_autoscale.scaling.simulator import ScalingRules
 from nasa_autoscale.scaling.sweep import SETTINGS, SLA_DROPPED, best_policy
 from nasa_autoscale.settings import Settings
@@ -228,9 +228,9 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
         )
         rows = report[report["setting"] == body.setting]
         if rows.empty:  # a short history: no sweep yet, the untuned predictive policy
-            known = ["predictive"]
-            name = "predictive" if body.policy == "best" else body.policy
-            params = {"quantile": FALLBACK_QUANTILE, "rules": SETTINGS[body.setting].as_dict()}
+            known = [FALLBACK_POLICY]
+            name = FALLBACK_POLICY if body.policy == "best" else body.policy
+            params = {**FALLBACK_PARAMS, "rules": SETTINGS[body.setting].as_dict()}
         else:
             known = sorted(set(rows["policy"]) - {"oracle", "hindsight_optimal"})
             name = best_policy(report, body.setting) if body.policy == "best" else body.policy

@@ -4,9 +4,10 @@ import dagster as dg
 
 from nasa_autoscale.assets.common import data_source, preview
 from nasa_autoscale.features.build import build_features, feature_names
-from nasa_autoscale.features.events import EVENTS_CSV, load_events
+from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import GRANULARITIES, local_buckets
 from nasa_autoscale.resources import WAREHOUSE_POOL, WarehouseResource
+from nasa_autoscale.settings import Settings
 from nasa_autoscale.warehouse import SCHEMA, replace_table
 
 GROUP = "features"
@@ -17,17 +18,19 @@ GROUP = "features"
     group_name=GROUP,
     description=(
         "Dated special events (holidays, launches, landings, missions, anniversaries, outages, "
-        "no-data periods) with expected impact and source, from data/special_events.csv."
+        "no-data periods) with expected impact and source, from NASA_EVENTS_PATH (default "
+        "data/special_events.csv, NASA's)."
     ),
 )
 def special_events(warehouse: WarehouseResource):
+    path = Settings.from_env().events_path  # what load_events reads
     events = load_events()
     with warehouse.connect() as con:
         rows = replace_table(con, "special_events", events)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
-            "file": str(EVENTS_CSV),
+            "file": str(path) if path else "none (NASA_EVENTS_PATH=none)",
             "kinds": ", ".join(sorted(events["kind"].unique())),
             "events": preview(
                 events[["name", "kind", "start_ts", "end_ts", "expected_impact"]], 50

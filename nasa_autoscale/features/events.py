@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from nasa_autoscale.settings import DATA_DIR
+from nasa_autoscale.settings import DEFAULT_EVENTS_PATH
 
-EVENTS_CSV = DATA_DIR / "special_events.csv"
+EVENTS_CSV = DEFAULT_EVENTS_PATH  # NASA's list, the default of NASA_EVENTS_PATH
 COLUMNS = ["name", "kind", "start_ts", "end_ts", "expected_impact", "source"]
 IMPACTS = {"high_traffic", "low_traffic", "outage"}
 # Kinds known only after the fact: never a model input.

@@ -33,8 +33,9 @@ import pyarrow as pa
 
 from nasa_autoscale.ingest.logfiles import Lines, string_view
 from nasa_autoscale.ingest.sitezone import SiteZone, first_offset
+from nasa_autoscale.settings import LOG_FORMATS
 
-FORMATS = ("common", "combined", "vhost_combined")
+FORMATS = LOG_FORMATS  # common, combined, vhost_combined
 TS_FORMAT = "%d/%b/%Y:%H:%M:%S"
 _TS = r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]"
 _PLAIN_HEAD = r"^[^ ]+ [^ ]+ [^ ]+ " + _TS + r' "[A-Z]+ [^ "]+( HTTP/[^ "]+)?" \d{3} (\d+|-)'

@@ -75,15 +75,6 @@ class SiteZone:
             return f"({utc} + INTERVAL ({self.offset_minutes}) MINUTE)"
         return f"timezone('{self.name}', timezone('UTC', {utc}))"
 
-    def utc_sql(self, local: str) -> str:
-        """SQL: the naive UTC instant at which the local wall clock shows `local` (for a time
-        that a daylight-saving change skips or repeats, the zone's rule decides)."""
-        if self.offset_minutes is not None:
-            if self.offset_minutes == 0:
-                return local
-            return f"({local} - INTERVAL ({self.offset_minutes}) MINUTE)"
-        return f"timezone('UTC', timezone('{self.name}', {local}))"
-
 
 def format_offset(minutes: int) -> str:
     sign = "-" if minutes < 0 else "+"
@@ -101,21 +92,21 @@ def resolve(con, setting: str, data: bytes | None = None) -> SiteZone:
     first offset in `data`, else UTC. Records the result in nasa.site."""
     from nasa_autoscale.warehouse import SCHEMA
 
-    recorded = con.execute(f"SELECT value FROM {SCHEMA}.site WHERE key = 'timezone'").fetchall()
+    recorded = _recorded(con)
     if setting and setting != AUTO:
         zone = SiteZone.parse(setting)
         ingested = con.execute(f"SELECT count(*) FROM {SCHEMA}.source_files").fetchall()[0][0]
-        if recorded and recorded[0][0] != zone.name and ingested:
+        if recorded and recorded != zone.name and ingested:
             raise TimeZoneError(
                 f"NASA_TIMEZONE={setting!r}, but this warehouse holds days ingested in "
-                f"{recorded[0][0]}: mixing zones would shift days. Use the same NASA_TIMEZONE, "
+                f"{recorded}: mixing zones would shift days. Use the same NASA_TIMEZONE, "
                 "or a new warehouse (NASA_DUCKDB_PATH) to ingest everything again."
             )
     elif recorded:
-        zone = SiteZone.parse(recorded[0][0])
+        zone = SiteZone.parse(recorded)
     else:
         zone = SiteZone.parse((data is not None and first_offset(data[: 1 << 20])) or "UTC")
-    if not recorded or recorded[0][0] != zone.name:
+    if recorded != zone.name:
         con.execute(f"DELETE FROM {SCHEMA}.site WHERE key = 'timezone'")
         con.execute(f"INSERT INTO {SCHEMA}.site VALUES ('timezone', ?)", [zone.name])
     return zone
@@ -123,7 +114,11 @@ def resolve(con, setting: str, data: bytes | None = None) -> SiteZone:
 
 def recorded_zone(con) -> SiteZone:
     """The zone the warehouse was ingested with (UTC when nothing was ingested yet)."""
+    return SiteZone.parse(_recorded(con) or "UTC")
+
+
+def _recorded(con) -> str | None:
     from nasa_autoscale.warehouse import SCHEMA
 
     rows = con.execute(f"SELECT value FROM {SCHEMA}.site WHERE key = 'timezone'").fetchall()
-    return SiteZone.parse(rows[0][0] if rows else "UTC")
+    return rows[0][0] if rows else None

@@ -87,19 +87,20 @@ def next_servers(
     )
 
 
-FALLBACK_QUANTILE = 0.9  # untuned: used only while the history is too short for the sweep
+# Untuned: used only while the history is too short for the sweep (recommendation and API alike).
+FALLBACK_POLICY, FALLBACK_PARAMS = "predictive", {"quantile": 0.9}
 
 
 def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.ndarray) -> dict:
     """A recommendation without a cost report (too little history to tune a policy): the
     predictive policy at its untuned 90% quantile on the forecast; the fleet now is taken as the
     one the last observed bucket needed."""
-    from nasa_autoscale.scaling.policies import Predictive
+    from nasa_autoscale.scaling.policies import build
 
     observed = requests.dropna()
     last = float(observed.iloc[-1]) if len(observed) else 0.0
     current = rules.clamp(math.ceil(last / rules.capacity))
-    policy = Predictive(FALLBACK_QUANTILE)
+    policy = build(FALLBACK_POLICY, FALLBACK_PARAMS)
     decision = decide_next(policy, rules, np.array([]), np.array([], np.int64),
                            np.array([], np.int64), current, [], forecast)  # fmt: skip
     decision["reason"] += (

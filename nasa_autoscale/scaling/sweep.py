@@ -111,9 +111,8 @@ def choose(candidates, window: Window, rules: ScalingRules, budget: float = SLA_
         _, summary = run_policy(policy, window, rules)
         rows.append({"policy": policy.name, "params": json.dumps(policy.params()), **summary})
     table = pd.DataFrame(rows)
-    within = table[table["dropped_fraction"] <= budget]
-    best = within["cost"].idxmin() if len(within) else table["dropped_fraction"].idxmin()
-    table["chosen"] = table.index == best  # (the budget may differ from the SLA here)
+    best = cheapest_within_sla(table, budget)
+    table["chosen"] = table.index == best
     return candidates[best], table
 
 
@@ -231,11 +230,11 @@ def run_sweep(requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies: p
             pd.concat(tunings, ignore_index=True), chosen)  # fmt: skip
 
 
-def cheapest_within_sla(table: pd.DataFrame, cost: str = "cost",
-                        dropped: str = "dropped_fraction") -> int:  # fmt: skip
-    """Index of the cheapest row within the SLA (else of the row dropping least)."""
-    within = table[table[dropped] <= SLA_DROPPED]
-    return within[cost].idxmin() if len(within) else table[dropped].idxmin()
+def cheapest_within_sla(table: pd.DataFrame, budget: float = SLA_DROPPED) -> int:
+    """Index of the cheapest row dropping no more than `budget` (else of the row dropping
+    least): the one rule every choice of a policy follows."""
+    within = table[table["dropped_fraction"] <= budget]
+    return within["cost"].idxmin() if len(within) else table["dropped_fraction"].idxmin()
 
 
 def best_policy(cost_report: pd.DataFrame, setting: str) -> str:
