@@ -107,6 +107,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     put("forecasts", forecasts.drop(columns=["step"]))
     metrics = backtest.score_all(forecasts, traffic, 5)
     metrics["mlflow_run_id"] = None
+    metrics["selected"] = True  # the only model, so the one chosen
     put("model_metrics", metrics)
     upcoming = forecast_next(traffic, 5, SeasonalNaive(7))
     upcoming.insert(1, "granularity", "5m")

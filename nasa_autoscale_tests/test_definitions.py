@@ -154,6 +154,14 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert metrics.mlflow_run_id.notna().all() and (metrics.n > 2500).all()
     assert con.sql("SELECT bool_and(origin <= bucket_start) FROM nasa.forecasts").fetchall()[0][0]
     assert con.sql("SELECT count(*) FROM nasa.forecast_next").fetchall()[0][0] == 288
+    # one model selected per protocol, on the validation window, and forecast_next uses it
+    assert metrics.groupby("protocol")["selected"].sum().eq(1).all()
+    chosen = metrics[metrics.selected & (metrics.protocol == "day_ahead")]
+    day_ahead = metrics[metrics.protocol == "day_ahead"]
+    assert chosen.validation_rmse.iloc[0] == day_ahead.validation_rmse.min()
+    used = con.sql("SELECT DISTINCT model FROM nasa.forecast_next").fetchall()
+    assert used == [(chosen.model.iloc[0],)]
+    assert metrics.calibration.notna().all() and metrics.coverage.between(0, 1).all()
     mlflow.set_tracking_uri(uri)
     run = mlflow.get_run(metrics.loc[metrics.model == "lightgbm_direct", "mlflow_run_id"].iloc[0])
     assert run.data.tags["dagster_run_id"] == result.run_id

@@ -12,6 +12,7 @@ from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
+from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.next import fallback_model, make_model
 from nasa_autoscale.forecasting.next import forecast_next as forecast_next_day
 from nasa_autoscale.forecasting.protocols import Calendar
@@ -86,7 +87,8 @@ def forecasting(
 
         def log_model(model, scores, timing, granularity=granularity):
             metrics = {f"{r.protocol}_{name}": getattr(r, name) for r in scores.itertuples()
-                       for name in ("rmse", "mae", "mape", "mase", "coverage")}  # fmt: skip
+                       for name in ("rmse", "mae", "mape", "mase", "coverage",
+                                    "coverage_uncalibrated", "validation_rmse")}  # fmt: skip
             params[(model.name, granularity)] = json.dumps(model.params(), default=str)
             run_ids[(model.name, granularity)] = mlflow.log_run(
                 f"{model.name}_{granularity}",
@@ -101,10 +103,17 @@ def forecasting(
         )
         if (forecasts.model == "ensemble").any():
             scores = metrics[metrics.model == "ensemble"]
+            params[("ensemble", granularity)] = json.dumps(
+                {m: json.loads(params[(m, granularity)]) for m in ENSEMBLE_MEMBERS}, default=str
+            )
             run_ids[("ensemble", granularity)] = mlflow.log_run(
                 f"ensemble_{granularity}",
                 {"members": ",".join(ENSEMBLE_MEMBERS), "granularity": granularity},
-                {f"{r.protocol}_rmse": r.rmse for r in scores.itertuples()},
+                {
+                    f"{r.protocol}_{n}": getattr(r, n)
+                    for r in scores.itertuples()
+                    for n in ("rmse", "coverage", "validation_rmse")
+                },  # fmt: skip
                 {},
                 {**tags, "granularity": granularity},
             )
@@ -152,8 +161,10 @@ def forecasting(
     group_name=GROUP,
     description=(
         "The next 24 hours after the data ends, per 5-minute bucket with an 80% interval, from "
-        "the model with the lowest 5-minute day-ahead RMSE (refitted on the whole history); with "
-        "a short history, from a seasonal naive model. For the API and the scaling policies."
+        "the model selected on the validation window for 5-minute day-ahead forecasts "
+        "(model_metrics.selected; refitted on the whole history, intervals calibrated on the "
+        "validation window); with a short history, from a seasonal naive model. For the API and "
+        "the scaling policies."
     ),
 )
 def forecast_next(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -162,19 +173,23 @@ def forecast_next(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
         ranked = con.execute(
-            "SELECT model, rmse, params FROM nasa.model_metrics WHERE granularity = '5m' "
-            "AND protocol = 'day_ahead' AND model <> 'ensemble' ORDER BY rmse LIMIT 1"
+            "SELECT model, validation_rmse, rmse, params, calibration FROM nasa.model_metrics "
+            "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected"
         ).fetchall()
     calendar = Calendar.of(traffic)
     if ranked:
-        name, rmse, chosen = ranked[0]
+        name, validation_rmse, rmse, chosen, calibration = ranked[0]
+        calibration = Calibration.from_json(calibration)
     elif not calendar.enough:  # no benchmark: the models that need nothing but the history
-        name, rmse, chosen = fallback_model(calendar), float("nan"), None
+        name, validation_rmse, rmse, chosen = fallback_model(calendar), None, None, None
+        calibration = None
         context.log.warning(f"benchmark skipped ({calendar.shortfall()}); forecasting with {name}")
     else:
-        raise dg.Failure("model_metrics has no 5-minute day-ahead rows: materialize model_metrics")
+        raise dg.Failure(
+            "model_metrics has no selected 5-minute day-ahead row: materialize model_metrics"
+        )
     model = make_model(name, 5, events, traffic.index[-1], json.loads(chosen or "{}"))
-    forecast = forecast_next_day(traffic, 5, model)
+    forecast = forecast_next_day(traffic, 5, model, calibration=calibration)
     forecast.insert(1, "granularity", "5m")
     with warehouse.connect() as con:
         rows = replace_table(con, "forecast_next", forecast)
@@ -183,7 +198,12 @@ def forecast_next(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "data_source": source,
             "dagster/row_count": rows,
             "model": name,
-            "day_ahead_rmse_on_test": float(rmse) if rmse == rmse else "not benchmarked",
+            "chosen_by": "lowest 5-minute day-ahead RMSE on the validation window"
+            if ranked
+            else "too little history for the benchmark: seasonal naive",
+            "day_ahead_rmse_on_validation": validation_rmse or "not benchmarked",
+            "day_ahead_rmse_on_test": rmse or "not benchmarked",
+            "intervals": "calibrated on the validation window" if calibration else "the model's",
             "windows": calendar.describe() if calendar.enough else calendar.shortfall(),
             "origin": str(forecast["origin"].iloc[0]),
             "preview": preview(forecast),

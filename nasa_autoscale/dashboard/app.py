@@ -52,6 +52,10 @@ def query(path: str, sql: str, asset: str) -> pd.DataFrame:
         return con.execute(sql).df()
     except duckdb.CatalogException:
         raise Missing(f"`nasa.{asset}` is missing: materialize the asset `{asset}`.") from None
+    except duckdb.BinderException:
+        raise Missing(
+            f"`nasa.{asset}` was written by an older version: rematerialize the asset `{asset}`."
+        ) from None
     finally:
         con.close()
 
@@ -119,9 +123,19 @@ def forecasts_page(path: str):
     st.header("Forecast vs actual, test window (5-minute buckets)")
     models = query(path, "SELECT DISTINCT model FROM nasa.forecasts WHERE granularity = '5m' "
                          "ORDER BY model", "forecasts")["model"].tolist()  # fmt: skip
+    selected = query(
+        path,
+        "SELECT model FROM nasa.model_metrics WHERE granularity = '5m' "
+        "AND protocol = 'day_ahead' AND selected",
+        "model_metrics",
+    )["model"]
+    default = selected.iloc[0] if len(selected) and selected.iloc[0] in models else None
     left, right = st.columns(2)
-    model = left.selectbox("model", models, index=models.index("lightgbm_direct")
-                           if "lightgbm_direct" in models else 0)  # fmt: skip
+    model = left.selectbox(
+        "model (default: selected on the validation window, day-ahead)",
+        models,
+        index=models.index(default) if default else 0,
+    )
     protocol = right.selectbox("protocol", list(PROTOCOLS), index=1)
     test_start, test_end = test_window(path)
     test_days = max(1, (test_end - test_start).days)

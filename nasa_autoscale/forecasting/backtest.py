@@ -12,7 +12,8 @@ from nasa_autoscale.forecasting.models import Forecaster
 FORECAST_COLUMNS = ["model", "granularity", "protocol", "origin", "bucket_start", "step", "yhat",
                     "yhat_lower", "yhat_upper"]  # fmt: skip
 METRIC_COLUMNS = ["model", "granularity", "protocol", "rmse", "mae", "mape", "mase", "coverage",
-                  "n", "mlflow_run_id", "params"]  # fmt: skip
+                  "n", "coverage_uncalibrated", "validation_rmse", "calibration", "selected",
+                  "mlflow_run_id", "params"]  # fmt: skip
 
 
 def horizon_ladder(longest: int) -> list[int]:
@@ -31,22 +32,25 @@ def run(
     granularity: str,
     protocol_names=protocols.PROTOCOLS,
     calendar: protocols.Calendar | None = None,
+    window: str = "test",
 ) -> tuple[pd.DataFrame, dict]:
-    """Fit on the training window, forecast the test window under each protocol.
+    """Fit on everything before the window, forecast the window under each protocol.
 
     traffic: index bucket_start (a regular grid over train and test), traffic columns; the
-    windows are the calendar's (default: read from traffic). Returns (forecasts, timings in s).
+    windows are the calendar's (default: read from traffic): "test", or "validation" (the model
+    then never sees the validation window's values it predicts nor anything after them).
+    Returns (forecasts with a step column, timings in s).
     """
     calendar = calendar or protocols.Calendar.of(traffic)
-    train = traffic[traffic.index < calendar.test_start]
+    start, end = calendar.windows()[window]
     started = time.perf_counter()
-    model.fit(train, minutes)
+    model.fit(traffic[traffic.index < start], minutes)
     timings = {"fit_s": time.perf_counter() - started}
     frames = []
     for protocol in protocol_names:
         started = time.perf_counter()
-        plan = protocols.origins(protocol, minutes, calendar.test_start, calendar.test_end)
-        forecast = model.predict(traffic[traffic.index < calendar.test_end], plan)
+        plan = protocols.origins(protocol, minutes, start, end)
+        forecast = model.predict(traffic[traffic.index < end], plan)
         timings[f"predict_{protocol}_s"] = time.perf_counter() - started
         forecast.insert(0, "protocol", protocol)
         frames.append(forecast)

@@ -5,7 +5,10 @@ Which models run where (1-minute data skips the slow ones, as the issue allows):
 - 1m: the baselines under all protocols; LightGBM and the Fourier-ARIMA one_step only.
 The ensemble is the equal-weight mean of LightGBM, Fourier-ARIMA and Prophet, fixed in advance.
 Hyper-parameters (the Fourier order, LightGBM's leaves) are chosen on the validation week, inside
-the training window (tune); 1m keeps the defaults.
+the training window (tune); 1m keeps the defaults. Every model also forecasts the validation
+window from a fit before it: its errors there calibrate its intervals (calibrate.py) and its
+RMSE there picks the `selected` model of each granularity x protocol. The test window only
+reports.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 
 from nasa_autoscale.forecasting import backtest, protocols
+from nasa_autoscale.forecasting.calibrate import calibrate
 from nasa_autoscale.forecasting.models import (
     Forecaster,
     HarmonicARIMA,
@@ -90,26 +94,74 @@ def model_plan(
     events: pd.DataFrame,
     calendar: protocols.Calendar,
     tuned: dict | None = None,
-):
-    """[(model, protocols)] for a granularity; `tuned` holds parameters chosen by tune()."""
+) -> list[tuple[Callable[[pd.Timestamp], Forecaster], tuple[str, ...]]]:
+    """[(build, protocols)] for a granularity: build(fit_end) makes a fresh model to be fitted on
+    the buckets before fit_end (LightGBM measures its own errors on the validation_days before
+    it); `tuned` holds parameters chosen by tune()."""
     tuned = tuned or {}
     steps = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
+    held = pd.Timedelta(days=calendar.validation_days)
     everything = protocols.PROTOCOLS
-    baselines = [(SeasonalNaive(1), everything), (SeasonalNaive(7), everything),
-                 (SlotMedian(3), everything)]  # fmt: skip
+    baselines = [(lambda _: SeasonalNaive(1), everything), (lambda _: SeasonalNaive(7), everything),
+                 (lambda _: SlotMedian(3), everything)]  # fmt: skip
     if granularity == "1m":
         # Five times the rows of 5m: fewer, larger boosting steps keep it near a minute.
         fast = {"n_estimators": 150, "learning_rate": 0.1}
         return baselines + [
-            (LightGBMDirect(events, [1], calendar.validation_start, **fast), ("one_step",)),
-            (HarmonicARIMA(), ("one_step",)),
+            (lambda end: LightGBMDirect(events, [1], end - held, **fast), ("one_step",)),
+            (lambda _: HarmonicARIMA(), ("one_step",)),
         ]
     return baselines + [
-        (HarmonicARIMA(**tuned.get("sarima_fourier", {})), everything),
-        (ProphetModel(events), everything),
-        (LightGBMDirect(events, backtest.horizon_ladder(steps), calendar.validation_start,
-                        **tuned.get("lightgbm_direct", {})), everything),
+        (lambda _: HarmonicARIMA(**tuned.get("sarima_fourier", {})), everything),
+        (lambda _: ProphetModel(events), everything),
+        (lambda end: LightGBMDirect(events, backtest.horizon_ladder(steps), end - held,
+                                    **tuned.get("lightgbm_direct", {})), everything),
     ]  # fmt: skip
+
+
+def _calibrated(test: pd.DataFrame, validation: pd.DataFrame, actuals: pd.Series, longest: int):
+    """(test forecasts with calibrated intervals, the calibration) for one model: calibrated on
+    its validation forecasts, adapted through each protocol's test window to the misses already
+    seen at each origin."""
+    calibration, _ = calibrate(validation, actuals, longest)
+    adapted = [
+        calibration.adapt(group, actuals) for _, group in test.groupby("protocol", sort=False)
+    ]
+    return pd.concat(adapted).loc[test.index], calibration
+
+
+def _metrics(
+    test: pd.DataFrame,
+    raw: pd.DataFrame,
+    validation: pd.DataFrame,
+    traffic: pd.DataFrame,
+    minutes: int,
+    calendar: protocols.Calendar,
+) -> pd.DataFrame:
+    """model_metrics rows: test scores of the calibrated forecasts, with the validation RMSE and
+    the coverage the model's own intervals had before calibration."""
+    scores = backtest.score_all(test, traffic, minutes, calendar)
+    keys = ["model", "granularity", "protocol"]
+    uncalibrated = backtest.score_all(raw, traffic, minutes, calendar)
+    on_validation = backtest.score_all(validation, traffic, minutes, calendar)
+    scores = scores.merge(
+        uncalibrated[[*keys, "coverage"]].rename(columns={"coverage": "coverage_uncalibrated"}),
+        on=keys,
+        how="left",
+    )
+    return scores.merge(
+        on_validation[[*keys, "rmse"]].rename(columns={"rmse": "validation_rmse"}),
+        on=keys,
+        how="left",
+    )
+
+
+def select(metrics: pd.DataFrame) -> pd.Series:
+    """True on the row with the lowest validation RMSE of each granularity x protocol (the first
+    such row on a tie): the model chosen without the test window."""
+    scored = metrics.dropna(subset=["validation_rmse"])
+    best = scored.groupby(["granularity", "protocol"])["validation_rmse"].idxmin()
+    return pd.Series(metrics.index.isin(best), index=metrics.index)
 
 
 def run_granularity(
@@ -121,9 +173,15 @@ def run_granularity(
     on_model: Callable[[Forecaster, pd.DataFrame, dict], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(forecasts, model_metrics, timings) for one granularity; on_model(model, metrics, timings)
-    is called after each model (the MLflow logging hook)."""
+    is called after each model (the MLflow logging hook).
+
+    Every model runs twice: fitted before the test window and forecasting it (what is scored),
+    and fitted before the validation window and forecasting that (what chooses the selected
+    model and calibrates the intervals)."""
     calendar = protocols.Calendar.of(traffic)
-    forecasts, timings = [], []
+    actuals = traffic["requests"].astype(float)
+    longest = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
+    tests, raws, validations, calibrations, timings = [], [], [], {}, []
     tuned = {}
     if granularity != "1m":  # 1m keeps the defaults: tuning there would cost minutes
         started = time.perf_counter()
@@ -133,22 +191,43 @@ def run_granularity(
         progress(f"{granularity} tuned on the validation week: "
                  f"sarima_fourier {tuned['sarima_fourier']}, "
                  f"lightgbm_direct {tuned['lightgbm_direct']}")  # fmt: skip
-    for model, protocol_names in model_plan(granularity, minutes, events, calendar, tuned):
+    for build, protocol_names in model_plan(granularity, minutes, events, calendar, tuned):
         started = time.perf_counter()
-        forecast, timing = backtest.run(
-            model, traffic, minutes, granularity, protocol_names, calendar
+        model = build(calendar.test_start)
+        raw, timing = backtest.run(model, traffic, minutes, granularity, protocol_names, calendar)
+        validation, _ = backtest.run(
+            build(calendar.validation_start),
+            traffic,
+            minutes,
+            granularity,
+            protocol_names,
+            calendar,
+            "validation",
         )
+        test, calibrations[model.name] = _calibrated(raw, validation, actuals, longest)
         timing["total_s"] = time.perf_counter() - started
-        forecasts.append(forecast)
+        tests.append(test)
+        raws.append(raw)
+        validations.append(validation)
         timings.append({"model": model.name, "granularity": granularity, **timing})
-        scores = backtest.score_all(forecast, traffic, minutes, calendar)
+        scores = _metrics(test, raw, validation, traffic, minutes, calendar)
         rmse = ", ".join(f"{r.protocol} {r.rmse:.1f}" for r in scores.itertuples())
-        progress(f"{granularity} {model.name}: {timing['total_s']:.1f} s, RMSE {rmse}")
+        progress(f"{granularity} {model.name}: {timing['total_s']:.1f} s, test RMSE {rmse}")
         if on_model:
             on_model(model, scores, timing)
-    forecasts = pd.concat(forecasts, ignore_index=True)
-    combined = ensemble(forecasts, ENSEMBLE_MEMBERS)
-    if len(combined):
-        forecasts = pd.concat([forecasts, combined], ignore_index=True)
-    metrics = backtest.score_all(forecasts, traffic, minutes, calendar)
-    return forecasts, metrics, pd.DataFrame(timings)
+    raw = pd.concat(raws, ignore_index=True)
+    validation = pd.concat(validations, ignore_index=True)
+    test = pd.concat(tests, ignore_index=True)
+    raw_ensemble = ensemble(raw, ENSEMBLE_MEMBERS)
+    if len(raw_ensemble):
+        validation_ensemble = ensemble(validation, ENSEMBLE_MEMBERS)
+        test_ensemble, calibrations["ensemble"] = _calibrated(
+            raw_ensemble, validation_ensemble, actuals, longest
+        )
+        raw = pd.concat([raw, raw_ensemble], ignore_index=True)
+        validation = pd.concat([validation, validation_ensemble], ignore_index=True)
+        test = pd.concat([test, test_ensemble], ignore_index=True)
+    metrics = _metrics(test, raw, validation, traffic, minutes, calendar)
+    metrics["calibration"] = metrics["model"].map(lambda m: calibrations[m].to_json())
+    metrics["selected"] = select(metrics)
+    return test, metrics, pd.DataFrame(timings)

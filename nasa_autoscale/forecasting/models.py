@@ -400,3 +400,28 @@ def ensemble(forecasts: pd.DataFrame, members: list[str], name: str = "ensemble"
     )
     mean.insert(0, "model", name)
     return mean
+
+
+class Ensemble(Forecaster):
+    """The equal-weight mean of fresh member models, for a forecast outside the benchmark (the
+    benchmark averages its members' stored forecasts with ensemble())."""
+
+    name = "ensemble"
+
+    def __init__(self, members: list[Forecaster]):
+        self.members = members
+
+    def fit(self, train, minutes):
+        for member in self.members:
+            member.fit(train, minutes)
+        return self
+
+    def predict(self, traffic, plan):
+        frames = [member.predict(traffic, plan).assign(model=member.name, granularity="",
+                                                       protocol="")
+                  for member in self.members]  # fmt: skip
+        combined = ensemble(pd.concat(frames, ignore_index=True), [m.name for m in self.members])
+        return combined.drop(columns=["model", "granularity", "protocol"])
+
+    def params(self):
+        return {"members": [m.name for m in self.members]}

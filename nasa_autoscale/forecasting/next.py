@@ -1,12 +1,15 @@
-"""forecast_next: the next day after the data ends, from the model that did best day-ahead."""
+"""forecast_next: the next day after the data ends, from the model selected on the validation
+window for 5-minute day-ahead forecasts, with the intervals calibrated there."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from nasa_autoscale.forecasting.backtest import horizon_ladder
-from nasa_autoscale.forecasting.benchmark import CANDIDATES
+from nasa_autoscale.forecasting.benchmark import CANDIDATES, ENSEMBLE_MEMBERS
+from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.models import (
+    Ensemble,
     Forecaster,
     HarmonicARIMA,
     LightGBMDirect,
@@ -26,7 +29,14 @@ def make_model(
     tuned: dict | None = None,
 ) -> Forecaster:
     """A fresh model by name, with the hyper-parameters tune() chose for it (`tuned`, only the
-    keys it searches); LightGBM validates on the last week of the history."""
+    keys it searches; for the ensemble, {member: its parameters}); LightGBM validates on the last
+    week of the history."""
+    if name == "ensemble":
+        tuned = tuned or {}
+        members = [
+            make_model(m, minutes, events, history_end, tuned.get(m)) for m in ENSEMBLE_MEMBERS
+        ]
+        return Ensemble(members)
     tuned = {k: v for k, v in (tuned or {}).items() if k in _TUNABLE.get(name, ())}
     day = 24 * 60 // minutes
     factories = {
@@ -40,7 +50,7 @@ def make_model(
         ),
     }
     if name not in factories:
-        raise ValueError(f"no model named {name!r}; one of {sorted(factories)}")
+        raise ValueError(f"no model named {name!r}; one of {sorted([*factories, 'ensemble'])}")
     return factories[name]()
 
 
@@ -63,12 +73,17 @@ def fallback_model(calendar) -> str:
 
 
 def forecast_next(
-    traffic: pd.DataFrame, minutes: int, model: Forecaster, days: int = 1
+    traffic: pd.DataFrame,
+    minutes: int,
+    model: Forecaster,
+    days: int = 1,
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
     """Fit on the whole history and forecast the `days` after its last bucket with data.
 
     traffic: index bucket_start (a regular grid), traffic columns; the future rows are added as
-    missing, so that feature-based models see nothing they could not know."""
+    missing, so that feature-based models see nothing they could not know. calibration: the
+    model's intervals as calibrated on the validation window (default: the model's own)."""
     step = pd.Timedelta(minutes=minutes)
     traffic = traffic.loc[: traffic.index[traffic["requests"].notna().to_numpy()][-1]]
     origin = traffic.index[-1] + step  # right after the last bucket with data
@@ -78,5 +93,7 @@ def forecast_next(
     extended["is_missing"] = extended["is_missing"].astype("boolean").fillna(True).astype(bool)
     model.fit(traffic, minutes)
     forecast = model.predict(extended, [(origin, horizon)])
+    if calibration is not None:
+        forecast = calibration.apply(forecast)
     forecast.insert(0, "model", model.name)
     return forecast.drop(columns=["step"])

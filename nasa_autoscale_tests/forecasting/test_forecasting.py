@@ -4,6 +4,7 @@ import pytest
 
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting import backtest, metrics, protocols
+from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.models import LightGBMDirect, SeasonalNaive, SlotMedian
 
 ORIGIN = pd.Timestamp("1995-08-26 13:00")
@@ -116,24 +117,18 @@ def test_forecasts_never_read_the_actuals_they_predict(traffic, make_model):
 
 
 def test_the_ensemble_never_reads_the_actuals_it_predicts(traffic):
-    from nasa_autoscale.forecasting.models import ensemble
+    from nasa_autoscale.forecasting.models import Ensemble
 
-    members = [make() for make in (small_lightgbm, fourier_arima, prophet)]
-    for member in members:
-        member.fit(traffic[traffic.index < TEST_START], 5)
+    model = Ensemble([make() for make in (small_lightgbm, fourier_arima, prophet)])
+    model.fit(traffic[traffic.index < TEST_START], 5)
     changed = traffic.copy()
     changed.loc[changed.index >= ORIGIN, "requests"] = 5000
-
-    def combined(frame):
-        rows = []
-        for member in members:
-            forecast = member.predict(frame, [(ORIGIN, 36)])
-            rows.append(forecast.assign(model=member.name, granularity="5m", protocol="p"))
-        return ensemble(pd.concat(rows), [m.name for m in members])
-
-    before = combined(traffic)
+    before = model.predict(traffic, [(ORIGIN, 36)])
     assert len(before) == 36 and before["origin"].eq(ORIGIN).all()
-    pd.testing.assert_frame_equal(before, combined(changed))
+    pd.testing.assert_frame_equal(before, model.predict(changed, [(ORIGIN, 36)]))
+    # it is the mean of its members' forecasts
+    members = [m.predict(traffic, [(ORIGIN, 36)])["yhat"].to_numpy() for m in model.members]
+    np.testing.assert_allclose(before["yhat"], np.mean(members, axis=0))
 
 
 def test_a_backtest_scores_every_protocol(traffic):
@@ -209,6 +204,15 @@ def test_forecast_next_covers_the_day_after_the_data(traffic):
         assert forecast["yhat"].notna().all() and (forecast["yhat"] >= 0).all()
     with pytest.raises(ValueError, match="no model named"):
         make_model("crystal_ball", 5, load_events(), history.index[-1])
+    # the ensemble is built from its members with their tuned parameters, and the intervals
+    # calibrated on validation replace the model's own
+    ensemble = make_model("ensemble", 5, load_events(), history.index[-1],
+                          {"sarima_fourier": {"daily_order": 6}})  # fmt: skip
+    assert [m.name for m in ensemble.members] == ["lightgbm_direct", "sarima_fourier", "prophet"]
+    assert ensemble.members[1].daily_order == 6
+    calibration = Calibration(0.0, [1], [-7.0], [9.0], 1)
+    forecast = forecast_next(history, 5, SlotMedian(3), calibration=calibration)
+    np.testing.assert_allclose(forecast["yhat_upper"] - forecast["yhat"], 9.0)
 
 
 def test_a_short_history_forecasts_with_seasonal_naive_and_says_when_it_cannot(traffic):
