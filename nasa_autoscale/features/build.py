@@ -124,10 +124,13 @@ def _events_sql(events: pd.DataFrame) -> str:
         if event.kind in HINDSIGHT_KINDS:
             continue
         flags = ", ".join(str(int(event.kind in kinds)) for kinds in FEATURE_FLAGS.values())
-        rows.append(f"(TIMESTAMP '{event.start_ts}', TIMESTAMP '{event.end_ts}', {flags})")
-    columns = ", ".join(["start_ts", "end_ts", *FEATURE_FLAGS])
+        times = ", ".join(
+            f"TIMESTAMP '{t}'" for t in (event.start_ts, event.end_ts, event.known_from)
+        )
+        rows.append(f"({times}, {flags})")
+    columns = ", ".join(["start_ts", "end_ts", "known_from", *FEATURE_FLAGS])
     if not rows:  # keep the shape: one row that covers nothing
-        rows.append("(NULL, NULL, " + ", ".join("0" for _ in FEATURE_FLAGS) + ")")
+        rows.append("(NULL, NULL, NULL, " + ", ".join("0" for _ in FEATURE_FLAGS) + ")")
     return f"(VALUES {', '.join(rows)}) AS e({columns})"
 
 
@@ -141,7 +144,8 @@ def build_features(
     """Features for every bucket of `traffic` (a table or view name with the traffic columns).
 
     Buckets absent from `traffic` inside its span are added as missing, so that offsets in rows
-    are offsets in time.
+    are offsets in time. An event flags row t only if it was known at the row's forecast origin,
+    t - (horizon - 1) buckets (events.known_from): the same rule in training and forecasting.
     """
     base, derived = feature_expressions(minutes, horizon)
     flag_max = ", ".join(f"max(e.{flag}) AS {flag}" for flag in FEATURE_FLAGS)
@@ -159,6 +163,7 @@ def build_features(
         SELECT g.bucket_start, {flag_max}
         FROM grid g JOIN {_events_sql(events)}
             ON g.bucket_start >= e.start_ts AND g.bucket_start <= e.end_ts
+            AND e.known_from <= g.bucket_start - INTERVAL {(horizon - 1) * minutes} MINUTE
         GROUP BY g.bucket_start
     ), base AS (
         SELECT series.bucket_start, series.requests, series.is_missing,

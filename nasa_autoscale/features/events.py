@@ -1,7 +1,11 @@
 """Special events: the dated list in data/special_events.csv (each with its source).
 
 Events that are scheduled or known ahead (holidays, launches, landings, missions, anniversaries)
-may feed models; outages and no-data periods are known only afterwards and never do.
+may feed models; outages and no-data periods are known only afterwards and never do. Each event
+says when it became known (`known_from`, with `known_source`): a forecast from origin o uses an
+event only if known_from <= o (a launch window from its announcement, a scrub from the moment it
+was called). A file without the column, or a row with it blank, counts an event as known from its
+start: never earlier than it began.
 """
 
 from __future__ import annotations
@@ -11,7 +15,18 @@ import pandas as pd
 from nasa_autoscale.settings import DEFAULT_EVENTS_PATH
 
 EVENTS_CSV = DEFAULT_EVENTS_PATH  # NASA's list, the default of NASA_EVENTS_PATH
-COLUMNS = ["name", "kind", "start_ts", "end_ts", "expected_impact", "source"]
+COLUMNS = [
+    "name",
+    "kind",
+    "start_ts",
+    "end_ts",
+    "known_from",
+    "expected_impact",
+    "source",
+    "known_source",
+]
+REQUIRED = ["name", "kind", "start_ts", "end_ts", "expected_impact", "source"]
+TIMES = ("start_ts", "end_ts", "known_from")
 IMPACTS = {"high_traffic", "low_traffic", "outage"}
 # Kinds known only after the fact: never a model input.
 HINDSIGHT_KINDS = {"outage", "no_data"}
@@ -41,13 +56,21 @@ def load_events(path=None) -> pd.DataFrame:
 
         path = Settings.from_env().events_path
         if path is None:
-            return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c.endswith("_ts")
-                                              else "string") for c in COLUMNS})  # fmt: skip
+            return pd.DataFrame(
+                {c: pd.Series(dtype="datetime64[ns]" if c in TIMES else "string") for c in COLUMNS}
+            )
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise EventsError(f"{path}: missing column(s) {missing}")
-    for column in ("start_ts", "end_ts"):
+    if "known_from" not in df.columns:
+        df["known_from"] = ""
+    if "known_source" not in df.columns:
+        df["known_source"] = ""
+    blank = df["known_from"].str.strip() == ""
+    df.loc[blank, "known_from"] = df.loc[blank, "start_ts"]
+    df.loc[blank, "known_source"] = "not given: known from its start"
+    for column in TIMES:
         parsed = pd.to_datetime(df[column], errors="coerce", format="%Y-%m-%d %H:%M:%S")
         bad = parsed.isna()
         if bad.any():

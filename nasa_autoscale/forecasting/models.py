@@ -335,8 +335,9 @@ class HarmonicARIMA(Forecaster):
 
 class ProphetModel(Forecaster):
     """Prophet with daily and weekly seasonality and the scheduled special events as holidays
-    (each day an event touches). Its forecast depends on time alone, so newly observed actuals
-    do not change it."""
+    (each day an event touches, one effect per kind). Its forecast depends on time alone, so
+    newly observed actuals do not change it; an event not yet known at a forecast's origin
+    (events.known_from) has its effect taken out of that forecast."""
 
     name = "prophet"
 
@@ -344,12 +345,8 @@ class ProphetModel(Forecaster):
         self.events = events
 
     def _holidays(self) -> pd.DataFrame:
-        from nasa_autoscale.features.events import HINDSIGHT_KINDS
-
         rows = []
-        for event in self.events.itertuples():
-            if event.kind in HINDSIGHT_KINDS:
-                continue
+        for event in self._scheduled().itertuples():
             for day in pd.date_range(event.start_ts.normalize(), event.end_ts.normalize()):
                 rows.append({"holiday": event.kind, "ds": day, "lower_window": 0,
                              "upper_window": 0})  # fmt: skip
@@ -371,15 +368,41 @@ class ProphetModel(Forecaster):
         self.model.fit(pd.DataFrame({"ds": history.index, "y": history.to_numpy()}))
         return self
 
+    def _scheduled(self) -> pd.DataFrame:
+        from nasa_autoscale.features.events import HINDSIGHT_KINDS
+
+        return self.events[~self.events["kind"].isin(HINDSIGHT_KINDS)]
+
+    def _unknown_effects(self, frame: pd.DataFrame, forecast: pd.DataFrame) -> np.ndarray:
+        """Per forecast row: the holiday effects Prophet added for events not yet known at the
+        row's origin (an event of that kind covers the day, but none known at the origin)."""
+        day = frame["bucket_start"].dt.normalize()
+        removed = np.zeros(len(frame))
+        events = self._scheduled()
+        for kind, group in events.groupby("kind"):
+            covers = np.zeros(len(frame), bool)
+            known = np.zeros(len(frame), bool)
+            for event in group.itertuples():
+                first, last = event.start_ts.normalize(), event.end_ts.normalize()
+                inside = day.between(first, last).to_numpy()
+                covers |= inside
+                known |= inside & (frame["origin"] >= event.known_from).to_numpy()
+            unknown = covers & ~known
+            if unknown.any():
+                effect = forecast[kind].reindex(frame["bucket_start"]).to_numpy()
+                removed[unknown] += effect[unknown]
+        return removed
+
     def predict(self, traffic, plan):
         frame = plan_frame(plan, self.minutes)
         times = pd.DataFrame({"ds": frame["bucket_start"].drop_duplicates()})
         np.random.seed(0)  # Prophet samples its intervals from numpy's global generator
         forecast = self.model.predict(times).set_index("ds")
-        frame["yhat"] = forecast["yhat"].reindex(frame["bucket_start"]).clip(lower=0).to_numpy()
-        frame["yhat_lower"] = forecast["yhat_lower"].reindex(frame["bucket_start"]).clip(
-            lower=0).to_numpy()  # fmt: skip
-        frame["yhat_upper"] = forecast["yhat_upper"].reindex(frame["bucket_start"]).to_numpy()
+        # an event known only after the origin must not shape the forecast: take its effect out
+        unknown = self._unknown_effects(frame, forecast)
+        for column in ("yhat", "yhat_lower", "yhat_upper"):
+            values = forecast[column].reindex(frame["bucket_start"]).to_numpy() - unknown
+            frame[column] = values if column == "yhat_upper" else np.clip(values, 0, None)
         return frame
 
     def artifacts(self):

@@ -173,3 +173,28 @@ def test_host_features_read_only_earlier_buckets_too(replica_warehouse):
     pd.testing.assert_series_equal(before.loc[row, host_features], after.loc[row, host_features])
     assert not before.loc[next_row, host_features].equals(after.loc[next_row, host_features])
     assert before[host_features].notna().mean().min() > 0.5  # the features are there to test
+
+
+def test_an_event_flags_a_row_only_once_known_at_the_rows_origin(traffic):
+    con = duckdb.connect()
+    con.register("traffic", traffic)
+    start = pd.Timestamp("1995-07-10 12:00")
+    event = {"name": "x", "kind": "launch", "start_ts": start,
+             "end_ts": start + pd.Timedelta(hours=2), "expected_impact": "high_traffic",
+             "source": "s", "known_source": "s"}  # fmt: skip
+
+    def flags(known_from, horizon):
+        events = pd.DataFrame([{**event, "known_from": known_from}])
+        table = build_features(con, "traffic", events, 5, horizon).set_index("bucket_start")
+        return table.loc[start : start + pd.Timedelta(hours=2), "is_launch"]
+
+    # known a day ahead: every bucket of the window is flagged, whatever the horizon
+    assert flags(start - pd.Timedelta(days=1), 12).eq(1).all()
+    # known only when it starts: a one-step forecast (origin t) sees it from its first bucket;
+    # a 12-step one (origin t - 11 buckets) only from the 12th bucket on
+    assert flags(start, 1).eq(1).all()
+    twelve = flags(start, 12)
+    assert twelve.iloc[:11].eq(0).all() and twelve.iloc[11:].eq(1).all()
+    # known an hour in: before then no origin knows it
+    late = flags(start + pd.Timedelta(hours=1), 1)
+    assert late.iloc[:12].eq(0).all() and late.iloc[12:].eq(1).all()

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from nasa_autoscale.features.events import EVENTS_CSV, EventsError, load_events
+from nasa_autoscale.features.events import EventsError, load_events
 
 REQUIRED = [
     ("Independence Day", "1995-07-04"),
@@ -41,6 +41,30 @@ def test_the_event_list_has_what_the_issue_asks_for():
 )
 def test_a_bad_row_is_named(tmp_path, row, message):
     path = tmp_path / "events.csv"
-    path.write_text(EVENTS_CSV.read_text().splitlines()[0] + "\n" + row + "\n")
+    path.write_text("name,kind,start_ts,end_ts,expected_impact,source\n" + row + "\n")
     with pytest.raises(EventsError, match=f"line 2.*{message}|{message}"):
         load_events(path)
+
+
+def test_every_nasa_event_says_when_it_was_known_and_how():
+    events = load_events().set_index("name")
+    assert events["known_from"].notna().all() and events["known_source"].str.len().min() > 10
+    # a scrub is never known in advance; the countdown's end is the planned launch
+    scrub = events.loc["STS-69 launch attempt scrubbed (fuel cell)"]
+    assert scrub.known_from == scrub.start_ts == pd.Timestamp("1995-08-31 03:30")
+    countdown = events.loc["STS-69 launch countdown"]
+    assert countdown.end_ts == pd.Timestamp("1995-08-31 11:04")
+    assert countdown.known_from <= countdown.start_ts
+    # the Jul 22 landing was known once the Jul 21 attempts were waved off, not before
+    landing = events.loc["STS-70 landing at KSC"]
+    assert landing.known_from == pd.Timestamp("1995-07-21 09:31")
+
+
+def test_a_file_without_known_from_counts_each_event_known_from_its_start(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "name,kind,start_ts,end_ts,expected_impact,source\n"
+        "sale,launch,2024-03-01 09:00:00,2024-03-01 12:00:00,high_traffic,our calendar\n"
+    )
+    event = load_events(path).iloc[0]
+    assert event.known_from == event.start_ts and "start" in event.known_source

@@ -250,3 +250,27 @@ def test_the_fallback_recommendation_is_predictive_and_says_it_is_untuned(traffi
     assert decision["policy"] == "predictive" and "untuned" in decision["reason"]
     assert decision["current_servers"] == int(np.ceil(requests.dropna().iloc[-1] / 40))
     assert decision["target_servers"] >= int(np.ceil(520 / 40))  # above the 80% upper bound
+
+
+def test_prophet_uses_an_event_only_from_origins_that_knew_it(traffic):
+    from nasa_autoscale.forecasting.models import ProphetModel
+
+    events = load_events()
+    scrub = events["name"].str.contains("scrubbed")
+    assert events.loc[scrub, "known_from"].iloc[0] == pd.Timestamp("1995-08-31 03:30")
+    model = ProphetModel(events).fit(traffic[traffic.index < TEST_START], 5)
+    day = pd.Timestamp("1995-08-31 12:00")
+    before = model.predict(traffic, [(pd.Timestamp("1995-08-31 00:00"), 145)])
+    after = model.predict(traffic, [(pd.Timestamp("1995-08-31 03:30"), 103)])
+    # the countdown (known since Aug 28) shapes both; the scrub's day effect only the later one
+    assert before.set_index("bucket_start").at[day, "yhat"] != pytest.approx(
+        after.set_index("bucket_start").at[day, "yhat"]
+    )
+    # with the scrub known a week earlier, the earlier origin's forecast is the later one's
+    early = events.copy()
+    early.loc[scrub, "known_from"] = pd.Timestamp("1995-08-24")
+    model.events = early
+    informed = model.predict(traffic, [(pd.Timestamp("1995-08-31 00:00"), 145)])
+    assert informed.set_index("bucket_start").at[day, "yhat"] == pytest.approx(
+        after.set_index("bucket_start").at[day, "yhat"]
+    )
