@@ -15,9 +15,11 @@ from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import SAMPLES_DIR
 
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
-ANALYSIS_ASSETS = ["special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m",
-                   "forecasts", "model_metrics", "forecast_next", "scaling_forecasts",
-                   "scaling_decisions", "cost_report", "recommendation"]  # fmt: skip
+ANALYSIS_ASSETS = [
+    *("special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m"),
+    *("forecasts", "model_metrics", "forecast_next", "scaling_forecasts", "scaling_decisions"),
+    *("cost_report", "cost_robustness", "recommendation"),
+]
 
 
 def test_definitions_load_with_every_asset_check_and_job():

@@ -139,27 +139,61 @@ class Predictive(Policy):
     The forecasts' intervals have one width at every level; count errors grow with the level, so
     the spread is scaled by (yhat / typical) ** spread_power (0: as given; 0.5: Poisson-like; 1:
     proportional), `typical` being the mean demand of the data the forecasts were fitted on.
+
+    With gamma > 0 the spread also adapts to how often demand has beaten the plan (adaptive
+    conformal inference on the policy's own quantile): after each observed bucket,
+    log m += gamma * (exceeded - (1 - quantile)), where `exceeded` says whether its demand was
+    above the q-quantile planned for it one bucket earlier; the spread is multiplied by m. Under
+    a shift the forecasts did not foresee, the exceedance rate is pulled back to 1 - quantile.
     """
 
     name = "predictive"
 
-    def __init__(self, quantile: float, spread_power: float = 0.0, typical: float = 1.0):
+    def __init__(
+        self, quantile: float, spread_power: float = 0.0, typical: float = 1.0, gamma: float = 0.0
+    ):
         self.quantile, self.spread_power, self.typical = quantile, spread_power, typical
+        self.gamma = gamma
         self.z = norm.ppf(quantile)
 
+    def reset(self):
+        self.log_m, self.planned = 0.0, None
+
+    def _learn(self, observation):
+        """Update the multiplier from the last bucket's demand against what was planned for it."""
+        if not self.gamma or self.planned is None or observation.t == 0:
+            return
+        demand = observation.demand[observation.t - 1]
+        if not np.isnan(demand) and not np.isnan(self.planned):
+            exceeded = float(demand > self.planned)
+            self.log_m += self.gamma * (exceeded - (1 - self.quantile))
+
     def decide(self, observation):
+        self._learn(observation)
         forecast = observation.forecast
         if forecast is None or np.isnan(forecast[:, 0]).all():
+            self.planned = None
             return observation.current  # no forecast: hold
         yhat = forecast[:, 0]
         spread = (forecast[:, 2] - yhat) / Z80
         if self.spread_power:
             spread = spread * (np.maximum(yhat, 1.0) / self.typical) ** self.spread_power
-        return math.ceil(np.nanmax(yhat + self.z * spread) / observation.rules.capacity)
+        bound = yhat + self.z * spread * math.exp(self.log_m)
+        self.planned = float(bound[0])  # for the bucket decided now
+        return math.ceil(np.nanmax(bound) / observation.rules.capacity)
 
     def params(self):
-        return {"quantile": self.quantile, "spread_power": self.spread_power,
-                "typical": self.typical}  # fmt: skip
+        params = {"quantile": self.quantile, "spread_power": self.spread_power,
+                  "typical": self.typical}  # fmt: skip
+        return {**params, "gamma": self.gamma} if self.gamma else params
+
+    def get_state(self):
+        return {"log_m": self.log_m, "planned": self.planned}
+
+    def set_state(self, state):
+        self.log_m = float(state.get("log_m", 0.0))
+        planned = state.get("planned")
+        self.planned = None if planned is None else float(planned)
 
 
 class Hybrid(Policy):
@@ -180,6 +214,12 @@ class Hybrid(Policy):
 
     def params(self):
         return {**self.predictive.params(), **self.reactive.params()}
+
+    def get_state(self):
+        return self.predictive.get_state()
+
+    def set_state(self, state):
+        self.predictive.set_state(state)
 
 
 class AnomalyGuard(Policy):
@@ -209,10 +249,11 @@ class AnomalyGuard(Policy):
                 "hold": self.hold}  # fmt: skip
 
     def get_state(self):
-        return {"left": self.left}
+        return {"left": self.left, **self.base.get_state()}
 
     def set_state(self, state):
         self.left = int(state.get("left", 0))
+        self.base.set_state(state)
 
 
 def build(name: str, params: dict) -> Policy:
@@ -225,8 +266,12 @@ def build(name: str, params: dict) -> Policy:
         return HPA(params["target"], params.get("tolerance", 0.1))
     predictive = None
     if "quantile" in params:
-        predictive = Predictive(params["quantile"], params.get("spread_power", 0.0),
-                                params.get("typical", 1.0))  # fmt: skip
+        predictive = Predictive(
+            params["quantile"],
+            params.get("spread_power", 0.0),
+            params.get("typical", 1.0),
+            params.get("gamma", 0.0),
+        )
     if name in ("predictive", "predictive_matched"):
         predictive.name = name
         return predictive

@@ -8,6 +8,7 @@ within the SLA; the original project's presets and the static fleet are not tune
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -38,8 +39,27 @@ SETTINGS = {
     # 17 servers, and two servers always run for redundancy.
     "realistic": ScalingRules(capacity=40.0, min_servers=2),
 }
+# The robustness table: the realistic setting's rules at each capacity (requests per server per
+# 5 minutes) x boot delay (minutes; a delay is rounded up to whole buckets, so 2 and 5 minutes
+# are both one bucket), with room for the fleet a 20-request server needs at the trace's peak.
+ROBUSTNESS_CAPACITY = (20.0, 40.0, 100.0)
+ROBUSTNESS_BOOT_MIN = (2, 5, 10)
+ROBUSTNESS_MAX_SERVERS = 200
+ROBUSTNESS_COLUMNS = [
+    "capacity",
+    "boot_delay_min",
+    "selected",
+    "selected_pct_above_optimal",
+    "selected_dropped_fraction",
+    "best_preset",
+    "best_preset_pct_above_optimal",
+    "best_preset_dropped_fraction",
+    "presets_dropping_no_more",
+    "cheaper_than_each_of_them",
+]
 QUANTILES = (0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99)
 SPREAD_POWERS = (0.0, 0.5, 1.0)
+ADAPTATION = (0.0, 0.02, 0.05)  # the predictive policies' gamma (0: no adaptation)
 HPA_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
 HYBRID_TARGETS = (0.8, 0.9, 1.0)
 GUARD_HEADROOM = (0.1, 0.25, 0.5)
@@ -131,11 +151,15 @@ def tune(validation: Window, rules: ScalingRules, typical: float, train_peak: fl
         return policy
 
     pick("hpa", [policies.HPA(target) for target in HPA_TARGETS])
-    predictive = [policies.Predictive(q, power, typical)
-                  for power in SPREAD_POWERS for q in QUANTILES]  # fmt: skip
+    predictive = [
+        policies.Predictive(q, power, typical, gamma)
+        for gamma in ADAPTATION
+        for power in SPREAD_POWERS
+        for q in QUANTILES
+    ]
     best = pick("predictive", predictive)
-    power = best.spread_power
-    pick("hybrid", [policies.Hybrid(policies.Predictive(q, power, typical), target)
+    power, gamma = best.spread_power, best.gamma
+    pick("hybrid", [policies.Hybrid(policies.Predictive(q, power, typical, gamma), target)
                     for q in QUANTILES[:5] for target in HYBRID_TARGETS])  # fmt: skip
     pick("anomaly_guard", [policies.AnomalyGuard(best, headroom) for headroom in GUARD_HEADROOM])
     # The original presets' best (cheapest within the SLA on validation) sets the bar a
@@ -145,7 +169,7 @@ def tune(validation: Window, rules: ScalingRules, typical: float, train_peak: fl
     within = presets[presets["dropped_fraction"] <= SLA_DROPPED]
     bar = within.loc[within["cost"].idxmin()] if len(within) else presets.iloc[0]
     matched = pick("predictive_matched", predictive, budget=float(bar["dropped_fraction"]))
-    matched = policies.Predictive(matched.quantile, matched.spread_power, typical)
+    matched = policies.Predictive(matched.quantile, matched.spread_power, typical, matched.gamma)
     matched.name = "predictive_matched"
     chosen["predictive_matched"] = matched
     return chosen, pd.concat(tables, ignore_index=True), str(bar["name"])
@@ -228,6 +252,65 @@ def run_sweep(requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies: p
         chosen[setting] = policies_
     return (pd.concat(decisions, ignore_index=True), pd.concat(reports, ignore_index=True),
             pd.concat(tunings, ignore_index=True), chosen)  # fmt: skip
+
+
+def robustness_rules(base: ScalingRules = SETTINGS["realistic"]) -> list[ScalingRules]:
+    """The rules of each cell of the robustness table."""
+    return [
+        dataclasses.replace(
+            base, capacity=capacity, boot_delay_s=60 * boot, max_servers=ROBUSTNESS_MAX_SERVERS
+        )
+        for capacity in ROBUSTNESS_CAPACITY
+        for boot in ROBUSTNESS_BOOT_MIN
+    ]
+
+
+def forecast_steps() -> int:
+    """Buckets ahead the scaling forecasts must cover: every setting's and every robustness
+    cell's boot delay, plus the bucket a launch is asked for in."""
+    rules = [*SETTINGS.values(), *robustness_rules()]
+    return max(r.boot for r in rules) + 1
+
+
+def robustness(
+    requests: pd.Series,
+    scaling_forecasts: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    progress: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Per capacity x boot delay: the whole sweep (tuning and selection on validation) rerun under
+    those rules, and on the test window the selected policy against the optimum and the reactive
+    presets: the best preset (cheapest within the SLA, else dropping least), how many presets
+    dropped no more than the selected policy, and whether it is cheaper than each of those."""
+    started = time.perf_counter()
+    rows = []
+    for rules in robustness_rules():
+        name = f"capacity {rules.capacity:g}, boot {rules.boot_delay_s // 60} min"
+        _, report, _, _ = run_setting(
+            name, rules, requests, scaling_forecasts, anomalies, progress=lambda _: None
+        )
+        selected = report[report["selected"]].iloc[0]
+        presets = report[report["policy"].isin(list(policies.PRESETS))].reset_index(drop=True)
+        best = presets.loc[cheapest_within_sla(presets)]
+        no_more = presets[presets["dropped_fraction"] <= selected["dropped_fraction"]]
+        rows.append(
+            {
+                "capacity": rules.capacity,
+                "boot_delay_min": rules.boot_delay_s // 60,
+                "selected": selected["policy"],
+                "selected_pct_above_optimal": selected["pct_above_optimal"],
+                "selected_dropped_fraction": selected["dropped_fraction"],
+                "best_preset": best["policy"],
+                "best_preset_pct_above_optimal": best["pct_above_optimal"],
+                "best_preset_dropped_fraction": best["dropped_fraction"],
+                "presets_dropping_no_more": len(no_more),
+                "cheaper_than_each_of_them": bool((selected["cost"] < no_more["cost"]).all()),
+            }
+        )
+    progress(
+        f"robustness: {len(rows)} capacity x boot cells in {time.perf_counter() - started:.1f} s"
+    )
+    return pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
 
 
 def cheapest_within_sla(table: pd.DataFrame, budget: float = SLA_DROPPED) -> int:

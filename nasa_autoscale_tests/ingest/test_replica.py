@@ -66,3 +66,24 @@ def test_status_classes_and_bytes_follow_the_5_minute_aggregate(replica_warehous
     has_bytes = ref.total_bytes.notna()
     assert np.allclose(ours.bytes[has_bytes], ref.total_bytes[has_bytes], rtol=0, atol=1)
     assert pd.Series(ours.unique_hosts).max() > 100
+
+
+def test_the_traffic_checks_fail_on_a_lost_bucket_a_zero_outage_or_a_wrong_count(replica_copy):
+    con = warehouse.connect(replica_copy)
+    day = dt.date(1995, 8, 2)  # inside Hurricane Erin's outage: missing buckets
+    assert buckets_complete(con, "traffic_5m", 5, day, day)[0]
+    assert matches_reference(con, day, day)[0]
+    # an outage read as zero traffic
+    con.execute("UPDATE nasa.traffic_5m SET requests = 0 WHERE bucket_start = '1995-08-02 06:00'")
+    passed, metadata = buckets_complete(con, "traffic_5m", 5, day, day)
+    assert not passed and metadata["missing_with_a_count"] == 1
+    # a bucket lost
+    con.execute("DELETE FROM nasa.traffic_5m WHERE bucket_start = '1995-08-02 06:00'")
+    passed, metadata = buckets_complete(con, "traffic_5m", 5, day, day)
+    assert not passed and metadata["buckets"] == metadata["expected_buckets"] - 1
+    # one request too many, against the reference series
+    busy = dt.date(1995, 8, 4)
+    con.execute("UPDATE nasa.traffic_5m SET requests = requests + 1 "
+                "WHERE bucket_start = '1995-08-04 12:00'")  # fmt: skip
+    passed, metadata = matches_reference(con, busy, busy)
+    assert not passed and metadata["total_abs_difference"] == 1

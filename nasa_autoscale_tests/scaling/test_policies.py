@@ -15,7 +15,14 @@ from nasa_autoscale.scaling.forecasts import windows
 from nasa_autoscale.scaling.recommend import next_servers
 from nasa_autoscale.scaling.report import write_report
 from nasa_autoscale.scaling.simulator import ScalingRules, simulate
-from nasa_autoscale.scaling.sweep import SETTINGS, best_policy, make_window, run_sweep
+from nasa_autoscale.scaling.sweep import (
+    SETTINGS,
+    best_policy,
+    forecast_steps,
+    make_window,
+    robustness,
+    run_sweep,
+)
 
 RULES = ScalingRules(capacity=40, min_servers=2)
 
@@ -29,7 +36,14 @@ def every_policy() -> list[policies.Policy]:
         predictive,
         policies.Hybrid(policies.Predictive(0.8, 0.0, 200.0), 0.8),
         policies.AnomalyGuard(policies.Predictive(0.9, 1.0, 200.0), 0.5),
+        adaptive(),
     ]
+
+
+def adaptive() -> policies.Predictive:
+    policy = policies.Predictive(0.9, 0.0, 200.0, gamma=0.05)
+    policy.name = "predictive_adaptive"
+    return policy
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +90,7 @@ def test_policies_follow_their_rules():
 
 def test_policies_rebuild_from_their_params():
     for policy in every_policy():
-        name = policy.name
+        name = "predictive" if policy.name == "predictive_adaptive" else policy.name
         rebuilt = policies.build(name, json.loads(json.dumps(policy.params())))
         assert rebuilt.params() == policy.params()
     with pytest.raises(ValueError, match="unknown policy"):
@@ -89,7 +103,7 @@ def synthetic_inputs(real_traffic_5m):
     rows = []
     for window, (start, end) in windows(requests).items():
         origins = pd.date_range(start, end, freq="5min", inclusive="left")
-        for step in (1, 2):
+        for step in range(1, forecast_steps() + 1):
             times = origins + pd.Timedelta(minutes=5 * (step - 1))
             yhat = requests.reindex(times - pd.Timedelta(days=7)).to_numpy()
             rows.append(pd.DataFrame({
@@ -179,3 +193,42 @@ def test_validation_forecasts_never_use_parameters_tuned_on_the_validation_windo
               for window in ("validation", "test")}  # fmt: skip
     assert models["test"].params()["num_leaves"] == 7
     assert models["validation"].params()["num_leaves"] == 31  # the default, fixed in advance
+
+
+def test_an_adaptive_predictive_policy_widens_after_demand_beats_its_plan():
+    rules = ScalingRules(capacity=10)
+    forecast = np.array([[[100, 80, 120], [100, 80, 120]]] * 40, float)
+    fixed = simulate([150] * 40, policies.Predictive(0.9), rules, forecast, initial=12)
+    adapting = simulate([150] * 40, adaptive(), rules, forecast, initial=12)
+    assert fixed["recommended"].nunique() == 1  # the same plan, missed every bucket
+    # the plan widens until demand beats it about 1 - q of the time: 150 needs 15 servers
+    assert fixed["recommended"].iloc[-1] == 12 and adapting["recommended"].iloc[-5:].min() >= 15
+    # and narrows again when demand falls back inside the plan
+    longer = np.concatenate([forecast, forecast[:1].repeat(200, 0)])
+    calm = simulate([150] * 40 + [90] * 200, adaptive(), rules, longer, initial=12)
+    assert calm["recommended"].iloc[-1] < calm["recommended"].iloc[39]
+    # its state goes through the API's JSON and back
+    policy = adaptive()
+    policy.reset()
+    policy.set_state(json.loads(json.dumps({"log_m": 0.4, "planned": 130.0})))
+    assert policy.get_state() == {"log_m": 0.4, "planned": 130.0}
+
+
+def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_traffic_5m):
+    requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
+    cells = robustness(requests, forecasts, anomalies, progress=lambda _: None)
+    assert len(cells) == 9
+    assert set(cells.capacity) == {20.0, 40.0, 100.0} and set(cells.boot_delay_min) == {2, 5, 10}
+    assert (cells.selected_pct_above_optimal > -1e-9).all()
+    assert cells.presets_dropping_no_more.between(0, 3).all()
+    # a 2-minute boot rounds up to the 5-minute bucket: the same figures as 5 minutes
+    by = cells.set_index(["capacity", "boot_delay_min"])
+    pd.testing.assert_series_equal(by.loc[(40.0, 2)], by.loc[(40.0, 5)], check_names=False)
+    # the verdict is each preset dropping no more costing more; flip one cell and it says where
+    from nasa_autoscale.scaling.report import robustness_section
+
+    assert "In every cell" in robustness_section(cells.assign(cheaper_than_each_of_them=True))
+    flipped = cells.assign(cheaper_than_each_of_them=cells.index != 4)
+    assert "Not in every cell" in robustness_section(flipped) and "capacity 40, boot 5" in (
+        robustness_section(flipped)
+    )
