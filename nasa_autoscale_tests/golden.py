@@ -71,6 +71,7 @@ def figures() -> dict:
     from nasa_autoscale.features.events import load_events
     from nasa_autoscale.forecasting import backtest
     from nasa_autoscale.forecasting.models import HarmonicARIMA, SeasonalNaive, SlotMedian
+    from nasa_autoscale.scaling import sweep
     from nasa_autoscale.scaling.sweep import run_sweep
 
     frame = reference_traffic()
@@ -82,9 +83,18 @@ def figures() -> dict:
     metrics = pd.concat(metrics, ignore_index=True)
     anomalies = detect_anomalies(frame, 5)
     scores = evaluate(anomalies, load_events(EVENTS_1CE4E48))
-    _, report, _, _ = run_sweep(traffic["requests"].astype(float),
-                                naive_scaling_forecasts(traffic), anomalies,
-                                progress=lambda _: None)  # fmt: skip
+    # The adaptive predictive policy (gamma > 0) came after 1ce4e48: with it off, the sweep is
+    # that commit's and so must its figures be.
+    saved = getattr(sweep, "ADAPTATION", None)
+    if saved is not None:
+        sweep.ADAPTATION = (0.0,)
+    try:
+        _, report, _, _ = run_sweep(traffic["requests"].astype(float),
+                                    naive_scaling_forecasts(traffic), anomalies,
+                                    progress=lambda _: None)  # fmt: skip
+    finally:
+        if saved is not None:
+            sweep.ADAPTATION = saved
     return {
         "model_metrics": metrics.round(9).to_dict(orient="records"),
         "cost_report": report.drop(columns=["params"]).round(9).to_dict(orient="records"),

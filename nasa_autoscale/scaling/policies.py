@@ -155,6 +155,7 @@ class Predictive(Policy):
         self.quantile, self.spread_power, self.typical = quantile, spread_power, typical
         self.gamma = gamma
         self.z = norm.ppf(quantile)
+        self.reset()
 
     def reset(self):
         self.log_m, self.planned = 0.0, None
