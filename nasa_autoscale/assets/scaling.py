@@ -35,6 +35,7 @@ from nasa_autoscale.settings import reports_dir
 from nasa_autoscale.warehouse import empty_frame, replace_table
 
 GROUP = "scaling"
+SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "traffic_5m"]  # what every sweep reads
 
 
 def _tuned_lightgbm(con) -> dict:
@@ -109,7 +110,7 @@ def scaling_forecasts(
     specs=[
         dg.AssetSpec(
             "scaling_decisions",
-            deps=[scaling_forecasts, "anomalies_5m", "traffic_5m"],
+            deps=SWEEP_INPUTS,
             group_name=GROUP,
             description=(
                 "Per setting x policy x 5-minute bucket of the test window: demand, servers "
@@ -119,7 +120,7 @@ def scaling_forecasts(
         ),
         dg.AssetSpec(
             "cost_report",
-            deps=[scaling_forecasts, "anomalies_5m", "traffic_5m"],
+            deps=SWEEP_INPUTS,
             group_name=GROUP,
             description=(
                 "Per setting x policy: cost, % above the hindsight optimum, dropped and "
@@ -129,7 +130,7 @@ def scaling_forecasts(
         ),
         dg.AssetSpec(
             "cost_robustness",
-            deps=[scaling_forecasts, "anomalies_5m", "traffic_5m"],
+            deps=SWEEP_INPUTS,
             group_name=GROUP,
             description=(
                 "Per capacity (20 / 40 / 100 requests per server) x boot delay (2 / 5 / 10 min), "

@@ -181,7 +181,7 @@ def run_granularity(
     calendar = protocols.Calendar.of(traffic)
     actuals = traffic["requests"].astype(float)
     longest = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
-    tests, raws, validations, calibrations, timings = [], [], [], {}, []
+    tests, raws, validations, calibrations, timings, scored = [], [], [], {}, [], []
     tuned = {}
     if granularity != "1m":  # 1m keeps the defaults: tuning there would cost minutes
         started = time.perf_counter()
@@ -211,23 +211,23 @@ def run_granularity(
         validations.append(validation)
         timings.append({"model": model.name, "granularity": granularity, **timing})
         scores = _metrics(test, raw, validation, traffic, minutes, calendar)
+        scored.append(scores)
         rmse = ", ".join(f"{r.protocol} {r.rmse:.1f}" for r in scores.itertuples())
         progress(f"{granularity} {model.name}: {timing['total_s']:.1f} s, test RMSE {rmse}")
         if on_model:
             on_model(model, scores, timing)
-    raw = pd.concat(raws, ignore_index=True)
-    validation = pd.concat(validations, ignore_index=True)
-    test = pd.concat(tests, ignore_index=True)
-    raw_ensemble = ensemble(raw, ENSEMBLE_MEMBERS)
+    raw_ensemble = ensemble(pd.concat(raws, ignore_index=True), ENSEMBLE_MEMBERS)
     if len(raw_ensemble):
-        validation_ensemble = ensemble(validation, ENSEMBLE_MEMBERS)
+        validation_ensemble = ensemble(pd.concat(validations, ignore_index=True), ENSEMBLE_MEMBERS)
         test_ensemble, calibrations["ensemble"] = _calibrated(
             raw_ensemble, validation_ensemble, actuals, longest
         )
-        raw = pd.concat([raw, raw_ensemble], ignore_index=True)
-        validation = pd.concat([validation, validation_ensemble], ignore_index=True)
-        test = pd.concat([test, test_ensemble], ignore_index=True)
-    metrics = _metrics(test, raw, validation, traffic, minutes, calendar)
+        tests.append(test_ensemble)
+        scored.append(
+            _metrics(test_ensemble, raw_ensemble, validation_ensemble, traffic, minutes, calendar)
+        )
+    test = pd.concat(tests, ignore_index=True)
+    metrics = pd.concat(scored, ignore_index=True)  # each model scored once, as it finished
     metrics["calibration"] = metrics["model"].map(lambda m: calibrations[m].to_json())
     metrics["selected"] = select(metrics)
     return test, metrics, pd.DataFrame(timings)
