@@ -1,5 +1,6 @@
 # nasa_autoscale: every command a user or CI needs. `make help` lists them.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,6 +13,10 @@ END ?= $(or $(NASA_END_DATE),$(if $(NASA_START_DATE),$(shell date +%F),1995-08-3
 DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
 INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
+# One line per finished step and the assets' own messages; the whole log goes to
+# .dagster_home/last_<target>.log. LOG=debug shows Dagster's whole log instead.
+LOG ?= info
+PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
 .PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling bench-backfill api dashboard recover mlflow-ui dev clean
 
@@ -32,16 +37,16 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: install $(DAGSTER_HOME)/dagster.yaml raw ingest analysis  ## install, then materialize the whole graph
 
 raw: install $(DAGSTER_HOME)/dagster.yaml  ## the raw log files: data/raw, a download, or a replica
-	$(DAGSTER) asset materialize $(DEFS) --select raw_log_files
+	$(DAGSTER) asset materialize $(DEFS) --select raw_log_files $(PROGRESS)
 
 ingest: install $(DAGSTER_HOME)/dagster.yaml  ## parse every day START..END and build the traffic tables
-	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition-range $(START)...$(END)
+	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition-range $(START)...$(END) $(PROGRESS)
 
 analysis: install $(DAGSTER_HOME)/dagster.yaml  ## events, features, anomalies, models, forecasts, scaling, cost report and reports
-	$(DAGSTER) job execute $(DEFS) -j analysis_job
+	$(DAGSTER) job execute $(DEFS) -j analysis_job $(PROGRESS)
 
 ingest-day: install $(DAGSTER_HOME)/dagster.yaml  ## one day: make ingest-day DAY=1995-07-13
-	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition $(DAY)
+	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition $(DAY) $(PROGRESS)
 
 test: install  ## the test suite with coverage (fails under 80%)
 	$(BIN)/pytest --cov=nasa_autoscale --cov-report=term-missing:skip-covered --cov-fail-under=80

@@ -13,7 +13,7 @@ _settings = Settings.from_env()
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    selection=dg.AssetSelection.assets(ingest.parsed_log_lines, ingest.traffic),
+    selection=dg.AssetSelection.assets(ingest.parsed_log_lines, ingest.traffic_tables),
     description="Parse one day's (or a range's) log lines and rebuild its traffic tables.",
 )
 
@@ -28,14 +28,15 @@ defs = dg.Definitions(
     assets=[
         ingest.raw_log_files,
         ingest.parsed_log_lines,
-        ingest.traffic,
+        ingest.traffic_tables,
         features.special_events,
-        features.features,
+        features.feature_tables,
         anomalies.anomalies_5m,
-        forecasting.forecasting,
+        forecasting.benchmark_models,
         forecasting.forecast_next,
         scaling.scaling_forecasts,
-        scaling.scaling,
+        scaling.policy_sweep,
+        scaling.cost_robustness,
         scaling.recommendation,
     ],
     jobs=[ingest_job, analysis_job],

@@ -14,11 +14,13 @@ import duckdb
 from nasa_autoscale import warehouse
 from nasa_autoscale.settings import Settings
 
-_LOCK_WAIT_S = 120
+_LOCK_WAIT_S = 600
 
 
-# Every step that writes the DuckDB file is in this pool; dagster.yaml limits it to one step at a
-# time across runs, so writers queue while steps outside it (raw files, other runs) go on.
+# The ingest steps parse inside DuckDB, holding the file for their whole run: they are in this
+# pool, which dagster.yaml limits to one step at a time across runs. The analysis steps are not:
+# they open the file only to read their inputs and to write their tables (DuckDB lets one process
+# at a time open it; connect() waits for it), and compute side by side in between.
 WAREHOUSE_POOL = "duckdb_writer"
 
 
@@ -29,7 +31,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection; waits (up to 2 minutes) while another process holds the write lock."""
+        """A connection; waits (up to 10 minutes) while another process holds the file. Hold it
+        only to read or write: a step that computes with it open makes every other step wait."""
         deadline = time.monotonic() + _LOCK_WAIT_S
         while True:
             try:

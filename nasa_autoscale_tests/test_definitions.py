@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -14,6 +15,7 @@ from nasa_autoscale.ingest.reference import reference_counts
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import SAMPLES_DIR
 
+ROOT = Path(__file__).resolve().parents[1]
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
 ANALYSIS_ASSETS = [
     *("special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m"),
@@ -54,7 +56,7 @@ def test_replica_run_says_replica_in_every_assets_metadata(tmp_path, replica_dir
     [event] = raw.get_asset_materialization_events()
     assert event.materialization.metadata["data_source"].value == "replica"
     result = dg.materialize(
-        [ingest.parsed_log_lines, ingest.traffic], resources=res, partition_key="1995-08-01"
+        [ingest.parsed_log_lines, ingest.traffic_tables], resources=res, partition_key="1995-08-01"
     )
     assert result.success
     for event in result.get_asset_materialization_events():
@@ -74,16 +76,15 @@ def test_cli_materializes_one_partition_of_a_users_log(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     shutil.copy(SAMPLES_DIR / "nasa_2k.log", raw / "access.log")
-    env = {
-        **os.environ,
-        "NASA_RAW_DIR": str(raw),
-        "NASA_DUCKDB_PATH": str(tmp_path / "cli.duckdb"),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-    }
-    (tmp_path / "dagster_home").mkdir()
+    # as Dagster's docs show it: from the repository root, without make and without DAGSTER_HOME
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update(NASA_RAW_DIR=str(raw), NASA_DUCKDB_PATH=str(tmp_path / "cli.duckdb"))
     command = ingest_command("1995-07-01")
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
+    validate = [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"]
+    done = subprocess.run(validate, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0 and "passed validation" in done.stdout + done.stderr, done.stderr
     con = duckdb.connect(str(tmp_path / "cli.duckdb"), read_only=True)
     assert con.sql("SELECT count(*) FROM nasa.requests").fetchall()[0][0] == 2000
     t5 = con.sql("SELECT * FROM nasa.traffic_5m ORDER BY 1").df()
@@ -99,7 +100,7 @@ def test_analysis_assets_materialize_on_the_replica_warehouse(replica_copy, tmp_
     monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
     res = {"warehouse": WarehouseResource(duckdb_path=str(replica_copy))}
     result = dg.materialize(
-        [features.special_events, features.features, anomalies.anomalies_5m], resources=res
+        [features.special_events, features.feature_tables, anomalies.anomalies_5m], resources=res
     )
     assert result.success
     checks = result.get_asset_check_evaluations()
@@ -140,10 +141,11 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
         [
             features.special_events,
             anomalies.anomalies_5m,
-            forecasting.forecasting,
+            forecasting.benchmark_models,
             forecasting.forecast_next,
             scaling.scaling_forecasts,
-            scaling.scaling,
+            scaling.policy_sweep,
+            scaling.cost_robustness,
             scaling.recommendation,
         ],
         resources=res,
@@ -258,9 +260,9 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
                                  artifact_dir=str(tmp_path / "mlruns")),
     }  # fmt: skip
     result = dg.materialize(
-        [features.special_events, features.features, anomalies.anomalies_5m,
-         forecasting.forecasting, forecasting.forecast_next, scaling.scaling_forecasts,
-         scaling.scaling, scaling.recommendation],
+        [features.special_events, features.feature_tables, anomalies.anomalies_5m,
+         forecasting.benchmark_models, forecasting.forecast_next, scaling.scaling_forecasts,
+         scaling.policy_sweep, scaling.cost_robustness, scaling.recommendation],
         resources=res,
     )  # fmt: skip
     assert result.success
@@ -268,7 +270,13 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
         e.asset_key.to_user_string(): e.materialization.metadata
         for e in result.get_asset_materialization_events()
     }
-    for skipped in ("forecasts", "model_metrics", "scaling_forecasts", "cost_report"):
+    for skipped in (
+        "forecasts",
+        "model_metrics",
+        "scaling_forecasts",
+        "cost_report",
+        "cost_robustness",
+    ):
         assert "26 more day(s)" in metadata[skipped]["skipped"].value, skipped
     assert metadata["forecast_next"]["model"].value == "seasonal_naive_day"
     con = duckdb.connect(str(path), read_only=True)

@@ -233,7 +233,7 @@ def test_rematerializing_gives_identical_tables(replica_copy, replica_dir, tmp_p
     }  # fmt: skip
     for _ in range(2):
         for day in ("1995-07-13", "1995-08-31"):
-            result = dg.materialize([ingest.parsed_log_lines, ingest.traffic],
+            result = dg.materialize([ingest.parsed_log_lines, ingest.traffic_tables],
                                     partition_key=day, resources=resources)  # fmt: skip
             assert result.success
             assert traffic_digest(replica_copy) == before

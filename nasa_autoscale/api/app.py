@@ -22,7 +22,7 @@ from nasa_autoscale.forecasting.protocols import PROTOCOLS
 from nasa_autoscale.scaling import policies
 from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY, decide_next
 from nasa_autoscale.scaling.simulator import ScalingRules
-from nasa_autoscale.scaling.sweep import SETTINGS, SLA_DROPPED, best_policy
+from nasa_autoscale.scaling.sweep import SCENARIOS, SLA_DROPPED, best_policy
 from nasa_autoscale.settings import Settings
 
 MAX_BODY_BYTES = 256 * 1024
@@ -230,7 +230,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
         if rows.empty:  # a short history: no sweep yet, the untuned predictive policy
             known = [FALLBACK_POLICY]
             name = FALLBACK_POLICY if body.policy == "best" else body.policy
-            params = {**FALLBACK_PARAMS, "rules": SETTINGS[body.setting].as_dict()}
+            params = {**FALLBACK_PARAMS, "rules": SCENARIOS[body.setting].as_dict()}
         else:
             known = sorted(set(rows["policy"]) - {"oracle", "hindsight_optimal"})
             name = best_policy(report, body.setting) if body.policy == "best" else body.policy
@@ -280,7 +280,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             rows = rows[rows["setting"] == setting]
         return {
             "sla_dropped_fraction": SLA_DROPPED,
-            "settings": {name: rules.as_dict() for name, rules in SETTINGS.items()},
+            "settings": {name: rules.as_dict() for name, rules in SCENARIOS.items()},
             "best_policy": {name: best_policy(rows, name) for name in dict.fromkeys(rows.setting)},
             "rows": _records(rows),
         }

@@ -9,7 +9,7 @@ from nasa_autoscale.assets.common import data_source, figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.resources import WAREHOUSE_POOL, WarehouseResource
+from nasa_autoscale.resources import WarehouseResource
 from nasa_autoscale.settings import reports_dir
 from nasa_autoscale.warehouse import replace_table
 
@@ -17,7 +17,6 @@ GROUP = "anomalies"
 
 
 @dg.asset(
-    pool=WAREHOUSE_POOL,
     deps=["traffic_5m", special_events],
     group_name=GROUP,
     description=(
@@ -31,7 +30,9 @@ def anomalies_5m(warehouse: WarehouseResource):
     events = load_events()
     with warehouse.connect() as con:
         source = data_source(con)
-        anomalies = detect_anomalies(whole_days(con, 5), 5)
+        traffic = whole_days(con, 5)
+    anomalies = detect_anomalies(traffic, 5)
+    with warehouse.connect() as con:
         rows = replace_table(con, "anomalies_5m", anomalies)
     scores = evaluate(anomalies, events)
     report = write_report(anomalies, scores, events, source, reports_dir())

@@ -6,7 +6,7 @@ from nasa_autoscale.assets.common import data_source, preview
 from nasa_autoscale.features.build import build_features, feature_names
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import GRANULARITIES, local_buckets
-from nasa_autoscale.resources import WAREHOUSE_POOL, WarehouseResource
+from nasa_autoscale.resources import WarehouseResource
 from nasa_autoscale.settings import Settings
 from nasa_autoscale.warehouse import SCHEMA, replace_table
 
@@ -14,7 +14,6 @@ GROUP = "features"
 
 
 @dg.asset(
-    pool=WAREHOUSE_POOL,
     group_name=GROUP,
     description=(
         "Dated special events (holidays, launches, landings, missions, anniversaries, outages, "
@@ -63,7 +62,6 @@ def lag_check(con, table: str, source: str) -> tuple[bool, dict]:
 
 
 @dg.multi_asset(
-    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             f"features_{name}",
@@ -87,7 +85,7 @@ def lag_check(con, table: str, source: str) -> tuple[bool, dict]:
         for name in GRANULARITIES
     ],
 )
-def features(warehouse: WarehouseResource):
+def feature_tables(warehouse: WarehouseResource):
     events = load_events()
     with warehouse.connect() as con:
         source = data_source(con)

@@ -18,7 +18,7 @@ from nasa_autoscale.forecasting.next import forecast_next as forecast_next_day
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
-from nasa_autoscale.resources import WAREHOUSE_POOL, MLflowResource, WarehouseResource
+from nasa_autoscale.resources import MLflowResource, WarehouseResource
 from nasa_autoscale.settings import reports_dir
 from nasa_autoscale.warehouse import empty_frame, replace_table
 
@@ -35,7 +35,6 @@ def granularities() -> list[str]:
 
 
 @dg.multi_asset(
-    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             "forecasts",
@@ -56,7 +55,7 @@ def granularities() -> list[str]:
         ),
     ],
 )
-def forecasting(
+def benchmark_models(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ):
     events = load_events()
@@ -156,7 +155,6 @@ def forecasting(
 
 
 @dg.asset(
-    pool=WAREHOUSE_POOL,
     deps=["model_metrics", "traffic_5m", special_events],
     group_name=GROUP,
     description=(

@@ -193,7 +193,7 @@ _TRAFFIC_CHECKS = [
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def traffic(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def traffic_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     first_day, last_day = partition_days(context)
     with warehouse.connect() as con:
         rows = write_traffic(con, first_day, last_day)

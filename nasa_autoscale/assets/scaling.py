@@ -13,17 +13,17 @@ from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.resources import WAREHOUSE_POOL, MLflowResource, WarehouseResource
+from nasa_autoscale.resources import MLflowResource, WarehouseResource
 from nasa_autoscale.scaling import policies
 from nasa_autoscale.scaling.forecasts import COLUMNS, WINDOW_NAMES, fit_and_forecast
 from nasa_autoscale.scaling.recommend import fallback_decision, next_servers
-from nasa_autoscale.scaling.report import target_lines, write_report
+from nasa_autoscale.scaling.report import target_lines, write_report, write_robustness_report
 from nasa_autoscale.scaling.simulator import simulate
 from nasa_autoscale.scaling.sweep import (
     DECISION_COLUMNS,
     REPORT_COLUMNS,
     ROBUSTNESS_COLUMNS,
-    SETTINGS,
+    SCENARIOS,
     best_policy,
     forecast_steps,
     load_inputs,
@@ -49,7 +49,6 @@ def _tuned_lightgbm(con) -> dict:
 
 
 @dg.asset(
-    pool=WAREHOUSE_POOL,
     deps=["traffic_5m", special_events, "model_metrics"],
     group_name=GROUP,
     description=(
@@ -106,7 +105,6 @@ def scaling_forecasts(
 
 
 @dg.multi_asset(
-    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             "scaling_decisions",
@@ -128,20 +126,9 @@ def scaling_forecasts(
                 "reports/cost_report.md and reports/figures/cost_pareto.png."
             ),
         ),
-        dg.AssetSpec(
-            "cost_robustness",
-            deps=SWEEP_INPUTS,
-            group_name=GROUP,
-            description=(
-                "Per capacity (20 / 40 / 100 requests per server) x boot delay (2 / 5 / 10 min), "
-                "the realistic setting's sweep rerun (tuning and selection on validation): the "
-                "selected policy's test cost above the optimum and dropped share beside the best "
-                "reactive preset's, and whether it is cheaper than every preset dropping no more."
-            ),
-        ),
     ],
 )
-def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def policy_sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
         source = data_source(con)
         requests, forecasts, anomalies = load_inputs(con)
@@ -151,8 +138,7 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as con:
             replace_table(con, "scaling_decisions", empty_frame(DECISION_COLUMNS))
             replace_table(con, "cost_report", empty_frame(REPORT_COLUMNS))
-            replace_table(con, "cost_robustness", empty_frame(ROBUSTNESS_COLUMNS))
-        for key in ("scaling_decisions", "cost_report", "cost_robustness"):
+        for key in ("scaling_decisions", "cost_report"):
             yield dg.MaterializeResult(
                 asset_key=key,
                 metadata={"data_source": source, "dagster/row_count": 0,
@@ -163,15 +149,11 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     decisions, cost_report, tuning, _ = run_sweep(requests, forecasts, anomalies,
                                                   progress=context.log.info)  # fmt: skip
     elapsed = time.perf_counter() - started
-    started = time.perf_counter()
-    cells = robustness(requests, forecasts, anomalies, progress=context.log.info)
-    robustness_s = time.perf_counter() - started
     with warehouse.connect() as con:
         replace_table(con, "scaling_decisions", decisions)
         replace_table(con, "cost_report", cost_report)
-        replace_table(con, "cost_robustness", cells)
-    timings = {"sweep_s": elapsed, "robustness_s": robustness_s}
-    report = write_report(cost_report, tuning, timings, source, reports_dir(), calendar, cells)
+    report = write_report(cost_report, tuning, {"sweep_s": elapsed}, source, reports_dir(),
+                          calendar)  # fmt: skip
     yield dg.MaterializeResult(
         asset_key="scaling_decisions",
         metadata={"data_source": source, "dagster/row_count": len(decisions),
@@ -190,22 +172,52 @@ def scaling(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "figure": figure(report.parent / "figures" / "cost_pareto.png"),
         },
     )
-    yield dg.MaterializeResult(
-        asset_key="cost_robustness",
+
+
+@dg.asset(
+    deps=[scaling_forecasts, "anomalies_5m", "traffic_5m"],
+    group_name=GROUP,
+    description=(
+        "Per capacity (20 / 40 / 100 requests per server) x boot delay (2 / 5 / 10 min), the "
+        "realistic setting's sweep rerun (tuning and selection on validation): the selected "
+        "policy's test cost above the optimum and dropped share beside the best reactive "
+        "preset's, and whether it is cheaper than every preset dropping no more; "
+        "reports/robustness.md."
+    ),
+)
+def cost_robustness(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        source = data_source(con)
+        requests, forecasts, anomalies = load_inputs(con)
+    calendar = Calendar.of(requests)
+    if not calendar.enough:
+        with warehouse.connect() as con:
+            replace_table(con, "cost_robustness", empty_frame(ROBUSTNESS_COLUMNS))
+        return dg.MaterializeResult(
+            metadata={"data_source": source, "dagster/row_count": 0,
+                      "skipped": calendar.shortfall()}
+        )  # fmt: skip
+    started = time.perf_counter()
+    cells = robustness(requests, forecasts, anomalies, progress=context.log.info)
+    elapsed = time.perf_counter() - started
+    with warehouse.connect() as con:
+        replace_table(con, "cost_robustness", cells)
+    report = write_robustness_report(cells, elapsed, source, reports_dir(), calendar)
+    return dg.MaterializeResult(
         metadata={
             "data_source": source,
             "dagster/row_count": len(cells),
-            "seconds": round(robustness_s, 1),
+            "seconds": round(elapsed, 1),
+            "report": str(report),
             "cells_where_selected_beats_every_preset_dropping_no_more": int(
                 cells["cheaper_than_each_of_them"].sum()
             ),
             "table": preview(cells.round(4), rows=len(cells)),
-        },
+        }
     )
 
 
 @dg.asset(
-    pool=WAREHOUSE_POOL,
     deps=["cost_report", "forecast_next"],
     group_name=GROUP,
     description=(
@@ -226,7 +238,7 @@ def recommendation(warehouse: WarehouseResource):
     if upcoming.empty:
         raise dg.Failure("forecast_next is empty: materialize forecast_next")
     rows = []
-    for setting, rules in SETTINGS.items():
+    for setting, rules in SCENARIOS.items():
         if cost_report.empty:  # a short history: no sweep to choose from
             ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
             decision = fallback_decision(requests, rules, ahead)

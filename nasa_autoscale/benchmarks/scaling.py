@@ -16,7 +16,7 @@ import time
 from nasa_autoscale import warehouse
 from nasa_autoscale.scaling.simulator import optimal_provisioning
 from nasa_autoscale.scaling.sweep import (
-    SETTINGS,
+    SCENARIOS,
     load_inputs,
     make_window,
     robustness,
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     _, report, _, _ = run_sweep(requests, forecasts, anomalies)
     wall = time.perf_counter() - started
     optimum_s = {}
-    for name, rules in SETTINGS.items():  # the optimum alone, for the record
+    for name, rules in SCENARIOS.items():  # the optimum alone, for the record
         window = make_window("test", requests, forecasts, anomalies, rules)
         begun = time.perf_counter()
         optimal_provisioning(window.demand, rules)

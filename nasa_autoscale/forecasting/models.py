@@ -160,8 +160,13 @@ class LightGBMDirect(Forecaster):
 
     name = "lightgbm_direct"
 
-    def __init__(self, events: pd.DataFrame, horizons: list[int], validation_start: pd.Timestamp,
-                 **lgbm_params):  # fmt: skip
+    def __init__(
+        self,
+        events: pd.DataFrame,
+        horizons: list[int],
+        validation_start: pd.Timestamp | None,
+        **lgbm_params,
+    ):
         self.events = events
         self.horizons = sorted(horizons)
         self.validation_start = validation_start
@@ -189,11 +194,13 @@ class LightGBMDirect(Forecaster):
     def _fit_horizon(self, train: pd.DataFrame, horizon: int):
         table = self._features(train, horizon)
         rows = table[table["requests"].notna()]
+        final = self._model().fit(rows[self.columns], rows["requests"])
+        if self.validation_start is None:  # no interval of its own: calibrated elsewhere
+            return horizon, final, np.array([np.nan, np.nan])
         early = rows[rows["bucket_start"] < self.validation_start]
         held = rows[rows["bucket_start"] >= self.validation_start]
         first = self._model().fit(early[self.columns], early["requests"])
         errors = held["requests"] - first.predict(held[self.columns])
-        final = self._model().fit(rows[self.columns], rows["requests"])
         return horizon, final, np.quantile(errors, INTERVAL)
 
     def fit(self, train, minutes):

@@ -32,7 +32,7 @@ from nasa_autoscale.scaling.simulator import (
 )
 
 SLA_DROPPED = 0.005  # the dropped-request budget tuning aims at (0.5%)
-SETTINGS = {
+SCENARIOS = {
     # The original project's figures: 100 requests per server per 5 minutes, 1..50 servers.
     "default": ScalingRules(),
     # Closer to a real fleet: the test window's daily peak (~650 requests per 5 minutes) needs
@@ -237,7 +237,7 @@ def run_setting(setting: str, rules: ScalingRules, requests, scaling_forecasts, 
 
 
 def run_sweep(requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies: pd.DataFrame,
-              settings: dict[str, ScalingRules] = SETTINGS,
+              settings: dict[str, ScalingRules] = SCENARIOS,
               progress: Callable[[str], None] = print):  # fmt: skip
     """(scaling_decisions, cost_report, tuning table, {setting: chosen policies}) over every
     setting; requests indexed by bucket_start."""
@@ -254,7 +254,7 @@ def run_sweep(requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies: p
             pd.concat(tunings, ignore_index=True), chosen)  # fmt: skip
 
 
-def robustness_rules(base: ScalingRules = SETTINGS["realistic"]) -> list[ScalingRules]:
+def robustness_rules(base: ScalingRules = SCENARIOS["realistic"]) -> list[ScalingRules]:
     """The rules of each cell of the robustness table."""
     return [
         dataclasses.replace(
@@ -268,7 +268,7 @@ def robustness_rules(base: ScalingRules = SETTINGS["realistic"]) -> list[Scaling
 def forecast_steps() -> int:
     """Buckets ahead the scaling forecasts must cover: every setting's and every robustness
     cell's boot delay, plus the bucket a launch is asked for in."""
-    rules = [*SETTINGS.values(), *robustness_rules()]
+    rules = [*SCENARIOS.values(), *robustness_rules()]
     return max(r.boot for r in rules) + 1
 
 

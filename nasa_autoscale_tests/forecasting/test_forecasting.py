@@ -241,9 +241,9 @@ def test_a_short_history_forecasts_with_seasonal_naive_and_says_when_it_cannot(t
 
 def test_the_fallback_recommendation_is_predictive_and_says_it_is_untuned(traffic):
     from nasa_autoscale.scaling.recommend import fallback_decision
-    from nasa_autoscale.scaling.sweep import SETTINGS
+    from nasa_autoscale.scaling.sweep import SCENARIOS
 
-    rules = SETTINGS["realistic"]
+    rules = SCENARIOS["realistic"]
     requests = traffic["requests"].astype(float).iloc[: 3 * 288]
     ahead = np.array([[400.0, 300.0, 500.0], [420.0, 310.0, 520.0]])
     decision = fallback_decision(requests, rules, ahead)

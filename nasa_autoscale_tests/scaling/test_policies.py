@@ -16,7 +16,7 @@ from nasa_autoscale.scaling.recommend import next_servers
 from nasa_autoscale.scaling.report import write_report
 from nasa_autoscale.scaling.simulator import ScalingRules, simulate
 from nasa_autoscale.scaling.sweep import (
-    SETTINGS,
+    SCENARIOS,
     best_policy,
     forecast_steps,
     make_window,
@@ -117,7 +117,7 @@ def synthetic_inputs(real_traffic_5m):
 
 def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_path):
     requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
-    settings = {"realistic": SETTINGS["realistic"]}
+    settings = {"realistic": SCENARIOS["realistic"]}
     decisions, report, tuning, _ = run_sweep(requests, forecasts, anomalies, settings, print)
     expected = {"static", "hpa", "predictive", "predictive_matched", "hybrid", "anomaly_guard",
                 "oracle", "hindsight_optimal", *policies.PRESETS}  # fmt: skip
