@@ -15,8 +15,11 @@ import sys
 
 import dagster as dg
 
-UNFINISHED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.CANCELING]  # fmt: skip
+UNFINISHED = [
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def _alive(pid: int | None) -> bool:
@@ -47,8 +50,10 @@ def recover(instance: dg.DagsterInstance, progress=print) -> list[str]:
         storage = instance.event_log_storage
         held = run.run_id in storage.get_concurrency_run_ids()
         storage.free_concurrency_slots_for_run(run.run_id)
-        progress(f"run {run.run_id} ({run.job_name}): processes gone, marked failed"
-                 + (", its pool slots freed" if held else ""))  # fmt: skip
+        progress(
+            f"run {run.run_id} ({run.job_name}): processes gone, marked failed"
+            + (", its pool slots freed" if held else "")
+        )
         recovered.append(run.run_id)
     if not recovered:
         progress("no run to recover: every unfinished run has a live process")

@@ -17,13 +17,19 @@ from nasa_autoscale.settings import Settings
 def daily_ingest_schedule(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
     """At 00:30 every day, ingest the day before (its log is complete by then)."""
 
-    @dg.schedule(job=ingest_job, cron_schedule="30 0 * * *", name="daily_ingest",
-                 default_status=dg.DefaultScheduleStatus.STOPPED)  # fmt: skip
+    @dg.schedule(
+        job=ingest_job,
+        cron_schedule="30 0 * * *",
+        name="daily_ingest",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
     def daily_ingest(context: dg.ScheduleEvaluationContext):
         day = (context.scheduled_execution_time - dt.timedelta(days=1)).date().isoformat()
         if day not in daily_partitions.get_partition_keys():
-            return dg.SkipReason(f"{day} is outside the partitions (NASA_START_DATE .. "
-                                 f"NASA_END_DATE); extend NASA_END_DATE to ingest it")  # fmt: skip
+            return dg.SkipReason(
+                f"{day} is outside the partitions (NASA_START_DATE .. "
+                f"NASA_END_DATE); extend NASA_END_DATE to ingest it"
+            )
         return dg.RunRequest(run_key=f"daily_{day}", partition_key=day)
 
     return daily_ingest
@@ -33,8 +39,12 @@ def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
     """A new or changed file in the landing folder (NASA_LANDING_DIR, default data/landing)
     triggers the ingest of each day it holds; the refresh sensor then rebuilds what follows."""
 
-    @dg.sensor(job=ingest_job, name="new_log_files", minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.STOPPED)  # fmt: skip
+    @dg.sensor(
+        job=ingest_job,
+        name="new_log_files",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
     def new_log_files(context: dg.SensorEvaluationContext):
         folder = Settings.from_env().landing_dir
         seen = json.loads(context.cursor) if context.cursor else {}
@@ -52,10 +62,13 @@ def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
                 notes.append(f"{path.name}: {error}")
             for day in (d.isoformat() for d in days):
                 if day in known_days:
-                    requests.append(dg.RunRequest(
-                        run_key=f"{path.name}:{signature}:{day}", partition_key=day,
-                        tags={"nasa/landing_file": path.name},
-                    ))  # fmt: skip
+                    requests.append(
+                        dg.RunRequest(
+                            run_key=f"{path.name}:{signature}:{day}",
+                            partition_key=day,
+                            tags={"nasa/landing_file": path.name},
+                        )
+                    )
                 else:
                     notes.append(f"{path.name}: {day} is outside the partitions")
             seen[path.name] = signature
@@ -63,8 +76,9 @@ def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
         for note in notes:
             context.log.warning(note)
         if not requests:
-            return dg.SkipReason(f"no new log files in {folder}" + (f" ({'; '.join(notes)})"
-                                                                    if notes else ""))  # fmt: skip
+            return dg.SkipReason(
+                f"no new log files in {folder}" + (f" ({'; '.join(notes)})" if notes else "")
+            )
         return requests
 
     return new_log_files
@@ -74,9 +88,13 @@ def refresh_sensor(ingest_job, refresh_job) -> dg.SensorDefinition:
     """After every successful ingest run, refresh what depends on the traffic tables: features,
     anomalies, forecasts, the scaling decisions, the recommendation and the reports."""
 
-    @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job],
-                          request_job=refresh_job, name="refresh_after_ingest",
-                          default_status=dg.DefaultSensorStatus.STOPPED)  # fmt: skip
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[ingest_job],
+        request_job=refresh_job,
+        name="refresh_after_ingest",
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
     def refresh_after_ingest(context: dg.RunStatusSensorContext):
         return dg.RunRequest(run_key=f"refresh_after_{context.dagster_run.run_id}")
 

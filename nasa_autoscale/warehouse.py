@@ -107,11 +107,16 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 # Columns added after a table's first release: a warehouse made before gets them (NULL) on open.
 _ADDED_COLUMNS = {
-    "requests": ["ts_utc TIMESTAMP", "referer VARCHAR", "user_agent VARCHAR", "vhost VARCHAR",
-                 "extra VARCHAR"],
+    "requests": [
+        "ts_utc TIMESTAMP",
+        "referer VARCHAR",
+        "user_agent VARCHAR",
+        "vhost VARCHAR",
+        "extra VARCHAR",
+    ],
     "source_files": ["log_format VARCHAR", "first_day DATE", "last_day DATE"],
     **{f"traffic_{g}": ["bucket_start_utc TIMESTAMP"] for g in ("1m", "5m", "15m")},
-}  # fmt: skip
+}
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -178,8 +183,18 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame) -> int:
     return len(frame)
 
 
-_TEXT_COLUMNS = {"setting", "policy", "tuned_on", "params", "matches", "model", "granularity",
-                 "protocol", "mlflow_run_id", "window"}  # fmt: skip
+_TEXT_COLUMNS = {
+    "setting",
+    "policy",
+    "tuned_on",
+    "params",
+    "matches",
+    "model",
+    "granularity",
+    "protocol",
+    "mlflow_run_id",
+    "window",
+}
 _TIME_COLUMNS = {"bucket_start", "origin"}
 _BOOL_COLUMNS = {"selected"}
 
@@ -192,7 +207,10 @@ def empty_frame(columns: list[str]):
     def dtype(name: str) -> str:
         if name in _BOOL_COLUMNS:
             return "boolean"
-        return "string" if name in _TEXT_COLUMNS else (
-            "datetime64[ns]" if name in _TIME_COLUMNS else "float64")  # fmt: skip
+        return (
+            "string"
+            if name in _TEXT_COLUMNS
+            else ("datetime64[ns]" if name in _TIME_COLUMNS else "float64")
+        )
 
     return pd.DataFrame({name: pd.Series(dtype=dtype(name)) for name in columns})

@@ -27,15 +27,19 @@ def reference_traffic() -> pd.DataFrame:
     from nasa_autoscale.ingest.reference import reference_traffic_5m
 
     ref = reference_traffic_5m().reset_index()
-    frame = pd.DataFrame({
-        "bucket_start": ref["bucket_start"],
-        "requests": ref["request_count"].astype("Int64"),
-        "bytes": ref["total_bytes"].astype("Int64"),
-        "unique_hosts": pd.array([pd.NA] * len(ref), dtype="Int64"),
-        **{c: ref[c].astype("Int64") for c in ("status_2xx", "status_3xx", "status_4xx",
-                                                "status_5xx")},
-        "is_missing": ref["request_count"].isna(),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "bucket_start": ref["bucket_start"],
+            "requests": ref["request_count"].astype("Int64"),
+            "bytes": ref["total_bytes"].astype("Int64"),
+            "unique_hosts": pd.array([pd.NA] * len(ref), dtype="Int64"),
+            **{
+                c: ref[c].astype("Int64")
+                for c in ("status_2xx", "status_3xx", "status_4xx", "status_5xx")
+            },
+            "is_missing": ref["request_count"].isna(),
+        }
+    )
     frame["error_rate"] = (frame.status_4xx + frame.status_5xx) / frame.requests.replace(0, pd.NA)
     return frame
 
@@ -89,9 +93,12 @@ def figures() -> dict:
     if saved is not None:
         sweep.ADAPTATION = (0.0,)
     try:
-        _, report, _, _ = run_sweep(traffic["requests"].astype(float),
-                                    naive_scaling_forecasts(traffic), anomalies,
-                                    progress=lambda _: None)  # fmt: skip
+        _, report, _, _ = run_sweep(
+            traffic["requests"].astype(float),
+            naive_scaling_forecasts(traffic),
+            anomalies,
+            progress=lambda _: None,
+        )
     finally:
         if saved is not None:
             sweep.ADAPTATION = saved

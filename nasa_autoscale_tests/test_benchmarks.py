@@ -45,10 +45,13 @@ def test_the_combined_copy_holds_the_same_requests_in_utc_daily_files(tmp_path, 
     assert main([str(out), "--source", str(source), "--shift-days", "10"]) == 0
     names = [p.name for p in find_log_files(out)]
     assert names == ["access.log", "access.log-19950711.gz"]  # the last day is not rotated yet
-    summary = ingest_days(con, find_log_files(out), dt.date(1995, 7, 11), dt.date(1995, 7, 12),
-                          "real", timezone="UTC")  # fmt: skip
+    summary = ingest_days(
+        con, find_log_files(out), dt.date(1995, 7, 11), dt.date(1995, 7, 12), "real", timezone="UTC"
+    )
     assert (summary.requests, summary.rejected) == (100, 1)
     assert set(summary.formats.values()) == {"combined"}
-    first = con.sql("SELECT ts, user_agent FROM nasa.requests WHERE line_number = 1 "
-                    "AND source_file <> 'access.log'").fetchall()[0]  # fmt: skip
+    first = con.sql(
+        "SELECT ts, user_agent FROM nasa.requests WHERE line_number = 1 "
+        "AND source_file <> 'access.log'"
+    ).fetchall()[0]
     assert first[0] == dt.datetime(1995, 7, 11, 4, 0, 1) and first[1]  # 00:00:01 -0400 in UTC

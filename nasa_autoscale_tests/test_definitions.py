@@ -67,9 +67,19 @@ def test_replica_run_says_replica_in_every_assets_metadata(tmp_path, replica_dir
 
 def ingest_command(partition: str) -> list[str]:
     """The plain dagster CLI materializing the ingest assets of one day."""
-    return [sys.executable, "-m", "dagster", "asset", "materialize",
-            "-m", "nasa_autoscale.definitions", "--select", ",".join(INGEST_ASSETS),
-            "--partition", partition]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "nasa_autoscale.definitions",
+        "--select",
+        ",".join(INGEST_ASSETS),
+        "--partition",
+        partition,
+    ]
 
 
 def test_cli_materializes_one_partition_of_a_users_log(tmp_path):
@@ -197,10 +207,10 @@ def test_cli_ingests_a_combined_utc_log_with_only_a_folder_and_a_start_date(tmp_
     raw = tmp_path / "raw"
     raw.mkdir()
     lines = [
-        f'2001:db8::{i % 7:x} - - [20/Nov/2026:{i // 60:02d}:{i % 60:02d}:00 +0000] '
+        f"2001:db8::{i % 7:x} - - [20/Nov/2026:{i // 60:02d}:{i % 60:02d}:00 +0000] "
         f'"GET /p{i % 5} HTTP/2.0" 200 {100 + i} "https://example.org/" "Mozilla/5.0 (X11)"'
         for i in range(600)
-    ]  # fmt: skip
+    ]
     (raw / "access.log-20261120").write_text("\n".join(lines) + "\n")
     env = {
         **os.environ,
@@ -217,7 +227,8 @@ def test_cli_ingests_a_combined_utc_log_with_only_a_folder_and_a_start_date(tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     con = duckdb.connect(str(tmp_path / "site.duckdb"), read_only=True)
     assert con.sql("SELECT count(*), count(user_agent) FROM nasa.requests").fetchall() == [
-        (600, 600)]  # fmt: skip
+        (600, 600)
+    ]
     assert con.sql("SELECT log_format FROM nasa.source_files").fetchall() == [("combined",)]
     assert con.sql("SELECT sum(requests) FROM nasa.traffic_5m").fetchall() == [(600,)]
     con.close()
@@ -244,9 +255,12 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
 
     path = tmp_path / "short.duckdb"
     log = tmp_path / "access.log"
-    lines = [f'10.0.0.{i % 50} - - [{day:02d}/May/2015:{(i // 12) % 24:02d}:{i % 12 * 5:02d}:00 '
-             f'+0000] "GET /{i % 9} HTTP/1.1" 200 512 "-" "curl/8"'
-             for day in (17, 18, 19, 20) for i in range(288 * (1 + day % 3))]  # fmt: skip
+    lines = [
+        f"10.0.0.{i % 50} - - [{day:02d}/May/2015:{(i // 12) % 24:02d}:{i % 12 * 5:02d}:00 "
+        f'+0000] "GET /{i % 9} HTTP/1.1" 200 512 "-" "curl/8"'
+        for day in (17, 18, 19, 20)
+        for i in range(288 * (1 + day % 3))
+    ]
     log.write_text("\n".join(lines) + "\n")
     con = warehouse.connect(path)
     first, last = dt.date(2015, 5, 17), dt.date(2015, 5, 20)
@@ -256,15 +270,25 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
     monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
     res = {
         "warehouse": WarehouseResource(duckdb_path=str(path)),
-        "mlflow": MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                                 artifact_dir=str(tmp_path / "mlruns")),
-    }  # fmt: skip
+        "mlflow": MLflowResource(
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            artifact_dir=str(tmp_path / "mlruns"),
+        ),
+    }
     result = dg.materialize(
-        [features.special_events, features.feature_tables, anomalies.anomalies_5m,
-         forecasting.benchmark_models, forecasting.forecast_next, scaling.scaling_forecasts,
-         scaling.policy_sweep, scaling.cost_robustness, scaling.recommendation],
+        [
+            features.special_events,
+            features.feature_tables,
+            anomalies.anomalies_5m,
+            forecasting.benchmark_models,
+            forecasting.forecast_next,
+            scaling.scaling_forecasts,
+            scaling.policy_sweep,
+            scaling.cost_robustness,
+            scaling.recommendation,
+        ],
         resources=res,
-    )  # fmt: skip
+    )
     assert result.success
     metadata = {
         e.asset_key.to_user_string(): e.materialization.metadata

@@ -36,8 +36,11 @@ def day_lines(replica_dir: Path, day: dt.date) -> bytes:
     lines = read_lines(replica_dir / f"NASA_access_log_{month}.gz")
     tag = day.strftime("[%d/%b/%Y:").encode()
     data = lines.data
-    kept = [data[s:e] for s, e in zip(lines.starts.tolist(), lines.ends.tolist(), strict=True)
-            if tag in data[s : min(e, s + 120)]]  # fmt: skip
+    kept = [
+        data[s:e]
+        for s, e in zip(lines.starts.tolist(), lines.ends.tolist(), strict=True)
+        if tag in data[s : min(e, s + 120)]
+    ]
     return b"\n".join(kept) + b"\n"
 
 
@@ -96,8 +99,12 @@ def dagster_env(tmp_path, replica_dir):
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     # create the instance's storage once, as `make dev` does: two first runs at once would race
     # to create its tables (a Dagster start-up matter, not the warehouse's)
-    subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], check=True,
-                   env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "migrate"],
+        check=True,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+    )
     return {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -111,11 +118,25 @@ def materialize(env: dict, partition_range: str, **popen) -> subprocess.Popen:
     first, last = partition_range.split("...")
     partition = ["--partition", first] if first == last else ["--partition-range", partition_range]
     return subprocess.Popen(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-         "nasa_autoscale.definitions", "--select", INGEST_SELECTION, *partition],
-        env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True, **popen,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "nasa_autoscale.definitions",
+            "--select",
+            INGEST_SELECTION,
+            *partition,
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **popen,
+    )
 
 
 def test_the_daily_schedule_ingests_the_day_before():
@@ -168,7 +189,7 @@ def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(
                 log_url="http://127.0.0.1:9/",
                 download_timeout_s=1,
                 landing_dir=str(landing),
-            ),  # fmt: skip
+            ),
         },
     )
     assert run.success
@@ -213,8 +234,13 @@ def test_sigkill_mid_ingest_leaves_no_half_day_and_a_rerun_restores_the_counts(d
         con.close()
         assert days in (0, 62) and ledger in (0, 62)
     # the killed run still holds its slot of the writers' pool: recover frees it
-    recovered = subprocess.run([sys.executable, "-m", "nasa_autoscale.recover"], env=dagster_env,
-                               capture_output=True, text=True, cwd=PROJECT_ROOT)  # fmt: skip
+    recovered = subprocess.run(
+        [sys.executable, "-m", "nasa_autoscale.recover"],
+        env=dagster_env,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     assert recovered.returncode == 0, recovered.stderr
     assert "marked failed, its pool slots freed" in recovered.stdout
     rerun = materialize(dagster_env, "1995-07-01...1995-08-31")
@@ -228,13 +254,20 @@ def test_rematerializing_gives_identical_tables(replica_copy, replica_dir, tmp_p
     before = traffic_digest(replica_copy)
     resources = {
         "warehouse": WarehouseResource(duckdb_path=str(replica_copy)),
-        "settings": SettingsResource(raw_dir=str(replica_dir), replica_dir=str(tmp_path),
-                                     log_url="http://127.0.0.1:9/", download_timeout_s=1),
-    }  # fmt: skip
+        "settings": SettingsResource(
+            raw_dir=str(replica_dir),
+            replica_dir=str(tmp_path),
+            log_url="http://127.0.0.1:9/",
+            download_timeout_s=1,
+        ),
+    }
     for _ in range(2):
         for day in ("1995-07-13", "1995-08-31"):
-            result = dg.materialize([ingest.parsed_log_lines, ingest.traffic_tables],
-                                    partition_key=day, resources=resources)  # fmt: skip
+            result = dg.materialize(
+                [ingest.parsed_log_lines, ingest.traffic_tables],
+                partition_key=day,
+                resources=resources,
+            )
             assert result.success
             assert traffic_digest(replica_copy) == before
 
@@ -311,8 +344,9 @@ def test_a_full_disk_is_a_clear_error_and_the_warehouse_keeps_its_state(tmp_path
             print("ERROR:", error)
             sys.exit(3)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
     assert done.returncode == 3, done.stdout + done.stderr[-3000:]
     assert "could not write the warehouse" in done.stdout and "disk full" in done.stdout
     con = duckdb.connect(str(path), read_only=True)

@@ -31,13 +31,18 @@ def test_figures_are_those_of_the_fixed_1995_windows(today, table):
     groups = before["model"] if "model" in before else pd.Series("", index=before.index)
     for model, rows in before.groupby(groups):
         tolerance = TOLERANCE.get(model, 1e-9)
-        pd.testing.assert_frame_equal(now.loc[rows.index], rows, check_exact=False,
-                                      rtol=tolerance, check_dtype=False)  # fmt: skip
+        pd.testing.assert_frame_equal(
+            now.loc[rows.index], rows, check_exact=False, rtol=tolerance, check_dtype=False
+        )
 
 
 def test_the_comparison_can_fail(today):
     changed = pd.DataFrame(GOLDEN["cost_report"])
     changed.loc[0, "cost"] *= 1.001
     with pytest.raises(AssertionError):
-        pd.testing.assert_frame_equal(pd.DataFrame(today["cost_report"])[changed.columns],
-                                      changed, check_exact=False, rtol=1e-9)  # fmt: skip
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(today["cost_report"])[changed.columns],
+            changed,
+            check_exact=False,
+            rtol=1e-9,
+        )

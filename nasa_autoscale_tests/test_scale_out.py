@@ -35,8 +35,10 @@ def postgres():
     """A throwaway Postgres on 127.0.0.1 (installed from Debian's packages when absent)."""
     if _pg_bin() is None:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-q"],
-                        ["apt-get", "install", "-y", "-q", "postgresql"]):  # fmt: skip
+        for command in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "postgresql"],
+        ):
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             assert done.returncode == 0, f"installing postgresql failed: {done.stderr[-2000:]}"
     bin_dir = _pg_bin()
@@ -47,16 +49,36 @@ def postgres():
     for path in (root, data):
         shutil.chown(path, POSTGRES_USER)
     port = free_port()
-    init = _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U",
-                         "postgres"])  # fmt: skip
+    init = _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"])
     assert init.returncode == 0, init.stderr
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    start = _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                          str(data / "server.log"), "-w", "start"])  # fmt: skip
+    start = _as_postgres(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "start",
+        ]
+    )
     assert start.returncode == 0, start.stderr + start.stdout
     try:
-        created = _as_postgres([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                                "-U", "postgres", "dagster"])  # fmt: skip
+        created = _as_postgres(
+            [
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "dagster",
+            ]
+        )
         assert created.returncode == 0, created.stderr
         yield port
     finally:
@@ -73,17 +95,34 @@ def test_runs_use_the_multiprocess_executor_with_postgres_run_storage(
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
     url = f"postgresql+psycopg2://postgres@127.0.0.1:{postgres}/dagster"
-    env = {**os.environ, "NASA_PG_URL": url, "DAGSTER_HOME": str(home),
-           "NASA_RAW_DIR": str(replica_dir),
-           "NASA_DUCKDB_PATH": str(tmp_path / "wh.duckdb")}  # fmt: skip
+    env = {
+        **os.environ,
+        "NASA_PG_URL": url,
+        "DAGSTER_HOME": str(home),
+        "NASA_RAW_DIR": str(replica_dir),
+        "NASA_DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
+    }
     started = time.time()
     run = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-         "nasa_autoscale.definitions", "--select",
-         "requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m",
-         "--partition", "1995-07-13"],
-        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "nasa_autoscale.definitions",
+            "--select",
+            "requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m",
+            "--partition",
+            "1995-07-13",
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     assert "multiprocess executor" in output.lower()

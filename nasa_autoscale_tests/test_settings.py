@@ -47,16 +47,28 @@ def test_a_users_logs_need_only_a_start_date(monkeypatch):
     fixed = Settings.from_env()
     assert not fixed.open_ended
     assert daily_partitions_for(fixed).get_partition_keys() == [
-        "2026-11-20", "2026-11-21", "2026-11-22"]  # fmt: skip
+        "2026-11-20",
+        "2026-11-21",
+        "2026-11-22",
+    ]
 
 
 def test_the_new_settings_have_defaults_and_name_bad_values(monkeypatch, tmp_path):
-    for name in ("NASA_TIMEZONE", "NASA_LOG_FORMAT", "NASA_TEST_DAYS", "NASA_VALIDATION_DAYS",
-                 "NASA_REJECT_THRESHOLD", "NASA_EVENTS_PATH"):  # fmt: skip
+    for name in (
+        "NASA_TIMEZONE",
+        "NASA_LOG_FORMAT",
+        "NASA_TEST_DAYS",
+        "NASA_VALIDATION_DAYS",
+        "NASA_REJECT_THRESHOLD",
+        "NASA_EVENTS_PATH",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = Settings.from_env()
     assert (settings.timezone, settings.log_format, settings.reject_threshold) == (
-        "auto", "auto", 0.5)  # fmt: skip
+        "auto",
+        "auto",
+        0.5,
+    )
     assert (settings.test_days, settings.validation_days) == (9, 7)
     assert settings.events_path.name == "special_events.csv"
     monkeypatch.setenv("NASA_TIMEZONE", "utc")

@@ -25,9 +25,15 @@ Z_THRESHOLD = 3.0
 CONTAMINATION = 0.01
 MAD_TO_SIGMA = 1.4826
 IFOREST_FEATURES = [
-    "ratio_to_baseline", "surprise_vs_last_hour", "error_rate", "bytes_per_request",
-    "requests_per_host", "hour_sin", "hour_cos", "is_weekend",
-]  # fmt: skip
+    "ratio_to_baseline",
+    "surprise_vs_last_hour",
+    "error_rate",
+    "bytes_per_request",
+    "requests_per_host",
+    "hour_sin",
+    "hour_cos",
+    "is_weekend",
+]
 
 
 def seasonal_baseline(traffic: pd.DataFrame, minutes: int) -> pd.DataFrame:
@@ -56,8 +62,9 @@ def seasonal_baseline(traffic: pd.DataFrame, minutes: int) -> pd.DataFrame:
             mad = np.nanmedian(np.abs(window - median), axis=0)
         enough = count >= MIN_HISTORY
         baseline[d] = np.where(enough, median, np.nan)
-        scale[d] = np.where(enough, np.maximum(MAD_TO_SIGMA * mad, np.sqrt(np.maximum(median, 1))),
-                            np.nan)  # fmt: skip
+        scale[d] = np.where(
+            enough, np.maximum(MAD_TO_SIGMA * mad, np.sqrt(np.maximum(median, 1))), np.nan
+        )
         history[d] = count
     return pd.DataFrame(
         {
@@ -79,8 +86,9 @@ def detect_anomalies(traffic: pd.DataFrame, minutes: int, seed: int = 0) -> pd.D
     out["residual"] = requests - out["baseline"]
     out["z"] = out["residual"] / out["scale"]
     judged = ~missing & out["z"].notna().to_numpy()
-    out["is_anomaly_z"] = pd.array(np.where(judged, out["z"].abs() > Z_THRESHOLD, False),
-                                   dtype="boolean")  # fmt: skip
+    out["is_anomaly_z"] = pd.array(
+        np.where(judged, out["z"].abs() > Z_THRESHOLD, False), dtype="boolean"
+    )
 
     features = iforest_features(traffic, out, minutes)
     # A column the data cannot give (e.g. unique hosts from an aggregate without them) is left

@@ -54,8 +54,10 @@ def evaluate(anomalies: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for method, column in METHODS.items():
         flagged = anomalies[column].fillna(False).astype(bool) & anomalies["kind"].ne("outage")
-        row = {"method": method, **score_flags(anomalies.loc[flagged, "bucket_start"],
-                                               traffic_events, present)}  # fmt: skip
+        row = {
+            "method": method,
+            **score_flags(anomalies.loc[flagged, "bucket_start"], traffic_events, present),
+        }
         rows.append(row)
     outage_flags = anomalies.loc[anomalies["kind"].eq("outage"), "bucket_start"]
     outage_score = score_flags(outage_flags, outages, anomalies["bucket_start"])

@@ -18,17 +18,33 @@ from nasa_autoscale.forecasting.report import data_banner  # noqa: E402
 
 def plot_anomalies(anomalies: pd.DataFrame, events: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(16, 5), dpi=110)
-    ax.plot(anomalies["bucket_start"], anomalies["requests"], lw=0.4, color="#4c72b0",
-            label="requests per 5 min")  # fmt: skip
+    ax.plot(
+        anomalies["bucket_start"],
+        anomalies["requests"],
+        lw=0.4,
+        color="#4c72b0",
+        label="requests per 5 min",
+    )
     for event in events.itertuples():
         color = "#999999" if event.expected_impact == "outage" else "#f2c14e"
         ax.axvspan(event.start_ts, event.end_ts, color=color, alpha=0.25, lw=0)
     z_only = anomalies["is_anomaly_z"].fillna(False) & ~anomalies["is_anomaly"]
     both = anomalies["is_anomaly"] & anomalies["kind"].ne("outage")
-    ax.scatter(anomalies.loc[z_only, "bucket_start"], anomalies.loc[z_only, "requests"], s=4,
-               color="#dd8452", label="3-sigma only")  # fmt: skip
-    ax.scatter(anomalies.loc[both, "bucket_start"], anomalies.loc[both, "requests"], s=14,
-               color="#c44e52", marker="x", label="both detectors (is_anomaly)")  # fmt: skip
+    ax.scatter(
+        anomalies.loc[z_only, "bucket_start"],
+        anomalies.loc[z_only, "requests"],
+        s=4,
+        color="#dd8452",
+        label="3-sigma only",
+    )
+    ax.scatter(
+        anomalies.loc[both, "bucket_start"],
+        anomalies.loc[both, "requests"],
+        s=14,
+        color="#c44e52",
+        marker="x",
+        label="both detectors (is_anomaly)",
+    )
     handles, _ = ax.get_legend_handles_labels()
     handles += [
         Patch(color="#f2c14e", alpha=0.25, label="special event"),

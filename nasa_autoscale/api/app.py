@@ -62,9 +62,10 @@ class RecommendBody(BaseModel):
     )
     current_servers: int = Field(ge=0, le=100_000)
     policy: str = Field(
-        "best", max_length=64,
+        "best",
+        max_length=64,
         description="'best' (the policy selected on the validation window) or a cost_report policy",
-    )  # fmt: skip
+    )
     setting: Literal["default", "realistic"] = "realistic"
     observed_load: Load | None = Field(None, description="requests in the last bucket")
     spike_flagged: bool = False
@@ -112,8 +113,13 @@ class BodyLimit:
 
     async def _reject(self, send):
         body = json.dumps({"detail": f"request body over {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -143,8 +149,9 @@ class Warehouse:
             try:
                 return con.execute(sql, params or []).df()
             except duckdb.CatalogException:
-                raise Unavailable(f"table nasa.{asset} is missing: materialize the asset "
-                                  f"`{asset}` (make run)") from None  # fmt: skip
+                raise Unavailable(
+                    f"table nasa.{asset} is missing: materialize the asset `{asset}` (make run)"
+                ) from None
 
 
 def _records(frame) -> list[dict]:
@@ -183,8 +190,9 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
 
     @app.exception_handler(Unavailable)
     async def unavailable(request, error: Unavailable):
-        return JSONResponse(status_code=503, content={"detail": error.message},
-                            headers={"Retry-After": "30"})  # fmt: skip
+        return JSONResponse(
+            status_code=503, content={"detail": error.message}, headers={"Retry-After": "30"}
+        )
 
     @app.post("/forecast", summary="The latest forecast from the best model, with intervals")
     def forecast(
@@ -193,8 +201,11 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
     ):
         recent = (body or ForecastBody()).recent_loads
         if len(recent) + horizon > MAX_BUCKETS:
-            raise HTTPException(422, f"len(recent_loads) + horizon must be <= {MAX_BUCKETS} "
-                                     f"(the day forecast_next holds)")  # fmt: skip
+            raise HTTPException(
+                422,
+                f"len(recent_loads) + horizon must be <= {MAX_BUCKETS} "
+                f"(the day forecast_next holds)",
+            )
         rows = warehouse.frame(
             "SELECT model, granularity, origin, bucket_start, yhat, yhat_lower, yhat_upper "
             "FROM nasa.forecast_next ORDER BY bucket_start",
@@ -235,8 +246,9 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             known = sorted(set(rows["policy"]) - {"oracle", "hindsight_optimal"})
             name = best_policy(report, body.setting) if body.policy == "best" else body.policy
         if name not in known:
-            raise HTTPException(422, f"unknown policy {body.policy!r}; known: best, "
-                                     f"{', '.join(known)}")  # fmt: skip
+            raise HTTPException(
+                422, f"unknown policy {body.policy!r}; known: best, {', '.join(known)}"
+            )
         if not rows.empty:
             params = json.loads(rows.loc[rows["policy"] == name, "params"].iloc[0])
         rules = ScalingRules(**params.pop("rules"))
@@ -247,12 +259,17 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
         observed = [] if body.observed_load is None else [body.observed_load]
         fleet = np.full(len(observed), body.current_servers)  # the last bucket ran on this fleet
         decision = decide_next(
-            policy, rules, np.asarray(observed, float), fleet, fleet, body.current_servers,
+            policy,
+            rules,
+            np.asarray(observed, float),
+            fleet,
+            fleet,
+            body.current_servers,
             # no state sent: the fleet is taken to have been at current_servers all along
             body.state.recent_recommendations or [body.current_servers] * (rules.window - 1),
             np.column_stack([loads, loads, loads]),
             body.spike_flagged,
-        )  # fmt: skip
+        )
         return {"policy": name, "setting": body.setting, "params": params, **decision}
 
     @app.get("/metrics", summary="model_metrics, filterable")
@@ -262,15 +279,19 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
         protocol: Literal[PROTOCOLS] | None = None,
     ):
         where, params = [], []
-        for column, value in (("model", model), ("granularity", granularity),
-                              ("protocol", protocol)):  # fmt: skip
+        for column, value in (
+            ("model", model),
+            ("granularity", granularity),
+            ("protocol", protocol),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
         sql = "SELECT * FROM nasa.model_metrics"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
-        rows = warehouse.frame(sql + " ORDER BY granularity, protocol, rmse", "model_metrics",
-                               params)  # fmt: skip
+        rows = warehouse.frame(
+            sql + " ORDER BY granularity, protocol, rmse", "model_metrics", params
+        )
         return {"count": len(rows), "metrics": _records(rows)}
 
     @app.get("/cost-report", summary="cost_report and the simulation parameters")
@@ -315,14 +336,19 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             "warehouse": {"path": str(warehouse.path), "state": warehouse_state},
             "tables": tables,
             "missing": [f"materialize `{asset}`" for asset in missing],
-            "skipped": [f"`{asset}` is empty: the history is too short for the benchmark "
-                        "(reports/benchmark.md says how many more days it needs)"
-                        for asset in skipped],  # fmt: skip
+            "skipped": [
+                f"`{asset}` is empty: the history is too short for the benchmark "
+                "(reports/benchmark.md says how many more days it needs)"
+                for asset in skipped
+            ],
             "data_source": source,
-            "models": {"forecast_next": model, "mlflow_store": settings.mlflow_uri,
-                       "mlflow_store_exists": Path(mlflow_db).exists()},
+            "models": {
+                "forecast_next": model,
+                "mlflow_store": settings.mlflow_uri,
+                "mlflow_store_exists": Path(mlflow_db).exists(),
+            },
             "last_materialization": _last_materializations(TABLE_ASSETS),
-        }  # fmt: skip
+        }
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app

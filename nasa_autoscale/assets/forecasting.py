@@ -74,9 +74,13 @@ def benchmark_models(
         for key in ("forecasts", "model_metrics"):
             yield dg.MaterializeResult(
                 asset_key=key,
-                metadata={"data_source": source, "dagster/row_count": 0,
-                          "skipped": calendar.shortfall(), "report": str(report)},
-            )  # fmt: skip
+                metadata={
+                    "data_source": source,
+                    "dagster/row_count": 0,
+                    "skipped": calendar.shortfall(),
+                    "report": str(report),
+                },
+            )
         return
     context.log.info(f"windows: {calendar.describe()}")
     tags = {"dagster_run_id": context.run.run_id, "data_source": source}
@@ -85,9 +89,19 @@ def benchmark_models(
         minutes = GRANULARITIES[granularity]
 
         def log_model(model, scores, timing, granularity=granularity):
-            metrics = {f"{r.protocol}_{name}": getattr(r, name) for r in scores.itertuples()
-                       for name in ("rmse", "mae", "mape", "mase", "coverage",
-                                    "coverage_uncalibrated", "validation_rmse")}  # fmt: skip
+            metrics = {
+                f"{r.protocol}_{name}": getattr(r, name)
+                for r in scores.itertuples()
+                for name in (
+                    "rmse",
+                    "mae",
+                    "mape",
+                    "mase",
+                    "coverage",
+                    "coverage_uncalibrated",
+                    "validation_rmse",
+                )
+            }
             params[(model.name, granularity)] = json.dumps(model.params(), default=str)
             run_ids[(model.name, granularity)] = mlflow.log_run(
                 f"{model.name}_{granularity}",
@@ -112,7 +126,7 @@ def benchmark_models(
                     f"{r.protocol}_{n}": getattr(r, n)
                     for r in scores.itertuples()
                     for n in ("rmse", "coverage", "validation_rmse")
-                },  # fmt: skip
+                },
                 {},
                 {**tags, "granularity": granularity},
             )
@@ -128,8 +142,15 @@ def benchmark_models(
     with warehouse.connect() as con:
         replace_table(con, "forecasts", forecasts)
         replace_table(con, "model_metrics", metrics)
-    report = write_reports(forecasts, metrics, timings, traffic["5m"]["requests"].astype(float),
-                           source, reports_dir(), calendar)  # fmt: skip
+    report = write_reports(
+        forecasts,
+        metrics,
+        timings,
+        traffic["5m"]["requests"].astype(float),
+        source,
+        reports_dir(),
+        calendar,
+    )
     yield dg.MaterializeResult(
         asset_key="forecasts",
         metadata={
@@ -137,7 +158,7 @@ def benchmark_models(
             "dagster/row_count": len(forecasts),
             "windows": calendar.describe(),
             "models": ", ".join(sorted(forecasts.model.unique())),
-        },  # fmt: skip
+        },
     )
     five = metrics[metrics.granularity == "5m"].pivot(
         index="model", columns="protocol", values="rmse"

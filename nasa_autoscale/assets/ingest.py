@@ -89,10 +89,16 @@ def parsed_log_lines(
     files = source.files + [p for p in landed if p not in source.files]
     with warehouse.connect() as con:
         summary = ingest_days(
-            con, files, first_day, last_day, source.data_source, context.log.info,
-            timezone=config.timezone, log_format=config.log_format,
+            con,
+            files,
+            first_day,
+            last_day,
+            source.data_source,
+            context.log.info,
+            timezone=config.timezone,
+            log_format=config.log_format,
             reject_threshold=config.reject_threshold,
-        )  # fmt: skip
+        )
         if summary.failed or summary.mostly_rejected:
             # what was read is stored: give those days their traffic tables too, then fail
             write_traffic(con, first_day, last_day)

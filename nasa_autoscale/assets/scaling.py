@@ -71,12 +71,14 @@ def scaling_forecasts(
     if not calendar.enough:
         context.log.warning(f"scaling forecasts skipped: {calendar.shortfall()}")
         with warehouse.connect() as con:
-            replace_table(con, "scaling_forecasts",
-                          empty_frame([*COLUMNS, "mlflow_run_id"]))  # fmt: skip
+            replace_table(con, "scaling_forecasts", empty_frame([*COLUMNS, "mlflow_run_id"]))
         return dg.MaterializeResult(
-            metadata={"data_source": source, "dagster/row_count": 0,
-                      "skipped": calendar.shortfall()}
-        )  # fmt: skip
+            metadata={
+                "data_source": source,
+                "dagster/row_count": 0,
+                "skipped": calendar.shortfall(),
+            }
+        )
     frames, run_ids = [], {}
     for window in WINDOW_NAMES:
         started = time.perf_counter()
@@ -84,8 +86,9 @@ def scaling_forecasts(
         elapsed = time.perf_counter() - started
         actual = traffic["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
         rmse = float(np.sqrt(np.nanmean((forecast["yhat"].to_numpy() - actual) ** 2)))
-        context.log.info(f"scaling forecasts, {window}: fitted and predicted in {elapsed:.1f} s, "
-                         f"RMSE {rmse:.1f}")  # fmt: skip
+        context.log.info(
+            f"scaling forecasts, {window}: fitted and predicted in {elapsed:.1f} s, RMSE {rmse:.1f}"
+        )
         run_ids[window] = mlflow.log_run(
             f"scaling_lightgbm_{window}",
             {**model.params(), "window": window, "granularity": "5m"},
@@ -99,9 +102,13 @@ def scaling_forecasts(
     with warehouse.connect() as con:
         rows = replace_table(con, "scaling_forecasts", forecasts)
     return dg.MaterializeResult(
-        metadata={"data_source": source, "dagster/row_count": rows,
-                  "mlflow_run_ids": json.dumps(run_ids), "preview": preview(forecasts)}
-    )  # fmt: skip
+        metadata={
+            "data_source": source,
+            "dagster/row_count": rows,
+            "mlflow_run_ids": json.dumps(run_ids),
+            "preview": preview(forecasts),
+        }
+    )
 
 
 @dg.multi_asset(
@@ -141,26 +148,35 @@ def policy_sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         for key in ("scaling_decisions", "cost_report"):
             yield dg.MaterializeResult(
                 asset_key=key,
-                metadata={"data_source": source, "dagster/row_count": 0,
-                          "skipped": calendar.shortfall()},
-            )  # fmt: skip
+                metadata={
+                    "data_source": source,
+                    "dagster/row_count": 0,
+                    "skipped": calendar.shortfall(),
+                },
+            )
         return
     started = time.perf_counter()
-    decisions, cost_report, tuning, _ = run_sweep(requests, forecasts, anomalies,
-                                                  progress=context.log.info)  # fmt: skip
+    decisions, cost_report, tuning, _ = run_sweep(
+        requests, forecasts, anomalies, progress=context.log.info
+    )
     elapsed = time.perf_counter() - started
     with warehouse.connect() as con:
         replace_table(con, "scaling_decisions", decisions)
         replace_table(con, "cost_report", cost_report)
-    report = write_report(cost_report, tuning, {"sweep_s": elapsed}, source, reports_dir(),
-                          calendar)  # fmt: skip
+    report = write_report(
+        cost_report, tuning, {"sweep_s": elapsed}, source, reports_dir(), calendar
+    )
     yield dg.MaterializeResult(
         asset_key="scaling_decisions",
-        metadata={"data_source": source, "dagster/row_count": len(decisions),
-                  "sweep_seconds": round(elapsed, 1)},
-    )  # fmt: skip
-    shown = cost_report[["setting", "policy", "cost", "pct_above_optimal", "dropped_fraction",
-                         "scaling_actions"]].round(4)  # fmt: skip
+        metadata={
+            "data_source": source,
+            "dagster/row_count": len(decisions),
+            "sweep_seconds": round(elapsed, 1),
+        },
+    )
+    shown = cost_report[
+        ["setting", "policy", "cost", "pct_above_optimal", "dropped_fraction", "scaling_actions"]
+    ].round(4)
     yield dg.MaterializeResult(
         asset_key="cost_report",
         metadata={
@@ -194,9 +210,12 @@ def cost_robustness(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         with warehouse.connect() as con:
             replace_table(con, "cost_robustness", empty_frame(ROBUSTNESS_COLUMNS))
         return dg.MaterializeResult(
-            metadata={"data_source": source, "dagster/row_count": 0,
-                      "skipped": calendar.shortfall()}
-        )  # fmt: skip
+            metadata={
+                "data_source": source,
+                "dagster/row_count": 0,
+                "skipped": calendar.shortfall(),
+            }
+        )
     started = time.perf_counter()
     cells = robustness(requests, forecasts, anomalies, progress=context.log.info)
     elapsed = time.perf_counter() - started
@@ -242,23 +261,40 @@ def recommendation(warehouse: WarehouseResource):
         if cost_report.empty:  # a short history: no sweep to choose from
             ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
             decision = fallback_decision(requests, rules, ahead)
-            rows.append({"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0],
-                         **decision, "data_source": source})  # fmt: skip
+            rows.append(
+                {
+                    "setting": setting,
+                    "bucket_start": upcoming["bucket_start"].iloc[0],
+                    **decision,
+                    "data_source": source,
+                }
+            )
             continue
         name = best_policy(cost_report, setting)
-        params = json.loads(cost_report.query("setting == @setting and policy == @name")
-                            ["params"].iloc[0])  # fmt: skip
+        params = json.loads(
+            cost_report.query("setting == @setting and policy == @name")["params"].iloc[0]
+        )
         policy = policies.build(name, params)
         test = make_window("test", requests, forecasts, anomalies, rules)
         history = simulate(test.demand, policy, rules, test.forecasts, test.flags)
         ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
         decision = next_servers(policy, history, rules, ahead, bool(test.flags[-1]))
-        rows.append({"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0],
-                     "policy": name, **decision, "data_source": source})  # fmt: skip
+        rows.append(
+            {
+                "setting": setting,
+                "bucket_start": upcoming["bucket_start"].iloc[0],
+                "policy": name,
+                **decision,
+                "data_source": source,
+            }
+        )
     table = pd.DataFrame(rows)
     with warehouse.connect() as con:
         replace_table(con, "recommendation", table)
     return dg.MaterializeResult(
-        metadata={"data_source": source, "dagster/row_count": len(table),
-                  "recommendation": preview(table.drop(columns=["data_source"]))}
-    )  # fmt: skip
+        metadata={
+            "data_source": source,
+            "dagster/row_count": len(table),
+            "recommendation": preview(table.drop(columns=["data_source"])),
+        }
+    )

@@ -45,17 +45,35 @@ def run_backfill(raw_dir: Path, ranges, workers: int, workdir: Path) -> dict:
     home.mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     warehouse = workdir / "wh.duckdb"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "NASA_RAW_DIR": str(raw_dir),
-           "NASA_DUCKDB_PATH": str(warehouse)}  # fmt: skip
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "NASA_RAW_DIR": str(raw_dir),
+        "NASA_DUCKDB_PATH": str(warehouse),
+    }
     # create the instance's storage once: two first runs at once would race to create its tables
-    subprocess.run([sys.executable, "-m", "dagster", "instance", "migrate"], env=env,
-                   capture_output=True, check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "migrate"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
 
     def one(span):
         first, last = span
-        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-                   "nasa_autoscale.definitions", "--select", SELECTION,
-                   "--partition-range", f"{first}...{last}"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "nasa_autoscale.definitions",
+            "--select",
+            SELECTION,
+            "--partition-range",
+            f"{first}...{last}",
+        ]
         done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True)
         if done.returncode:
             raise RuntimeError(f"run {first}..{last} failed:\n{done.stderr.decode()[-2000:]}")
@@ -70,8 +88,14 @@ def run_backfill(raw_dir: Path, ranges, workers: int, workdir: Path) -> dict:
     ).fetchall()[0]
     days = con.execute("SELECT count(DISTINCT day) FROM nasa.ingest_ledger").fetchall()[0][0]
     con.close()
-    return {"workers": workers, "runs": len(ranges), "wall_seconds": round(wall, 1),
-            "requests": total, "duplicates": total - distinct, "days": days}  # fmt: skip
+    return {
+        "workers": workers,
+        "runs": len(ranges),
+        "wall_seconds": round(wall, 1),
+        "requests": total,
+        "duplicates": total - distinct,
+        "days": days,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,13 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     ranges = chunks(first, last, args.days_per_run)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_backfill_") as tmp:
-        for label, spans, workers in (("one run", [(first, last)], 1),
-                                      (f"{len(ranges)} runs", ranges, 1),
-                                      (f"{len(ranges)} runs", ranges, 2)):  # fmt: skip
+        for label, spans, workers in (
+            ("one run", [(first, last)], 1),
+            (f"{len(ranges)} runs", ranges, 1),
+            (f"{len(ranges)} runs", ranges, 2),
+        ):
             print(f"{label}, {workers} at a time ...", flush=True)
             result = run_backfill(raw_dir, spans, workers, Path(tmp) / f"{len(results)}")
-            print(f"  {result['wall_seconds']} s, {result['days']} days, "
-                  f"{result['duplicates']} duplicates", flush=True)  # fmt: skip
+            print(
+                f"  {result['wall_seconds']} s, {result['days']} days, "
+                f"{result['duplicates']} duplicates",
+                flush=True,
+            )
             results.append(result)
     one_worker, two_workers = results[1]["wall_seconds"], results[2]["wall_seconds"]
     report = {
@@ -105,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     out = reports_dir() / "bench_backfill.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{len(ranges)} runs of {args.days_per_run} days: 1 worker {one_worker} s, 2 workers "
-          f"{two_workers} s (x{report['speedup_2_vs_1']}); one run for everything "
-          f"{results[0]['wall_seconds']} s. Written to {out}")  # fmt: skip
+    print(
+        f"\n{len(ranges)} runs of {args.days_per_run} days: 1 worker {one_worker} s, 2 workers "
+        f"{two_workers} s (x{report['speedup_2_vs_1']}); one run for everything "
+        f"{results[0]['wall_seconds']} s. Written to {out}"
+    )
     return 0
 
 

@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     out = reports_dir() / "bench_forecast.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{args.granularity} training and evaluation, all models and protocols: {wall:.1f} s "
-          f"[target <= {TARGET_SECONDS:.0f} s]")  # fmt: skip
+    print(
+        f"\n{args.granularity} training and evaluation, all models and protocols: {wall:.1f} s "
+        f"[target <= {TARGET_SECONDS:.0f} s]"
+    )
     for row in timings.itertuples():
         print(f"  {row.model:22s} {row.total_s:6.1f} s (fit {row.fit_s:.1f} s)")
     print(f"written to {out}")

@@ -107,15 +107,22 @@ def _child(kind: str, files: list[str], data_source: str) -> None:
 
 def measure(kind: str, files: list[Path], data_source: str, root: Path | None = None) -> dict:
     """One run in a fresh process; `root`: another checkout whose code runs instead."""
-    command = [sys.executable, "-m", "nasa_autoscale.benchmarks.ingest", "--child", kind,
-               "--data-source", data_source, *map(str, files)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "nasa_autoscale.benchmarks.ingest",
+        "--child",
+        kind,
+        "--data-source",
+        data_source,
+        *map(str, files),
+    ]
     env = None
     if root is not None:
         import os
 
         env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env,
-                          cwd=root)  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env, cwd=root)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} run failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -142,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         print("writing the combined-format copy (nginx, UTC, daily files) ...", flush=True)
         combined = write_combined_logs(source.files, Path(tmp) / "combined")
         before = _worktree(args.compare_with, Path(tmp) / "before") if args.compare_with else None
-        plan = {"ours": (source.files, None), "baseline": (source.files, None),
-                "combined": (combined, None)}  # fmt: skip
+        plan = {
+            "ours": (source.files, None),
+            "baseline": (source.files, None),
+            "combined": (combined, None),
+        }
         if before:
             plan["before"] = (source.files, before)
         runs: dict[str, list[dict]] = {kind: [] for kind in plan}
@@ -152,14 +162,18 @@ def main(argv: list[str] | None = None) -> int:
                 child = "ours" if kind in ("combined", "before") else kind
                 result = measure(child, files, source.data_source, root)
                 runs[kind].append(result)
-                print(f"run {i + 1}/{args.repeat} {kind:8s} {result['seconds']:7.2f} s  "
-                      f"peak {result['peak_mb']:6.0f} MB", flush=True)  # fmt: skip
+                print(
+                    f"run {i + 1}/{args.repeat} {kind:8s} {result['seconds']:7.2f} s  "
+                    f"peak {result['peak_mb']:6.0f} MB",
+                    flush=True,
+                )
         if before:
             subprocess.run(["git", "worktree", "remove", "--force", str(before)], check=False)
     best = {kind: min(results, key=lambda r: r["seconds"]) for kind, results in runs.items()}
     ours, baseline, combined_run = best["ours"], best["baseline"], best["combined"]
-    rates = {kind: best[kind]["lines"] / best[kind]["ingest_seconds"]
-             for kind in ("ours", "combined")}  # fmt: skip
+    rates = {
+        kind: best[kind]["lines"] / best[kind]["ingest_seconds"] for kind in ("ours", "combined")
+    }
     report = {
         "command": "python -m nasa_autoscale.benchmarks.ingest",
         "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
@@ -176,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         "combined": combined_run,
         "lines_per_second": rates,
         "combined_rate_ratio": rates["combined"] / rates["ours"],
-        "targets": {"seconds": TARGET_SECONDS, "speedup": TARGET_RATIO, "peak_mb": TARGET_PEAK_MB,
-                    "combined_rate_ratio": TARGET_COMBINED_RATE,
-                    "time_against_before": TARGET_SAME_AS_BEFORE},
-    }  # fmt: skip
+        "targets": {
+            "seconds": TARGET_SECONDS,
+            "speedup": TARGET_RATIO,
+            "peak_mb": TARGET_PEAK_MB,
+            "combined_rate_ratio": TARGET_COMBINED_RATE,
+            "time_against_before": TARGET_SAME_AS_BEFORE,
+        },
+    }
     if "before" in best:
         report["before"] = {"revision": args.compare_with, **best["before"]}
         report["time_against_before"] = ours["seconds"] / best["before"]["seconds"]
@@ -215,8 +233,11 @@ def _worktree(revision: str, path: Path) -> Path:
     """A checkout of `revision` of this repository at `path` (git worktree)."""
     from nasa_autoscale.settings import PROJECT_ROOT
 
-    subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(path),
-                    revision], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(path), revision],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 

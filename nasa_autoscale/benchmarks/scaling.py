@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table.round(4).to_string(index=False))
-    print(f"\npolicy sweep + tuning + optimum, both settings: {wall:.1f} s "
-          f"[target <= {TARGET_SECONDS:.0f} s]; optimum alone {optimum_s} s")  # fmt: skip
+    print(
+        f"\npolicy sweep + tuning + optimum, both settings: {wall:.1f} s "
+        f"[target <= {TARGET_SECONDS:.0f} s]; optimum alone {optimum_s} s"
+    )
     print(f"robustness table (9 capacity x boot cells, each a whole sweep): {robustness_s:.1f} s")
     print(f"written to {out}")
     return 0

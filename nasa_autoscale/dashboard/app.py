@@ -62,54 +62,79 @@ def query(path: str, sql: str, asset: str) -> pd.DataFrame:
 
 def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The test window of the data (the forecasting calendar, read from traffic_5m)."""
-    requests = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m "
-                           "ORDER BY bucket_start", "traffic_5m")  # fmt: skip
+    requests = query(
+        path,
+        "SELECT bucket_start, requests FROM nasa.traffic_5m ORDER BY bucket_start",
+        "traffic_5m",
+    )
     step = pd.Timedelta(minutes=5)
-    grid = pd.date_range(requests["bucket_start"].min().normalize(),
-                         requests["bucket_start"].max().normalize() + pd.Timedelta(days=1) - step,
-                         freq=step)  # fmt: skip
+    grid = pd.date_range(
+        requests["bucket_start"].min().normalize(),
+        requests["bucket_start"].max().normalize() + pd.Timedelta(days=1) - step,
+        freq=step,
+    )
     series = requests.drop_duplicates("bucket_start").set_index("bucket_start")["requests"]
     calendar = Calendar.of(series.reindex(grid).astype(float))
     return calendar.test_start, calendar.test_end
 
 
 def traffic_page(path: str):
-    traffic = query(path, "SELECT bucket_start, requests, is_missing FROM nasa.traffic_5m "
-                          "ORDER BY bucket_start", "traffic_5m")  # fmt: skip
+    traffic = query(
+        path,
+        "SELECT bucket_start, requests, is_missing FROM nasa.traffic_5m ORDER BY bucket_start",
+        "traffic_5m",
+    )
     if len(traffic):
         first, last = traffic["bucket_start"].min(), traffic["bucket_start"].max()
         st.header(f"Traffic, {first:%Y-%m-%d} .. {last:%Y-%m-%d}")
     else:
         st.header("Traffic")
     flagged = "WHERE is_anomaly_z AND kind IN ('spike', 'dip')"
-    anomalies = query(path, f"SELECT bucket_start, requests, kind FROM nasa.anomalies_5m {flagged}",
-                      "anomalies_5m")  # fmt: skip
-    events = query(path, "SELECT name, kind, start_ts, end_ts FROM nasa.special_events",
-                   "special_events")  # fmt: skip
+    anomalies = query(
+        path,
+        f"SELECT bucket_start, requests, kind FROM nasa.anomalies_5m {flagged}",
+        "anomalies_5m",
+    )
+    events = query(
+        path, "SELECT name, kind, start_ts, end_ts FROM nasa.special_events", "special_events"
+    )
     source = query(path, "SELECT DISTINCT data_source FROM nasa.source_files", "requests")
     if "replica" in set(source["data_source"]):
-        st.info("Data: the replica (real per-bucket request counts, synthetic lines); see "
-                "data/README.md.")  # fmt: skip
+        st.info(
+            "Data: the replica (real per-bucket request counts, synthetic lines); see "
+            "data/README.md."
+        )
     present = traffic[~traffic["is_missing"]]
     left, middle, right = st.columns(3)
     left.metric("requests", f"{int(present['requests'].sum()):,}")
     middle.metric("missing 5-minute buckets", f"{int(traffic['is_missing'].sum()):,}")
     right.metric("3-sigma anomalies", f"{len(anomalies):,}")
     fig, ax = plt.subplots(figsize=(14, 5))
-    ax.plot(traffic["bucket_start"], traffic["requests"], lw=0.4, color="#4c72b0",
-            label="requests / 5 min")  # fmt: skip
+    ax.plot(
+        traffic["bucket_start"],
+        traffic["requests"],
+        lw=0.4,
+        color="#4c72b0",
+        label="requests / 5 min",
+    )
     for kind, color in (("spike", "#c44e52"), ("dip", "#dd8452")):
         rows = anomalies[anomalies["kind"] == kind]
         ax.scatter(rows["bucket_start"], rows["requests"], s=6, color=color, label=kind, zorder=3)
     missing = traffic[traffic["is_missing"]]["bucket_start"]
-    ax.scatter(missing, np.zeros(len(missing)), s=4, color="#888888", marker="|",
-               label="missing (no log)")  # fmt: skip
+    ax.scatter(
+        missing, np.zeros(len(missing)), s=4, color="#888888", marker="|", label="missing (no log)"
+    )
     if len(traffic):  # only the events within the data's span (NASA's lie in 1995)
         first, last = traffic["bucket_start"].min(), traffic["bucket_start"].max()
         events = events[(events["end_ts"] >= first) & (events["start_ts"] <= last)]
     for i, event in enumerate(events.itertuples()):
-        ax.axvspan(event.start_ts, event.end_ts, color="#55a868", alpha=0.15,
-                   label="special events" if i == 0 else None)  # fmt: skip
+        ax.axvspan(
+            event.start_ts,
+            event.end_ts,
+            color="#55a868",
+            alpha=0.15,
+            label="special events" if i == 0 else None,
+        )
     ax.set_ylabel("requests per 5 minutes")
     ax.legend(loc="upper left", fontsize=8, ncol=5)
     ax.grid(alpha=0.3)
@@ -121,8 +146,11 @@ def traffic_page(path: str):
 
 def forecasts_page(path: str):
     st.header("Forecast vs actual, test window (5-minute buckets)")
-    models = query(path, "SELECT DISTINCT model FROM nasa.forecasts WHERE granularity = '5m' "
-                         "ORDER BY model", "forecasts")["model"].tolist()  # fmt: skip
+    models = query(
+        path,
+        "SELECT DISTINCT model FROM nasa.forecasts WHERE granularity = '5m' ORDER BY model",
+        "forecasts",
+    )["model"].tolist()
     selected = query(
         path,
         "SELECT model FROM nasa.model_metrics WHERE granularity = '5m' "
@@ -140,8 +168,12 @@ def forecasts_page(path: str):
     test_start, test_end = test_window(path)
     test_days = max(1, (test_end - test_start).days)
     days = st.slider("days of the test window", 1, test_days, (1, min(3, test_days)))
-    rows = query(path, "SELECT model, protocol, bucket_start, yhat, yhat_lower, yhat_upper FROM "
-                       "nasa.forecasts WHERE granularity = '5m'", "forecasts")  # fmt: skip
+    rows = query(
+        path,
+        "SELECT model, protocol, bucket_start, yhat, yhat_lower, yhat_upper FROM "
+        "nasa.forecasts WHERE granularity = '5m'",
+        "forecasts",
+    )
     rows = rows[(rows["model"] == model) & (rows["protocol"] == protocol)]
     actual = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
     start = test_start + pd.Timedelta(days=days[0] - 1)
@@ -149,8 +181,12 @@ def forecasts_page(path: str):
     rows = rows[(rows["bucket_start"] >= start) & (rows["bucket_start"] < end)]
     rows = rows.sort_values("bucket_start")
     actual = actual[(actual["bucket_start"] >= start) & (actual["bucket_start"] < end)]
-    metrics = query(path, "SELECT model, protocol, rmse, mae, coverage FROM nasa.model_metrics "
-                          "WHERE granularity = '5m'", "model_metrics")  # fmt: skip
+    metrics = query(
+        path,
+        "SELECT model, protocol, rmse, mae, coverage FROM nasa.model_metrics "
+        "WHERE granularity = '5m'",
+        "model_metrics",
+    )
     score = metrics[(metrics["model"] == model) & (metrics["protocol"] == protocol)]
     if len(score):
         a, b, c = st.columns(3)
@@ -160,8 +196,15 @@ def forecasts_page(path: str):
     fig, ax = plt.subplots(figsize=(14, 5))
     ax.plot(actual["bucket_start"], actual["requests"], lw=0.8, color="black", label="actual")
     ax.plot(rows["bucket_start"], rows["yhat"], lw=0.8, color="#c44e52", label=model)
-    ax.fill_between(rows["bucket_start"], rows["yhat_lower"], rows["yhat_upper"],
-                    color="#c44e52", alpha=0.2, lw=0, label="80% interval")  # fmt: skip
+    ax.fill_between(
+        rows["bucket_start"],
+        rows["yhat_lower"],
+        rows["yhat_upper"],
+        color="#c44e52",
+        alpha=0.2,
+        lw=0,
+        label="80% interval",
+    )
     ax.set_ylabel("requests per 5 minutes")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
@@ -174,8 +217,9 @@ def simulation_inputs(path: str, boot: int):
     requests = requests.set_index("bucket_start")["requests"].astype(float)
     test_start, test_end = test_window(path)
     times = pd.date_range(test_start, test_end, freq="5min", inclusive="left")
-    forecasts = query(path, 'SELECT * FROM nasa.scaling_forecasts WHERE "window" = \'test\'',
-                      "scaling_forecasts")  # fmt: skip
+    forecasts = query(
+        path, "SELECT * FROM nasa.scaling_forecasts WHERE \"window\" = 'test'", "scaling_forecasts"
+    )
     array = forecast_array(forecasts, "test", (test_start, test_end), 5, boot + 1)
     have = int(forecasts["step"].max())
     if boot + 1 > have:  # steps beyond the stored ones: repeat the furthest (an approximation)
@@ -190,8 +234,10 @@ def scaling_page(path: str):
         "demand before t and forecasts made at t; the optimum knows everything."
     )
     report = query(path, "SELECT setting, policy, params FROM nasa.cost_report", "cost_report")
-    tuned = {row.policy: json.loads(row.params) for row in
-             report[report["setting"] == "realistic"].itertuples()}  # fmt: skip
+    tuned = {
+        row.policy: json.loads(row.params)
+        for row in report[report["setting"] == "realistic"].itertuples()
+    }
     with st.sidebar:
         st.subheader("Fleet")
         capacity = st.slider("requests per server per 5 minutes", 10, 200, 40, 5)
@@ -199,15 +245,25 @@ def scaling_page(path: str):
         stabilization_min = st.slider("scale-in stabilization (minutes)", 0, 15, 5, 5)
         price = st.slider("price per server-hour ($)", 0.01, 1.00, 0.10, 0.01)
         low, high = st.slider("servers (min, max)", 0, 60, (2, 50))
-    rules = ScalingRules(capacity=float(capacity), min_servers=low, max_servers=max(high, 1),
-                         price_per_hour=price, boot_delay_s=boot_min * 60,
-                         stabilization_s=stabilization_min * 60)  # fmt: skip
+    rules = ScalingRules(
+        capacity=float(capacity),
+        min_servers=low,
+        max_servers=max(high, 1),
+        price_per_hour=price,
+        boot_delay_s=boot_min * 60,
+        stabilization_s=stabilization_min * 60,
+    )
     if boot_min > 5:
-        st.warning("The stored forecasts reach 10 minutes ahead; for longer boot delays the "
-                   "predictive policies reuse the furthest forecast.")  # fmt: skip
+        st.warning(
+            "The stored forecasts reach 10 minutes ahead; for longer boot delays the "
+            "predictive policies reuse the furthest forecast."
+        )
     names = [name for name in tuned if name not in ("oracle", "hindsight_optimal")]
-    chosen = st.multiselect("policies", names, default=[n for n in ("predictive", "hpa",
-                            "reactive_balanced") if n in names])  # fmt: skip
+    chosen = st.multiselect(
+        "policies",
+        names,
+        default=[n for n in ("predictive", "hpa", "reactive_balanced") if n in names],
+    )
     times, demand, array = simulation_inputs(path, rules.boot)
     peak_sql = (
         "SELECT max(requests) AS peak FROM nasa.traffic_5m "
@@ -225,24 +281,32 @@ def scaling_page(path: str):
         outcomes[name] = outcome
     for name, outcome in outcomes.items():
         summary = summarize(outcome, rules)
-        rows.append({"policy": name, "cost ($)": summary["cost"],
-                     "above optimum (%)": 100 * (summary["cost"] / best["cost"] - 1),
-                     "dropped (%)": 100 * summary["dropped_fraction"],
-                     "scaling actions": summary["scaling_actions"]})  # fmt: skip
+        rows.append(
+            {
+                "policy": name,
+                "cost ($)": summary["cost"],
+                "above optimum (%)": 100 * (summary["cost"] / best["cost"] - 1),
+                "dropped (%)": 100 * summary["dropped_fraction"],
+                "scaling actions": summary["scaling_actions"],
+            }
+        )
     table = pd.DataFrame(rows)
-    fig, (cost_ax, time_ax) = plt.subplots(1, 2, figsize=(15, 4.8),
-                                           gridspec_kw={"width_ratios": [1, 2]})  # fmt: skip
+    fig, (cost_ax, time_ax) = plt.subplots(
+        1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 2]}
+    )
     for row in rows:
         point = (row["dropped (%)"], row["above optimum (%)"])
         cost_ax.scatter(*point, s=40)
-        cost_ax.annotate(row["policy"], point, fontsize=8, xytext=(4, 3),
-                         textcoords="offset points")  # fmt: skip
+        cost_ax.annotate(
+            row["policy"], point, fontsize=8, xytext=(4, 3), textcoords="offset points"
+        )
     cost_ax.set_xlabel("dropped requests (%)")
     cost_ax.set_ylabel("cost above the hindsight optimum (%)")
     cost_ax.grid(alpha=0.3)
     day = slice(0, 288 * 2)
-    time_ax.plot(times[day], demand[day] / capacity, color="black", lw=0.8,
-                 label="demand / capacity")  # fmt: skip
+    time_ax.plot(
+        times[day], demand[day] / capacity, color="black", lw=0.8, label="demand / capacity"
+    )
     for name, outcome in outcomes.items():
         time_ax.step(times[day], outcome["serving"][day], where="post", lw=0.8, label=name)
     time_ax.set_ylabel("servers (first two days)")
@@ -255,10 +319,12 @@ def scaling_page(path: str):
 
 def benchmarks_page(path: str):
     st.header("Benchmarks")
-    metrics = query(path, "SELECT model, granularity, protocol, rmse FROM nasa.model_metrics",
-                    "model_metrics")  # fmt: skip
-    five = metrics[metrics["granularity"] == "5m"].pivot(index="model", columns="protocol",
-                                                         values="rmse")  # fmt: skip
+    metrics = query(
+        path, "SELECT model, granularity, protocol, rmse FROM nasa.model_metrics", "model_metrics"
+    )
+    five = metrics[metrics["granularity"] == "5m"].pivot(
+        index="model", columns="protocol", values="rmse"
+    )
     five = five[[p for p in PROTOCOLS if p in five.columns]].sort_values("one_step")
     st.subheader("Forecasting: 5-minute RMSE on the test window (lower is better)")
     st.bar_chart(five, stack=False, horizontal=True, height=380)
@@ -278,8 +344,12 @@ def main():
     st.title("nasa_autoscale")
     path = str(Settings.from_env().duckdb_path)
     page = st.sidebar.radio("page", PAGES)
-    pages = {"Traffic": traffic_page, "Forecasts": forecasts_page,
-             "Scaling simulator": scaling_page, "Benchmarks": benchmarks_page}  # fmt: skip
+    pages = {
+        "Traffic": traffic_page,
+        "Forecasts": forecasts_page,
+        "Scaling simulator": scaling_page,
+        "Benchmarks": benchmarks_page,
+    }
     try:
         pages[page](path)
     except Missing as missing:

@@ -61,7 +61,7 @@ def feature_expressions(minutes: int, horizon: int = 1) -> tuple[dict[str, str],
         "minute_of_day_cos": f"cos(2 * pi() * {minute_of_day} / 1440)",
         "day_of_week_sin": "sin(2 * pi() * (isodow(bucket_start) - 1) / 7)",
         "day_of_week_cos": "cos(2 * pi() * (isodow(bucket_start) - 1) / 7)",
-    }  # fmt: skip
+    }
     for flag in FEATURE_FLAGS:
         base[flag] = f"coalesce(events.{flag}, 0)"
     lags = {**{f"lag_{k}": k for k in LAGS}, "lag_day": day, "lag_2day": 2 * day, "lag_week": week}
@@ -108,7 +108,7 @@ def feature_expressions(minutes: int, horizon: int = 1) -> tuple[dict[str, str],
         "change_vs_yesterday_pct": "(lag_1 - lag_day_plus_1) / nullif(lag_day_plus_1, 0)",
         "change_vs_last_week": "lag_1 - lag_week_plus_1",
         "change_vs_last_week_pct": "(lag_1 - lag_week_plus_1) / nullif(lag_week_plus_1, 0)",
-    }  # fmt: skip
+    }
     return base, derived
 
 

@@ -37,9 +37,17 @@ FEATURE_FLAGS = {
     "is_landing": {"landing"},
     "is_mission": {"mission"},
     "is_anniversary": {"anniversary"},
-    "is_special_event": {"holiday", "launch", "countdown", "landing", "mission", "anniversary",
-                         "astronomy", "weather"},
-}  # fmt: skip
+    "is_special_event": {
+        "holiday",
+        "launch",
+        "countdown",
+        "landing",
+        "mission",
+        "anniversary",
+        "astronomy",
+        "weather",
+    },
+}
 
 
 class EventsError(ValueError):
@@ -75,8 +83,10 @@ def load_events(path=None) -> pd.DataFrame:
         bad = parsed.isna()
         if bad.any():
             row = int(bad.idxmax()) + 2  # 1-based, after the header
-            raise EventsError(f"{path}: line {row}: {column} {df.at[bad.idxmax(), column]!r} "
-                              "is not YYYY-MM-DD HH:MM:SS")  # fmt: skip
+            raise EventsError(
+                f"{path}: line {row}: {column} {df.at[bad.idxmax(), column]!r} "
+                "is not YYYY-MM-DD HH:MM:SS"
+            )
         df[column] = parsed
     for i, event in df.iterrows():
         where = f"{path}: line {i + 2} ({event['name']!r})"

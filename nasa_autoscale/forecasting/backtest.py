@@ -9,11 +9,34 @@ import pandas as pd
 from nasa_autoscale.forecasting import metrics, protocols
 from nasa_autoscale.forecasting.models import Forecaster
 
-FORECAST_COLUMNS = ["model", "granularity", "protocol", "origin", "bucket_start", "step", "yhat",
-                    "yhat_lower", "yhat_upper"]  # fmt: skip
-METRIC_COLUMNS = ["model", "granularity", "protocol", "rmse", "mae", "mape", "mase", "coverage",
-                  "n", "coverage_uncalibrated", "validation_rmse", "calibration", "selected",
-                  "mlflow_run_id", "params"]  # fmt: skip
+FORECAST_COLUMNS = [
+    "model",
+    "granularity",
+    "protocol",
+    "origin",
+    "bucket_start",
+    "step",
+    "yhat",
+    "yhat_lower",
+    "yhat_upper",
+]
+METRIC_COLUMNS = [
+    "model",
+    "granularity",
+    "protocol",
+    "rmse",
+    "mae",
+    "mape",
+    "mase",
+    "coverage",
+    "n",
+    "coverage_uncalibrated",
+    "validation_rmse",
+    "calibration",
+    "selected",
+    "mlflow_run_id",
+    "params",
+]
 
 
 def horizon_ladder(longest: int) -> list[int]:
@@ -75,6 +98,12 @@ def score_all(
     for (model, granularity, protocol), group in forecasts.groupby(
         ["model", "granularity", "protocol"], sort=False
     ):
-        rows.append({"model": model, "granularity": granularity, "protocol": protocol,
-                     **metrics.score(group, actuals, scale)})  # fmt: skip
+        rows.append(
+            {
+                "model": model,
+                "granularity": granularity,
+                "protocol": protocol,
+                **metrics.score(group, actuals, scale),
+            }
+        )
     return pd.DataFrame(rows)

@@ -81,8 +81,9 @@ def tune(
     chosen = {}
     with ThreadPoolExecutor(max_workers=2) as pool:  # candidates are independent
         for name, candidates in CANDIDATES.items():
-            scores = list(pool.map(lambda params, name=name: validation_rmse(name, params),
-                                   candidates))  # fmt: skip
+            scores = list(
+                pool.map(lambda params, name=name: validation_rmse(name, params), candidates)
+            )
             chosen[name] = candidates[scores.index(min(scores))]
             chosen[name + "_validation_rmse"] = dict(zip(map(str, candidates), scores, strict=True))
     return chosen
@@ -102,8 +103,11 @@ def model_plan(
     tuned = tuned or {}
     steps = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
     everything = protocols.PROTOCOLS
-    baselines = [(lambda: SeasonalNaive(1), everything), (lambda: SeasonalNaive(7), everything),
-                 (lambda: SlotMedian(3), everything)]  # fmt: skip
+    baselines = [
+        (lambda: SeasonalNaive(1), everything),
+        (lambda: SeasonalNaive(7), everything),
+        (lambda: SlotMedian(3), everything),
+    ]
     if granularity == "1m":
         # Five times the rows of 5m: fewer, larger boosting steps keep it near a minute.
         fast = {"n_estimators": 150, "learning_rate": 0.1}
@@ -114,9 +118,13 @@ def model_plan(
     return baselines + [
         (lambda: HarmonicARIMA(**tuned.get("sarima_fourier", {})), everything),
         (lambda: ProphetModel(events), everything),
-        (lambda: LightGBMDirect(events, backtest.horizon_ladder(steps), None,
-                                  **tuned.get("lightgbm_direct", {})), everything),
-    ]  # fmt: skip
+        (
+            lambda: LightGBMDirect(
+                events, backtest.horizon_ladder(steps), None, **tuned.get("lightgbm_direct", {})
+            ),
+            everything,
+        ),
+    ]
 
 
 def _calibrated(test: pd.DataFrame, validation: pd.DataFrame, actuals: pd.Series, longest: int):
@@ -186,11 +194,18 @@ def run_granularity(
     if granularity != "1m":  # 1m keeps the defaults: tuning there would cost minutes
         started = time.perf_counter()
         tuned = tune(traffic, minutes, events, calendar)
-        timings.append({"model": "tuning", "granularity": granularity,
-                        "total_s": time.perf_counter() - started})  # fmt: skip
-        progress(f"{granularity} tuned on the validation week: "
-                 f"sarima_fourier {tuned['sarima_fourier']}, "
-                 f"lightgbm_direct {tuned['lightgbm_direct']}")  # fmt: skip
+        timings.append(
+            {
+                "model": "tuning",
+                "granularity": granularity,
+                "total_s": time.perf_counter() - started,
+            }
+        )
+        progress(
+            f"{granularity} tuned on the validation week: "
+            f"sarima_fourier {tuned['sarima_fourier']}, "
+            f"lightgbm_direct {tuned['lightgbm_direct']}"
+        )
     for build, protocol_names in model_plan(granularity, minutes, events, calendar, tuned):
         started = time.perf_counter()
         model = build()

@@ -115,8 +115,14 @@ def _level(yhat: np.ndarray, power: float) -> np.ndarray:
 def _errors(forecasts: pd.DataFrame, actuals: pd.Series) -> pd.DataFrame:
     """step, bucket_start, yhat, y of the forecasts whose actual is known."""
     y = actuals.reindex(forecasts["bucket_start"]).to_numpy(float)
-    frame = pd.DataFrame({"step": forecasts["step"].to_numpy(), "yhat": forecasts["yhat"].to_numpy(
-        float), "y": y, "bucket_start": forecasts["bucket_start"].to_numpy()})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "step": forecasts["step"].to_numpy(),
+            "yhat": forecasts["yhat"].to_numpy(float),
+            "y": y,
+            "bucket_start": forecasts["bucket_start"].to_numpy(),
+        }
+    )
     return frame[frame["y"].notna() & frame["yhat"].notna()].reset_index(drop=True)
 
 

@@ -171,11 +171,19 @@ class LightGBMDirect(Forecaster):
         self.horizons = sorted(horizons)
         self.validation_start = validation_start
         self.lgbm_params = {
-            "objective": "poisson", "n_estimators": 300, "learning_rate": 0.05,
-            "num_leaves": 31, "min_child_samples": 20, "subsample": 0.8, "subsample_freq": 1,
-            "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 1, "random_state": 0,
+            "objective": "poisson",
+            "n_estimators": 300,
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 0.8,
+            "verbose": -1,
+            "n_jobs": 1,
+            "random_state": 0,
             **lgbm_params,
-        }  # fmt: skip
+        }
 
     def _features(self, traffic: pd.DataFrame, horizon: int) -> pd.DataFrame:
         import duckdb
@@ -282,11 +290,13 @@ class HarmonicARIMA(Forecaster):
         self.weekly_order = weekly_order
 
     def _design(self, times: pd.DatetimeIndex) -> np.ndarray:
-        return np.column_stack([
-            np.ones(len(times)),
-            _fourier(times, pd.Timedelta(days=1), self.daily_order),
-            _fourier(times, pd.Timedelta(days=7), self.weekly_order),
-        ])  # fmt: skip
+        return np.column_stack(
+            [
+                np.ones(len(times)),
+                _fourier(times, pd.Timedelta(days=1), self.daily_order),
+                _fourier(times, pd.Timedelta(days=7), self.weekly_order),
+            ]
+        )
 
     def fit(self, train, minutes):
         from statsmodels.tsa.statespace.sarimax import SARIMAX
@@ -330,13 +340,20 @@ class HarmonicARIMA(Forecaster):
         return frame
 
     def params(self):
-        return {"order": list(self.order), "daily_order": self.daily_order,
-                "weekly_order": self.weekly_order}  # fmt: skip
+        return {
+            "order": list(self.order),
+            "daily_order": self.daily_order,
+            "weekly_order": self.weekly_order,
+        }
 
     def artifacts(self):
-        state = {**self.params(), "fourier_coefficients": self.beta.tolist(),
-                 "arma_params": dict(zip(self.result.param_names, self.result.params.tolist(),
-                                         strict=True))}  # fmt: skip
+        state = {
+            **self.params(),
+            "fourier_coefficients": self.beta.tolist(),
+            "arma_params": dict(
+                zip(self.result.param_names, self.result.params.tolist(), strict=True)
+            ),
+        }
         return {"model.json": json.dumps(state, indent=2)}
 
 
@@ -355,8 +372,9 @@ class ProphetModel(Forecaster):
         rows = []
         for event in self._scheduled().itertuples():
             for day in pd.date_range(event.start_ts.normalize(), event.end_ts.normalize()):
-                rows.append({"holiday": event.kind, "ds": day, "lower_window": 0,
-                             "upper_window": 0})  # fmt: skip
+                rows.append(
+                    {"holiday": event.kind, "ds": day, "lower_window": 0, "upper_window": 0}
+                )
         return pd.DataFrame(rows)
 
     def fit(self, train, minutes):
@@ -368,10 +386,13 @@ class ProphetModel(Forecaster):
         self.minutes = minutes
         history = train["requests"].astype(float).dropna()
         self.model = Prophet(
-            daily_seasonality=True, weekly_seasonality=True, yearly_seasonality=False,
-            holidays=self._holidays(), interval_width=INTERVAL[1] - INTERVAL[0],
+            daily_seasonality=True,
+            weekly_seasonality=True,
+            yearly_seasonality=False,
+            holidays=self._holidays(),
+            interval_width=INTERVAL[1] - INTERVAL[0],
             uncertainty_samples=200,
-        )  # fmt: skip
+        )
         self.model.fit(pd.DataFrame({"ds": history.index, "y": history.to_numpy()}))
         return self
 
@@ -447,9 +468,10 @@ class Ensemble(Forecaster):
         return self
 
     def predict(self, traffic, plan):
-        frames = [member.predict(traffic, plan).assign(model=member.name, granularity="",
-                                                       protocol="")
-                  for member in self.members]  # fmt: skip
+        frames = [
+            member.predict(traffic, plan).assign(model=member.name, granularity="", protocol="")
+            for member in self.members
+        ]
         combined = ensemble(pd.concat(frames, ignore_index=True), [m.name for m in self.members])
         return combined.drop(columns=["model", "granularity", "protocol"])
 

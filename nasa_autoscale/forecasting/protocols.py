@@ -75,9 +75,11 @@ class Calendar:
 
     @classmethod
     def of(
-        cls, traffic: pd.DataFrame | pd.Series, test_days: int | None = None,
+        cls,
+        traffic: pd.DataFrame | pd.Series,
+        test_days: int | None = None,
         validation_days: int | None = None,
-    ) -> Calendar:  # fmt: skip
+    ) -> Calendar:
         """The calendar of a regular grid of buckets (index bucket_start; `requests` NULL where
         missing). The last whole day is the last one whose final bucket is at or before the last
         bucket with data; days default to NASA_TEST_DAYS and NASA_VALIDATION_DAYS."""
@@ -99,8 +101,15 @@ class Calendar:
         first = requests.index[0]
         whole_days = max(0, (test_end - first.normalize()) // DAY)
         test_start = test_end - test_days * DAY
-        return cls(first, test_start - validation_days * DAY, test_start, test_end, whole_days,
-                   test_days, validation_days)  # fmt: skip
+        return cls(
+            first,
+            test_start - validation_days * DAY,
+            test_start,
+            test_end,
+            whole_days,
+            test_days,
+            validation_days,
+        )
 
 
 def step(minutes: int) -> pd.Timedelta:

@@ -32,14 +32,26 @@ def plot_best(
     fig, axes = plt.subplots(len(protocols.PROTOCOLS), 1, figsize=(16, 12), dpi=100, sharex=True)
     for ax, protocol in zip(axes, protocols.PROTOCOLS, strict=True):
         model = best.at[protocol, "model"]
-        rows = forecasts[(forecasts.model == model) & (forecasts.protocol == protocol)
-                         & (forecasts.granularity == "5m")].sort_values("bucket_start")  # fmt: skip
+        rows = forecasts[
+            (forecasts.model == model)
+            & (forecasts.protocol == protocol)
+            & (forecasts.granularity == "5m")
+        ].sort_values("bucket_start")
         ax.plot(actuals.index, actuals.to_numpy(), lw=0.6, color="black", label="actual")
         ax.plot(rows.bucket_start, rows.yhat, lw=0.6, color="#c44e52", label=f"{model} forecast")
-        ax.fill_between(rows.bucket_start, rows.yhat_lower, rows.yhat_upper, color="#c44e52",
-                        alpha=0.2, lw=0, label="80% interval")  # fmt: skip
-        ax.set_title(f"{protocol}: selected model {model}, test RMSE "
-                     f"{best.at[protocol, 'rmse']:.1f}", fontsize=10)  # fmt: skip
+        ax.fill_between(
+            rows.bucket_start,
+            rows.yhat_lower,
+            rows.yhat_upper,
+            color="#c44e52",
+            alpha=0.2,
+            lw=0,
+            label="80% interval",
+        )
+        ax.set_title(
+            f"{protocol}: selected model {model}, test RMSE {best.at[protocol, 'rmse']:.1f}",
+            fontsize=10,
+        )
         ax.legend(loc="upper left", fontsize=8)
         ax.set_ylabel("requests / 5 min")
     fig.suptitle(f"{title}, 5-minute buckets: forecast vs actual")
@@ -81,16 +93,20 @@ def write_reports(
     uncalibrated = table("coverage_uncalibrated").reindex(five.index)
     side_by_side = coverage.round(3).astype(str) + " (" + uncalibrated.round(3).astype(str) + ")"
     hindsight = hindsight_best(metrics, "5m")
-    targets = pd.DataFrame({
-        "protocol": list(benchmark.TARGETS_5M),
-        "target RMSE": list(benchmark.TARGETS_5M.values()),
-        "selected model": [best.at[p, "model"] for p in benchmark.TARGETS_5M],
-        "validation RMSE": [best.at[p, "validation_rmse"] for p in benchmark.TARGETS_5M],
-        "test RMSE": [best.at[p, "rmse"] for p in benchmark.TARGETS_5M],
-        "test coverage": [best.at[p, "coverage"] for p in benchmark.TARGETS_5M],
-        "hindsight best on test": [f"{hindsight.at[p, 'model']} {hindsight.at[p, 'rmse']:.2f}"
-                                   for p in benchmark.TARGETS_5M],
-    })  # fmt: skip
+    targets = pd.DataFrame(
+        {
+            "protocol": list(benchmark.TARGETS_5M),
+            "target RMSE": list(benchmark.TARGETS_5M.values()),
+            "selected model": [best.at[p, "model"] for p in benchmark.TARGETS_5M],
+            "validation RMSE": [best.at[p, "validation_rmse"] for p in benchmark.TARGETS_5M],
+            "test RMSE": [best.at[p, "rmse"] for p in benchmark.TARGETS_5M],
+            "test coverage": [best.at[p, "coverage"] for p in benchmark.TARGETS_5M],
+            "hindsight best on test": [
+                f"{hindsight.at[p, 'model']} {hindsight.at[p, 'rmse']:.2f}"
+                for p in benchmark.TARGETS_5M
+            ],
+        }
+    )
     targets["met"] = targets["test RMSE"] <= targets["target RMSE"]
     one_step = []
     for g, target in benchmark.TARGETS_ONE_STEP.items():

@@ -127,8 +127,9 @@ def ingest_days(
         """Parse the files gathered so far (one format) in one query."""
         paths = [path for path, _ in batch]
         fallback = [(days_from_name(p.name) or [first_day])[0] for p in paths]
-        result = parse_batch(con, [lines for _, lines in batch], f"batch{len(parsed)}", zone,
-                             batch_format, fallback)  # fmt: skip
+        result = parse_batch(
+            con, [lines for _, lines in batch], f"batch{len(parsed)}", zone, batch_format, fallback
+        )
         parsed.append((paths, result))
         batch.clear()
         for file, (path, counts) in enumerate(zip(paths, result.per_file, strict=True)):
@@ -139,8 +140,10 @@ def ingest_days(
                 )
             summary.lines_read += n_lines
             summary.formats[path.name] = result.log_format
-            progress(f"parsed {path.name} ({result.log_format} log format): {n_lines:,} lines, "
-                     f"{n_requests:,} requests, {n_rejected:,} rejected")  # fmt: skip
+            progress(
+                f"parsed {path.name} ({result.log_format} log format): {n_lines:,} lines, "
+                f"{n_requests:,} requests, {n_rejected:,} rejected"
+            )
             if n_rejected > reject_threshold * max(n_lines, 1):
                 summary.mostly_rejected[path.name] = _rejection_report(
                     con, path, result, file, reject_threshold
@@ -151,8 +154,9 @@ def ingest_days(
             if isinstance(lines, LogFileError):
                 lost = [d for d in days_of_file(con, path) or days if d in days]
                 summary.failed[path.name] = (str(lines), lost)
-                progress(f"cannot read {path.name}, leaving {len(lost)} day(s) as they were: "
-                         f"{lines}")  # fmt: skip
+                progress(
+                    f"cannot read {path.name}, leaving {len(lost)} day(s) as they were: {lines}"
+                )
                 continue
             if zone is None:
                 zone = resolve(con, timezone, lines.data)
@@ -213,9 +217,14 @@ def _write(
             con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE {in_range}", day_range)
         for paths, result in parsed:
             names = [p.name for p in paths]
-            _write_batch(con, paths, result, in_range,
-                         {**day_range, "days": days, "now": now, "names": names},
-                         data_source)  # fmt: skip
+            _write_batch(
+                con,
+                paths,
+                result,
+                in_range,
+                {**day_range, "days": days, "now": now, "names": names},
+                data_source,
+            )
 
 
 def _day_filter(days: list[dt.date]) -> tuple[str, dict]:
@@ -270,9 +279,21 @@ def _write_batch(
             f"INSERT INTO {SCHEMA}.source_files (source_file, path, size_bytes, modified_at, "
             "lines, requests, rejected, first_ts, last_ts, data_source, read_at, log_format, "
             "first_day, last_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [path.name, str(path), stat.st_size, stat.st_mtime, n_lines, n_requests, n_rejected,
-             *span[:2], data_source, params["now"], result.log_format, *span[2:]],
-        )  # fmt: skip
+            [
+                path.name,
+                str(path),
+                stat.st_size,
+                stat.st_mtime,
+                n_lines,
+                n_requests,
+                n_rejected,
+                *span[:2],
+                data_source,
+                params["now"],
+                result.log_format,
+                *span[2:],
+            ],
+        )
 
 
 def _rejection_report(con, path: Path, result: ParsedLog, file: int, threshold: float) -> str:

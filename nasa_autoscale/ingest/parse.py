@@ -52,17 +52,33 @@ _CORE = r'(\S+) (\S+) (\S+) \[([^\]]*)\] "?(.*?)"? (\d{3})'
 LINE_PATTERNS = {
     "common": r"^()" + _CORE + r"(?: (\d+|-))?()()()\s*$",
     "combined": r"^()" + _CORE + r" (\d+|-) " + _QUOTED + " " + _QUOTED + r"((?: .*)?)\s*$",
-    "vhost_combined": r"^(\S+) " + _CORE + r" (\d+|-) " + _QUOTED + " " + _QUOTED
+    "vhost_combined": r"^(\S+) "
+    + _CORE
+    + r" (\d+|-) "
+    + _QUOTED
+    + " "
+    + _QUOTED
     + r"((?: .*)?)\s*$",
-}  # fmt: skip
+}
 # A file of one format may hold lines of a simpler one; each line takes the first that matches.
 _FALLBACKS = {
     "common": ["common"],
     "combined": ["combined", "common"],
     "vhost_combined": ["vhost_combined", "combined", "common"],
 }
-_GROUPS = ["vhost", "host", "ident", "authuser", "ts_text", "request", "status", "bytes",
-           "referer", "user_agent", "extra"]  # fmt: skip
+_GROUPS = [
+    "vhost",
+    "host",
+    "ident",
+    "authuser",
+    "ts_text",
+    "request",
+    "status",
+    "bytes",
+    "referer",
+    "user_agent",
+    "extra",
+]
 TIMESTAMP_PATTERN = r"^\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$"
 REQUEST_PATTERN = r"^([A-Z]+) (\S+)(?: (HTTP/\S+))?$"
 
@@ -135,8 +151,9 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
 
 
 def _general_sql(log_format: str, zone: SiteZone) -> str:
-    tries = [f"regexp_extract(raw_line, '{LINE_PATTERNS[f]}', {_GROUPS})"
-             for f in _FALLBACKS[log_format]]  # fmt: skip
+    tries = [
+        f"regexp_extract(raw_line, '{LINE_PATTERNS[f]}', {_GROUPS})" for f in _FALLBACKS[log_format]
+    ]
     picked = tries[-1]
     for attempt in reversed(tries[:-1]):
         picked = f"CASE WHEN ({attempt}).host <> '' THEN {attempt} ELSE {picked} END"
@@ -206,8 +223,9 @@ LEFT JOIN __NAME___fallback fallback ON fallback.file = r.file
 # DuckDB scans Arrow batches in parallel: even a small (daily) file is cut into several.
 _BATCH_ROWS, _MIN_BATCH_ROWS, _BATCHES = 256 * 1024, 8 * 1024, 8
 _DETECT_LINES = 1000
-_DETECTORS = {name: re.compile(pattern.encode("latin-1"))
-              for name, pattern in LINE_PATTERNS.items()}  # fmt: skip
+_DETECTORS = {
+    name: re.compile(pattern.encode("latin-1")) for name, pattern in LINE_PATTERNS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -312,10 +330,15 @@ def parse_batch(
                 }
             )
         )
-    schema = pa.schema([("file", pa.int32()), ("line_number", pa.int64()),
-                        ("raw_line", pa.string_view())])  # fmt: skip
-    fallback = pa.table({"file": pa.array(range(len(batch)), pa.int32()),
-                         "day": pa.array(fallback_days, pa.date32())})  # fmt: skip
+    schema = pa.schema(
+        [("file", pa.int32()), ("line_number", pa.int64()), ("raw_line", pa.string_view())]
+    )
+    fallback = pa.table(
+        {
+            "file": pa.array(range(len(batch)), pa.int32()),
+            "day": pa.array(fallback_days, pa.date32()),
+        }
+    )
     inputs = {
         "input": pa.Table.from_batches(ordinary_batches, schema=schema),
         "special": pa.concat_tables(special_tables),
@@ -323,8 +346,12 @@ def parse_batch(
     }
     for suffix, table in inputs.items():
         con.register(f"{name}_{suffix}", table)
-    statements = [_plain_sql(log_format, zone), _general_sql(log_format, zone), _REQUESTS_SQL,
-                  _REJECTED_SQL]  # fmt: skip
+    statements = [
+        _plain_sql(log_format, zone),
+        _general_sql(log_format, zone),
+        _REQUESTS_SQL,
+        _REJECTED_SQL,
+    ]
     try:
         for sql in statements:
             con.execute(sql.replace("__NAME__", name))

@@ -49,8 +49,9 @@ def fit_and_forecast(
     start, end = windows(traffic)[window]
     lgbm_params = lgbm_params if window == "test" else None
     steps = boot + 1
-    model = LightGBMDirect(events, list(range(1, steps + 1)), start - pd.Timedelta(days=7),
-                           **(lgbm_params or {}))  # fmt: skip
+    model = LightGBMDirect(
+        events, list(range(1, steps + 1)), start - pd.Timedelta(days=7), **(lgbm_params or {})
+    )
     model.fit(traffic[traffic.index < start], minutes)
     forecast = model.predict(traffic[traffic.index < end], plan(start, end, minutes, steps))
     forecast.insert(0, "window", window)

@@ -184,8 +184,11 @@ class Predictive(Policy):
         return math.ceil(np.nanmax(bound) / observation.rules.capacity)
 
     def params(self):
-        params = {"quantile": self.quantile, "spread_power": self.spread_power,
-                  "typical": self.typical}  # fmt: skip
+        params = {
+            "quantile": self.quantile,
+            "spread_power": self.spread_power,
+            "typical": self.typical,
+        }
         return {**params, "gamma": self.gamma} if self.gamma else params
 
     def get_state(self):
@@ -246,8 +249,12 @@ class AnomalyGuard(Policy):
         return servers
 
     def params(self):
-        return {"base": self.base.name, **self.base.params(), "headroom": self.headroom,
-                "hold": self.hold}  # fmt: skip
+        return {
+            "base": self.base.name,
+            **self.base.params(),
+            "headroom": self.headroom,
+            "hold": self.hold,
+        }
 
     def get_state(self):
         return {"left": self.left, **self.base.get_state()}
@@ -280,6 +287,13 @@ def build(name: str, params: dict) -> Policy:
         return Hybrid(predictive, params["target"])
     if name == "anomaly_guard":
         return AnomalyGuard(predictive, params["headroom"], params.get("hold", 6))
-    known = ["static", "hpa", "predictive", "predictive_matched", "hybrid", "anomaly_guard",
-             *PRESETS]  # fmt: skip
+    known = [
+        "static",
+        "hpa",
+        "predictive",
+        "predictive_matched",
+        "hybrid",
+        "anomaly_guard",
+        *PRESETS,
+    ]
     raise ValueError(f"unknown policy {name!r}; known: {', '.join(known)}")

@@ -43,12 +43,16 @@ def decide_next(
     load = observation.last_load()
     if load:
         observed, on = load
-        parts.append(f"last observed bucket: {observed:.0f} requests on {on} servers "
-                     f"({observed / (max(on, 1) * rules.capacity):.0%} of capacity)")  # fmt: skip
+        parts.append(
+            f"last observed bucket: {observed:.0f} requests on {on} servers "
+            f"({observed / (max(on, 1) * rules.capacity):.0%} of capacity)"
+        )
     if forecast is not None and len(forecast) and not np.isnan(forecast[:, 0]).all():
-        parts.append(f"forecast for the next {len(forecast)} buckets: up to "
-                     f"{np.nanmax(forecast[:, 0]):.0f} requests (80% upper "
-                     f"{np.nanmax(forecast[:, 2]):.0f})")  # fmt: skip
+        parts.append(
+            f"forecast for the next {len(forecast)} buckets: up to "
+            f"{np.nanmax(forecast[:, 0]):.0f} requests (80% upper "
+            f"{np.nanmax(forecast[:, 2]):.0f})"
+        )
     if target > recommended:
         parts.append(f"the {rules.stabilization_s} s stabilization window holds {target}")
     verb = f"hold at {target}" if action == "hold" else f"{action.replace('_', ' ')} to {target}"
@@ -59,9 +63,13 @@ def decide_next(
         "recommended": recommended,
         "action": action,
         "reason": "; ".join(parts),
-        "state": {"recent_recommendations": [*earlier, recommended][-(rules.window - 1) :]
-                  if rules.window > 1 else [], "policy": policy.get_state()},
-    }  # fmt: skip
+        "state": {
+            "recent_recommendations": [*earlier, recommended][-(rules.window - 1) :]
+            if rules.window > 1
+            else [],
+            "policy": policy.get_state(),
+        },
+    }
 
 
 def next_servers(
@@ -101,8 +109,16 @@ def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.nda
     last = float(observed.iloc[-1]) if len(observed) else 0.0
     current = rules.clamp(math.ceil(last / rules.capacity))
     policy = build(FALLBACK_POLICY, FALLBACK_PARAMS)
-    decision = decide_next(policy, rules, np.array([]), np.array([], np.int64),
-                           np.array([], np.int64), current, [], forecast)  # fmt: skip
+    decision = decide_next(
+        policy,
+        rules,
+        np.array([]),
+        np.array([], np.int64),
+        np.array([], np.int64),
+        current,
+        [],
+        forecast,
+    )
     decision["reason"] += (
         "; untuned (no cost report: the history is too short to tune and compare policies); "
         f"the fleet now is the one the last bucket ({last:.0f} requests) needed"

@@ -25,30 +25,50 @@ from nasa_autoscale.scaling.sweep import (  # noqa: E402
 )
 
 TARGET_PCT = {"realistic": 15.0, "default": 20.0}
-COLUMNS = ["policy", "cost", "pct_above_optimal", "dropped_fraction", "violating_fraction",
-           "scaling_actions", "mean_utilization", "peak_servers", "tuned_on", "validation_cost",
-           "validation_dropped_fraction", "selected"]  # fmt: skip
+COLUMNS = [
+    "policy",
+    "cost",
+    "pct_above_optimal",
+    "dropped_fraction",
+    "violating_fraction",
+    "scaling_actions",
+    "mean_utilization",
+    "peak_servers",
+    "tuned_on",
+    "validation_cost",
+    "validation_dropped_fraction",
+    "selected",
+]
 
 
 def plot_pareto(cost_report: pd.DataFrame, path: Path, title: str = "Test window") -> Path:
     settings = list(dict.fromkeys(cost_report["setting"]))
     fig, axes = plt.subplots(1, len(settings), figsize=(7 * len(settings), 5.5), dpi=100)
     for ax, setting in zip(np.atleast_1d(axes), settings, strict=True):
-        rows = cost_report[(cost_report["setting"] == setting)
-                           & (cost_report["policy"] != "static")]  # fmt: skip
+        rows = cost_report[
+            (cost_report["setting"] == setting) & (cost_report["policy"] != "static")
+        ]
         for i, row in enumerate(rows.itertuples()):
             preset = row.policy in policies.PRESETS
             color = "#888888" if row.policy in BOUNDS else "#dd8452" if preset else "#4c72b0"
             ax.scatter(100 * row.dropped_fraction, row.pct_above_optimal, color=color, s=40)
             offset = (4, 3 if i % 2 else -10)  # alternate, so close neighbours stay readable
-            ax.annotate(row.policy, (100 * row.dropped_fraction, row.pct_above_optimal),
-                        fontsize=8, xytext=offset, textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                row.policy,
+                (100 * row.dropped_fraction, row.pct_above_optimal),
+                fontsize=8,
+                xytext=offset,
+                textcoords="offset points",
+            )
         ax.axvline(100 * SLA_DROPPED, color="#c44e52", lw=0.8, ls="--", label="0.5% dropped")
-        ax.axhline(TARGET_PCT.get(setting, 15.0), color="#55a868", lw=0.8, ls="--",
-                   label="cost target")  # fmt: skip
+        ax.axhline(
+            TARGET_PCT.get(setting, 15.0), color="#55a868", lw=0.8, ls="--", label="cost target"
+        )
         static = cost_report[(cost_report.setting == setting) & (cost_report.policy == "static")]
-        ax.set_title(f"{setting} setting (static, not shown: "
-                     f"+{static.pct_above_optimal.iloc[0]:.0f}%)", fontsize=10)  # fmt: skip
+        ax.set_title(
+            f"{setting} setting (static, not shown: +{static.pct_above_optimal.iloc[0]:.0f}%)",
+            fontsize=10,
+        )
         ax.set_xlabel("dropped requests (%)")
         ax.set_ylabel("cost above the hindsight optimum (%)")
         ax.legend(loc="upper right", fontsize=8)
@@ -86,12 +106,15 @@ def target_lines(cost_report: pd.DataFrame) -> list[str]:
             f"test window itself, not a choice anyone could make): `{hindsight.policy}`, "
             f"{hindsight.pct_above_optimal:+.1f}% at {hindsight.dropped_fraction:.2%} dropped"
         )
-        presets = rows[rows.policy.isin(list(policies.PRESETS)) & (rows.dropped_fraction
-                                                                   <= SLA_DROPPED)]  # fmt: skip
+        presets = rows[
+            rows.policy.isin(list(policies.PRESETS)) & (rows.dropped_fraction <= SLA_DROPPED)
+        ]
         if len(presets):
             bar = presets.loc[presets.cost.idxmin()]
-            ours = rows[~rows.policy.isin([*policies.PRESETS, "static"])
-                        & (rows.dropped_fraction <= bar.dropped_fraction)]  # fmt: skip
+            ours = rows[
+                ~rows.policy.isin([*policies.PRESETS, "static"])
+                & (rows.dropped_fraction <= bar.dropped_fraction)
+            ]
             if len(ours):
                 beat = ours.loc[ours.cost.idxmin()]
                 met = "met" if beat.cost < bar.cost else "missed (it costs more)"
@@ -136,8 +159,7 @@ def write_report(
             f"there): `{best_policy(cost_report, setting)}`\n\n"
             + rows[COLUMNS].round(4).to_markdown(index=False)
         )
-    chosen = tuning[tuning["chosen"]][["setting", "tuned_as", "params", "cost",
-                                       "dropped_fraction"]]  # fmt: skip
+    chosen = tuning[tuning["chosen"]][["setting", "tuned_as", "params", "cost", "dropped_fraction"]]
     rules = SCENARIOS["default"]
     text = f"""# Cost report: autoscaling policies on the test window
 

@@ -51,8 +51,9 @@ class ScalingRules:
         if self.capacity <= 0:
             raise ValueError(f"capacity must be positive, got {self.capacity}")
         if not 0 <= self.min_servers <= self.max_servers:
-            raise ValueError(f"need 0 <= min_servers <= max_servers, got "
-                             f"{self.min_servers}..{self.max_servers}")  # fmt: skip
+            raise ValueError(
+                f"need 0 <= min_servers <= max_servers, got {self.min_servers}..{self.max_servers}"
+            )
         if self.boot_delay_s < 0 or self.stabilization_s < 0 or self.minutes <= 0:
             raise ValueError("boot delay and stabilization must be >= 0, minutes > 0")
         if self.billing not in ("second", "hour"):
@@ -156,10 +157,17 @@ def simulate(
 def _outcome(demand, recommended, provisioned, serving, rules) -> pd.DataFrame:
     capacity = serving * rules.capacity
     served = np.minimum(demand, capacity)  # NaN stays NaN for missing buckets
-    return pd.DataFrame({
-        "demand": demand, "recommended": recommended, "provisioned": provisioned,
-        "serving": serving, "capacity": capacity, "served": served, "dropped": demand - served,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "demand": demand,
+            "recommended": recommended,
+            "provisioned": provisioned,
+            "serving": serving,
+            "capacity": capacity,
+            "served": served,
+            "dropped": demand - served,
+        }
+    )
 
 
 def server_starts(provisioned: np.ndarray, initial: int) -> list[tuple[int, int]]:

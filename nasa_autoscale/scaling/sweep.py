@@ -65,12 +65,36 @@ HYBRID_TARGETS = (0.8, 0.9, 1.0)
 GUARD_HEADROOM = (0.1, 0.25, 0.5)
 BOUNDS = ("oracle", "hindsight_optimal")
 # The tables' columns, for the empty tables of a history too short for the sweep.
-DECISION_COLUMNS = ["setting", "policy", "bucket_start", "demand", "servers", "capacity",
-                    "dropped", "served", "provisioned", "recommended"]  # fmt: skip
-REPORT_COLUMNS = ["setting", "policy", "cost", "pct_above_optimal", "dropped_fraction",
-                  "violating_fraction", "scaling_actions", "mean_utilization", "server_hours",
-                  "peak_servers", "tuned_on", "matches", "params", "validation_cost",
-                  "validation_dropped_fraction", "selected"]  # fmt: skip
+DECISION_COLUMNS = [
+    "setting",
+    "policy",
+    "bucket_start",
+    "demand",
+    "servers",
+    "capacity",
+    "dropped",
+    "served",
+    "provisioned",
+    "recommended",
+]
+REPORT_COLUMNS = [
+    "setting",
+    "policy",
+    "cost",
+    "pct_above_optimal",
+    "dropped_fraction",
+    "violating_fraction",
+    "scaling_actions",
+    "mean_utilization",
+    "server_hours",
+    "peak_servers",
+    "tuned_on",
+    "matches",
+    "params",
+    "validation_cost",
+    "validation_dropped_fraction",
+    "selected",
+]
 
 
 @dataclass
@@ -159,13 +183,23 @@ def tune(validation: Window, rules: ScalingRules, typical: float, train_peak: fl
     ]
     best = pick("predictive", predictive)
     power, gamma = best.spread_power, best.gamma
-    pick("hybrid", [policies.Hybrid(policies.Predictive(q, power, typical, gamma), target)
-                    for q in QUANTILES[:5] for target in HYBRID_TARGETS])  # fmt: skip
+    pick(
+        "hybrid",
+        [
+            policies.Hybrid(policies.Predictive(q, power, typical, gamma), target)
+            for q in QUANTILES[:5]
+            for target in HYBRID_TARGETS
+        ],
+    )
     pick("anomaly_guard", [policies.AnomalyGuard(best, headroom) for headroom in GUARD_HEADROOM])
     # The original presets' best (cheapest within the SLA on validation) sets the bar a
     # predictive policy must match: the cheapest one that drops no more than it did.
-    presets = pd.DataFrame([{"name": name, **run_policy(chosen[name], validation, rules)[1]}
-                            for name in policies.PRESETS])  # fmt: skip
+    presets = pd.DataFrame(
+        [
+            {"name": name, **run_policy(chosen[name], validation, rules)[1]}
+            for name in policies.PRESETS
+        ]
+    )
     within = presets[presets["dropped_fraction"] <= SLA_DROPPED]
     bar = within.loc[within["cost"].idxmin()] if len(within) else presets.iloc[0]
     matched = pick("predictive_matched", predictive, budget=float(bar["dropped_fraction"]))
@@ -182,21 +216,31 @@ def bounds(window: Window, rules: ScalingRules) -> dict[str, pd.DataFrame]:
     return {"oracle": oracle(window.demand, rules), "hindsight_optimal": optimum}
 
 
-def run_setting(setting: str, rules: ScalingRules, requests, scaling_forecasts, anomalies,
-                progress: Callable[[str], None] = print):  # fmt: skip
+def run_setting(
+    setting: str,
+    rules: ScalingRules,
+    requests,
+    scaling_forecasts,
+    anomalies,
+    progress: Callable[[str], None] = print,
+):
     """(decisions, cost_report rows, tuning table, chosen policies) for one setting."""
     started = time.perf_counter()
     calendar = protocols.Calendar.of(requests)
     train = requests[requests.index < calendar.test_start]
     typical = float(requests[requests.index < calendar.validation_start].mean())
-    validation, test = (make_window(name, requests, scaling_forecasts, anomalies, rules)
-                        for name in ("validation", "test"))  # fmt: skip
+    validation, test = (
+        make_window(name, requests, scaling_forecasts, anomalies, rules)
+        for name in ("validation", "test")
+    )
     chosen, tuning, bar = tune(validation, rules, typical, float(train.max()))
     # Which policy to act on is chosen like every parameter: on the validation window only.
     on_validation = pd.DataFrame(
-        [{"policy": name, **run_policy(policy, validation, rules)[1]}
-         for name, policy in chosen.items()]
-    )  # fmt: skip
+        [
+            {"policy": name, **run_policy(policy, validation, rules)[1]}
+            for name, policy in chosen.items()
+        ]
+    )
     selected = on_validation.loc[cheapest_within_sla(on_validation), "policy"]
     on_validation = on_validation.set_index("policy")
     outcomes = {name: run_policy(policy, test, rules)[0] for name, policy in chosen.items()}
@@ -215,16 +259,21 @@ def run_setting(setting: str, rules: ScalingRules, requests, scaling_forecasts, 
             if name == "static" or name in policies.PRESETS
             else "validation week"
         )
-        rows.append({
-            "setting": setting, "policy": name, "cost": summary["cost"],
-            "pct_above_optimal": 100 * (summary["cost"] / optimum - 1),
-            **{k: v for k, v in summary.items() if k != "cost"},
-            "tuned_on": tuned, "matches": bar if name == "predictive_matched" else None,
-            "params": json.dumps({**params, "rules": rules.as_dict()}),
-            "validation_cost": on_validation["cost"].get(name),
-            "validation_dropped_fraction": on_validation["dropped_fraction"].get(name),
-            "selected": name == selected,
-        })  # fmt: skip
+        rows.append(
+            {
+                "setting": setting,
+                "policy": name,
+                "cost": summary["cost"],
+                "pct_above_optimal": 100 * (summary["cost"] / optimum - 1),
+                **{k: v for k, v in summary.items() if k != "cost"},
+                "tuned_on": tuned,
+                "matches": bar if name == "predictive_matched" else None,
+                "params": json.dumps({**params, "rules": rules.as_dict()}),
+                "validation_cost": on_validation["cost"].get(name),
+                "validation_dropped_fraction": on_validation["dropped_fraction"].get(name),
+                "selected": name == selected,
+            }
+        )
         frame = outcome.rename(columns={"serving": "servers"})
         frame.insert(0, "bucket_start", test.bucket_start)
         frame.insert(0, "policy", name)
@@ -236,9 +285,13 @@ def run_setting(setting: str, rules: ScalingRules, requests, scaling_forecasts, 
     return pd.concat(frames, ignore_index=True), pd.DataFrame(rows), tuning, chosen
 
 
-def run_sweep(requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies: pd.DataFrame,
-              settings: dict[str, ScalingRules] = SCENARIOS,
-              progress: Callable[[str], None] = print):  # fmt: skip
+def run_sweep(
+    requests: pd.Series,
+    scaling_forecasts: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    settings: dict[str, ScalingRules] = SCENARIOS,
+    progress: Callable[[str], None] = print,
+):
     """(scaling_decisions, cost_report, tuning table, {setting: chosen policies}) over every
     setting; requests indexed by bucket_start."""
     decisions, reports, tunings, chosen = [], [], [], {}
@@ -250,8 +303,12 @@ def run_sweep(requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies: p
         reports.append(report)
         tunings.append(tuning)
         chosen[setting] = policies_
-    return (pd.concat(decisions, ignore_index=True), pd.concat(reports, ignore_index=True),
-            pd.concat(tunings, ignore_index=True), chosen)  # fmt: skip
+    return (
+        pd.concat(decisions, ignore_index=True),
+        pd.concat(reports, ignore_index=True),
+        pd.concat(tunings, ignore_index=True),
+        chosen,
+    )
 
 
 def robustness_rules(base: ScalingRules = SCENARIOS["realistic"]) -> list[ScalingRules]:

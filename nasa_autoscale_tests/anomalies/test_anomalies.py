@@ -61,8 +61,9 @@ def test_precision_and_recall_are_counted_per_event_without_point_adjustment():
             "end_ts": pd.to_datetime(["1995-07-01 12:00", "1995-07-02 12:00", "1995-07-03 12:00"]),
         }
     )
-    flags = pd.to_datetime(["1995-07-01 10:05", "1995-07-01 10:10", "1995-07-01 11:00",
-                            "1995-07-02 09:00"]).to_numpy()  # fmt: skip
+    flags = pd.to_datetime(
+        ["1995-07-01 10:05", "1995-07-01 10:10", "1995-07-01 11:00", "1995-07-02 09:00"]
+    ).to_numpy()
     covered = pd.Series(pd.date_range("1995-07-01", "1995-07-02 23:55", freq="5min"))
     score = score_flags(flags, events, covered)
     # Three flags in event a count once for recall; the 09:00 flag is a false alarm; event c

@@ -41,30 +41,52 @@ def test_forecast_returns_the_latest_forecast_with_intervals(client):
 
 
 def test_recommend_scaling_carries_its_state_across_calls(client):
-    first = client.post("/recommend-scaling", json={
-        "predicted_load": [500, 600], "current_servers": 5, "policy": "predictive",
-    }).json()  # fmt: skip
+    first = client.post(
+        "/recommend-scaling",
+        json={
+            "predicted_load": [500, 600],
+            "current_servers": 5,
+            "policy": "predictive",
+        },
+    ).json()
     assert first["action"] == "scale_out" and first["target_servers"] == 15  # ceil(600 / 40)
     assert "predictive" in first["reason"]
     # a drop in load: the stabilization window holds the fleet for one more bucket
-    second = client.post("/recommend-scaling", json={
-        "predicted_load": [100, 100], "current_servers": 15, "policy": "predictive",
-        "state": first["state"],
-    }).json()  # fmt: skip
+    second = client.post(
+        "/recommend-scaling",
+        json={
+            "predicted_load": [100, 100],
+            "current_servers": 15,
+            "policy": "predictive",
+            "state": first["state"],
+        },
+    ).json()
     assert second["recommended"] == 3 and second["target_servers"] == 15
-    third = client.post("/recommend-scaling", json={
-        "predicted_load": [100, 100], "current_servers": 15, "policy": "predictive",
-        "state": second["state"],
-    }).json()  # fmt: skip
+    third = client.post(
+        "/recommend-scaling",
+        json={
+            "predicted_load": [100, 100],
+            "current_servers": 15,
+            "policy": "predictive",
+            "state": second["state"],
+        },
+    ).json()
     assert third["action"] == "scale_in" and third["target_servers"] == 3
     # a reactive preset keeps its cooldown in the state
-    hot = client.post("/recommend-scaling", json={
-        "predicted_load": [0], "current_servers": 2, "policy": "reactive_balanced",
-        "observed_load": 200, "setting": "default",
-    }).json()  # fmt: skip
+    hot = client.post(
+        "/recommend-scaling",
+        json={
+            "predicted_load": [0],
+            "current_servers": 2,
+            "policy": "reactive_balanced",
+            "observed_load": 200,
+            "setting": "default",
+        },
+    ).json()
     assert hot["target_servers"] == 3 and hot["state"]["policy"]["wait"] == 2
-    best = client.post("/recommend-scaling", json={"predicted_load": [300],
-                                                   "current_servers": 4}).json()  # fmt: skip
+    best = client.post(
+        "/recommend-scaling", json={"predicted_load": [300], "current_servers": 4}
+    ).json()
     assert best["policy"] != "best" and best["setting"] == "realistic"
 
 
@@ -95,22 +117,52 @@ def test_health_reports_tables_source_and_models(client):
         ("post", "/forecast?horizon=abc", None, 422, "valid integer"),
         ("post", "/forecast?horizon=200", {"recent_loads": [1.0] * 100}, 422, "<= 288"),
         ("post", "/forecast", {"recent_loads": [-5]}, 422, "greater than or equal to 0"),
-        ("post", "/recommend-scaling", {"predicted_load": [-1], "current_servers": 1}, 422,
-         "greater than or equal to 0"),
-        ("post", "/recommend-scaling", {"predicted_load": [], "current_servers": 1}, 422,
-         "at least 1"),
-        ("post", "/recommend-scaling", {"predicted_load": ["many"], "current_servers": 1}, 422,
-         "valid number"),
-        ("post", "/recommend-scaling", {"predicted_load": [1], "current_servers": "two"}, 422,
-         "valid integer"),
-        ("post", "/recommend-scaling", {"predicted_load": [1], "current_servers": 1,
-                                        "policy": "crystal_ball"}, 422, "unknown policy"),
-        ("post", "/recommend-scaling", {"predicted_load": [1], "current_servers": 1,
-                                        "colour": "red"}, 422, "Extra inputs"),
+        (
+            "post",
+            "/recommend-scaling",
+            {"predicted_load": [-1], "current_servers": 1},
+            422,
+            "greater than or equal to 0",
+        ),
+        (
+            "post",
+            "/recommend-scaling",
+            {"predicted_load": [], "current_servers": 1},
+            422,
+            "at least 1",
+        ),
+        (
+            "post",
+            "/recommend-scaling",
+            {"predicted_load": ["many"], "current_servers": 1},
+            422,
+            "valid number",
+        ),
+        (
+            "post",
+            "/recommend-scaling",
+            {"predicted_load": [1], "current_servers": "two"},
+            422,
+            "valid integer",
+        ),
+        (
+            "post",
+            "/recommend-scaling",
+            {"predicted_load": [1], "current_servers": 1, "policy": "crystal_ball"},
+            422,
+            "unknown policy",
+        ),
+        (
+            "post",
+            "/recommend-scaling",
+            {"predicted_load": [1], "current_servers": 1, "colour": "red"},
+            422,
+            "Extra inputs",
+        ),
         ("get", "/metrics?granularity=7m", None, 422, "'1m', '5m' or '15m'"),
         ("get", "/cost-report?setting=cheap", None, 422, "'default' or 'realistic'"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_gets_a_clear_422(client, method, url, payload, status, says):
     response = getattr(client, method)(url, **({"json": payload} if payload is not None else {}))
     assert response.status_code == status
@@ -119,8 +171,9 @@ def test_bad_input_gets_a_clear_422(client, method, url, payload, status, says):
 
 def test_huge_bodies_get_413_declared_or_streamed(client):
     huge = b'{"predicted_load": [' + b"1," * MAX_BODY_BYTES + b"1]}"
-    response = client.post("/recommend-scaling", content=huge,
-                           headers={"content-type": "application/json"})  # fmt: skip
+    response = client.post(
+        "/recommend-scaling", content=huge, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413 and "over" in response.json()["detail"]
 
     def chunks():  # no content-length: the limit applies while it streams
@@ -129,8 +182,9 @@ def test_huge_bodies_get_413_declared_or_streamed(client):
             yield b"1," * 1000
         yield b"1]}"
 
-    streamed = client.post("/recommend-scaling", content=chunks(),
-                           headers={"content-type": "application/json"})  # fmt: skip
+    streamed = client.post(
+        "/recommend-scaling", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert streamed.status_code == 413
 
 
@@ -162,16 +216,27 @@ def test_a_real_uvicorn_process_serves_on_loopback(served_warehouse):
     port = free_port()
     env = {**os.environ, "NASA_DUCKDB_PATH": str(served_warehouse)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "nasa_autoscale.api.app:app", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "nasa_autoscale.api.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         health = wait_for(f"http://127.0.0.1:{port}/health", server)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         docs = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
-        assert {"/forecast", "/recommend-scaling", "/metrics", "/cost-report",
-                "/health"} <= set(docs["paths"])  # fmt: skip
+        assert {"/forecast", "/recommend-scaling", "/metrics", "/cost-report", "/health"} <= set(
+            docs["paths"]
+        )
         forecast = httpx.post(f"http://127.0.0.1:{port}/forecast?horizon=2", timeout=10)
         assert len(forecast.json()["forecast"]) == 2
     finally:
@@ -189,11 +254,20 @@ def test_a_short_history_is_served_by_the_untuned_predictive_policy(tmp_path):
     path = tmp_path / "short.duckdb"
     con = warehouse.connect(path)
     times = pd.date_range("2026-11-24", periods=288, freq="5min")
-    warehouse.replace_table(con, "traffic_5m", pd.DataFrame({"bucket_start": times,
-                                                             "requests": 100}))  # fmt: skip
-    upcoming = pd.DataFrame({"model": "seasonal_naive_day", "granularity": "5m",
-                             "origin": times[0], "bucket_start": times, "yhat": 100.0,
-                             "yhat_lower": 80.0, "yhat_upper": 120.0})  # fmt: skip
+    warehouse.replace_table(
+        con, "traffic_5m", pd.DataFrame({"bucket_start": times, "requests": 100})
+    )
+    upcoming = pd.DataFrame(
+        {
+            "model": "seasonal_naive_day",
+            "granularity": "5m",
+            "origin": times[0],
+            "bucket_start": times,
+            "yhat": 100.0,
+            "yhat_lower": 80.0,
+            "yhat_upper": 120.0,
+        }
+    )
     warehouse.replace_table(con, "forecast_next", upcoming)
     warehouse.replace_table(con, "model_metrics", warehouse.empty_frame(["model", "rmse"]))
     warehouse.replace_table(con, "cost_report", warehouse.empty_frame(REPORT_COLUMNS))
@@ -206,10 +280,16 @@ def test_a_short_history_is_served_by_the_untuned_predictive_policy(tmp_path):
     client = TestClient(create_app(path))
     health = client.get("/health").json()
     assert health["missing"] == [] and len(health["skipped"]) == 2
-    answer = client.post("/recommend-scaling", json={"predicted_load": [420, 510],
-                                                     "current_servers": 9})  # fmt: skip
+    answer = client.post(
+        "/recommend-scaling", json={"predicted_load": [420, 510], "current_servers": 9}
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["policy"] == "predictive" and body["target_servers"] == 13  # 510 / 40 up
-    assert client.post("/recommend-scaling", json={"predicted_load": [1], "current_servers": 1,
-                                                   "policy": "hpa"}).status_code == 422  # fmt: skip
+    assert (
+        client.post(
+            "/recommend-scaling",
+            json={"predicted_load": [1], "current_servers": 1, "policy": "hpa"},
+        ).status_code
+        == 422
+    )

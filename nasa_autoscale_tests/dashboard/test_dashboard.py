@@ -115,25 +115,50 @@ class DevTools:
                 return message["result"]
 
     def evaluate(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression,
-                         returnByValue=True)["result"].get("value")  # fmt: skip
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)[
+            "result"
+        ].get("value")
 
 
 def test_headless_chromium_screenshot_shows_the_dashboard(chromium, served_warehouse, tmp_path):
     port, debug_port = free_port(), free_port()
     env = {**os.environ, "NASA_DUCKDB_PATH": str(served_warehouse)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     browser = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--window-size=1400,1000", f"--remote-debugging-port={debug_port}",
-         "--remote-allow-origins=*", f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1400,1000",
+            f"--remote-debugging-port={debug_port}",
+            "--remote-allow-origins=*",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "about:blank",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/_stcore/health", server)
         pages = wait_for(f"http://127.0.0.1:{debug_port}/json/list", browser).json()
@@ -144,8 +169,9 @@ def test_headless_chromium_screenshot_shows_the_dashboard(chromium, served_wareh
             deadline, text = time.time() + 90, ""
             while time.time() < deadline:  # until the first page's plot is drawn
                 text = tools.evaluate("document.body.innerText") or ""
-                plotted = tools.evaluate("document.querySelectorAll('[data-testid=stImage] "
-                                         "img, img[src*=media]').length")  # fmt: skip
+                plotted = tools.evaluate(
+                    "document.querySelectorAll('[data-testid=stImage] img, img[src*=media]').length"
+                )
                 if HEADERS["Traffic"] in text and plotted:
                     break
                 time.sleep(1)

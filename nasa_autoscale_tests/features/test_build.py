@@ -138,7 +138,7 @@ def test_missing_stays_missing_is_judged_against_the_traffic_and_can_fail(con, t
         f'h - - [01/Jun/2024:{m // 60:02d}:{m % 60:02d}:00 +0000] "GET / HTTP/1.1" 200 1'
         for m in range(24 * 60)
         if not 600 <= m < 700
-    ]  # fmt: skip  (an outage 10:00-11:39)
+    ]  # an outage 10:00-11:39
     log = tmp_path / "access.log"
     log.write_text("\n".join(lines) + "\n")
     ingest_days(con, [log], day, day, "real", timezone="UTC")
@@ -148,8 +148,10 @@ def test_missing_stays_missing_is_judged_against_the_traffic_and_can_fail(con, t
     passed, metadata = lag_check(con, "features_5m", buckets)
     assert passed and metadata == {"lag_mismatches": 0, "missing_with_a_target": 0}
     # the same features had the outage been read as zero traffic: internally consistent, wrong
-    con.execute("UPDATE nasa.features_5m SET requests = coalesce(requests, 0), "
-                "lag_1 = coalesce(lag_1, 0), is_missing = FALSE")  # fmt: skip
+    con.execute(
+        "UPDATE nasa.features_5m SET requests = coalesce(requests, 0), "
+        "lag_1 = coalesce(lag_1, 0), is_missing = FALSE"
+    )
     passed, metadata = lag_check(con, "features_5m", buckets)
     assert not passed and metadata["lag_mismatches"] == 20  # the 20 buckets after missing ones
 
@@ -179,9 +181,15 @@ def test_an_event_flags_a_row_only_once_known_at_the_rows_origin(traffic):
     con = duckdb.connect()
     con.register("traffic", traffic)
     start = pd.Timestamp("1995-07-10 12:00")
-    event = {"name": "x", "kind": "launch", "start_ts": start,
-             "end_ts": start + pd.Timedelta(hours=2), "expected_impact": "high_traffic",
-             "source": "s", "known_source": "s"}  # fmt: skip
+    event = {
+        "name": "x",
+        "kind": "launch",
+        "start_ts": start,
+        "end_ts": start + pd.Timedelta(hours=2),
+        "expected_impact": "high_traffic",
+        "source": "s",
+        "known_source": "s",
+    }
 
     def flags(known_from, horizon):
         events = pd.DataFrame([{**event, "known_from": known_from}])

@@ -26,8 +26,10 @@ def test_the_event_list_has_what_the_issue_asks_for():
     launch = events.set_index("name").loc["STS-70 launch"]
     assert launch.start_ts <= pd.Timestamp("1995-07-13 09:41:55") <= launch.end_ts
     erin = events.set_index("name").loc["Hurricane Erin server outage"]
-    assert (erin.start_ts, erin.end_ts) == (pd.Timestamp("1995-08-01 14:52:01"),
-                                            pd.Timestamp("1995-08-03 04:36:13"))  # fmt: skip
+    assert (erin.start_ts, erin.end_ts) == (
+        pd.Timestamp("1995-08-01 14:52:01"),
+        pd.Timestamp("1995-08-03 04:36:13"),
+    )
 
 
 @pytest.mark.parametrize(

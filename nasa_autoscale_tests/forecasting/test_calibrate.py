@@ -13,9 +13,17 @@ START = pd.Timestamp("2024-03-04")
 def one_step(values: np.ndarray, yhat: np.ndarray, start=START) -> tuple[pd.DataFrame, pd.Series]:
     """One-step forecasts (origin = bucket) and the actuals, 5-minute buckets from `start`."""
     times = pd.date_range(start, periods=len(values), freq="5min")
-    forecasts = pd.DataFrame({"protocol": "one_step", "origin": times, "bucket_start": times,
-                              "step": 1, "yhat": yhat, "yhat_lower": np.nan,
-                              "yhat_upper": np.nan})  # fmt: skip
+    forecasts = pd.DataFrame(
+        {
+            "protocol": "one_step",
+            "origin": times,
+            "bucket_start": times,
+            "step": 1,
+            "yhat": yhat,
+            "yhat_lower": np.nan,
+            "yhat_upper": np.nan,
+        }
+    )
     return forecasts, pd.Series(values, index=times, dtype=float)
 
 
@@ -63,9 +71,17 @@ def test_leads_get_their_own_width_and_longer_leads_borrow_the_longest_seen():
     rows = []
     for origin in times[::288]:  # day-ahead: errors grow with the lead
         steps = np.arange(1, 289)
-        rows.append(pd.DataFrame({"protocol": "day_ahead", "origin": origin, "step": steps,
-                                  "bucket_start": origin + (steps - 1) * pd.Timedelta("5min"),
-                                  "yhat": 100.0}))  # fmt: skip
+        rows.append(
+            pd.DataFrame(
+                {
+                    "protocol": "day_ahead",
+                    "origin": origin,
+                    "step": steps,
+                    "bucket_start": origin + (steps - 1) * pd.Timedelta("5min"),
+                    "yhat": 100.0,
+                }
+            )
+        )
     forecasts = pd.concat(rows, ignore_index=True)
     actuals = pd.Series(
         100 + rng.normal(0, 1, len(forecasts)) * np.where(forecasts["step"] <= 12, 2, 40),
@@ -118,9 +134,13 @@ def test_interval_score_by_hand():
 
 
 def test_the_selected_model_is_the_best_on_validation_not_on_test():
-    metrics = pd.DataFrame({
-        "model": ["a", "b", "a", "b"], "granularity": "5m",
-        "protocol": ["one_step", "one_step", "day_ahead", "day_ahead"],
-        "rmse": [10.0, 20.0, 30.0, 40.0], "validation_rmse": [12.0, 11.0, 31.0, np.nan],
-    })  # fmt: skip
+    metrics = pd.DataFrame(
+        {
+            "model": ["a", "b", "a", "b"],
+            "granularity": "5m",
+            "protocol": ["one_step", "one_step", "day_ahead", "day_ahead"],
+            "rmse": [10.0, 20.0, 30.0, 40.0],
+            "validation_rmse": [12.0, 11.0, 31.0, np.nan],
+        }
+    )
     assert select(metrics).tolist() == [False, True, True, False]

@@ -20,8 +20,9 @@ def traffic(real_traffic_5m):
 
 
 def small_lightgbm():
-    return LightGBMDirect(load_events(), [1, 12, 288], VALIDATION_START,
-                          n_estimators=20, num_leaves=15)  # fmt: skip
+    return LightGBMDirect(
+        load_events(), [1, 12, 288], VALIDATION_START, n_estimators=20, num_leaves=15
+    )
 
 
 def fourier_arima():
@@ -36,15 +37,25 @@ def prophet():
     return ProphetModel(load_events())
 
 
-MODELS = [lambda: SeasonalNaive(1), lambda: SeasonalNaive(7), lambda: SlotMedian(3),
-          small_lightgbm, fourier_arima, prophet]  # fmt: skip
+MODELS = [
+    lambda: SeasonalNaive(1),
+    lambda: SeasonalNaive(7),
+    lambda: SlotMedian(3),
+    small_lightgbm,
+    fourier_arima,
+    prophet,
+]
 # Prophet is fitted once and forecasts from the calendar alone: it reads no actual at all.
 READS_RECENT_ACTUALS = {"prophet": False}
 
 
 def test_protocol_origins_cover_the_test_window_once():
-    expected = {"one_shot": (1, 2592), "day_ahead": (9, 288), "hour_ahead": (216, 12),
-                "one_step": (2592, 1)}  # fmt: skip
+    expected = {
+        "one_shot": (1, 2592),
+        "day_ahead": (9, 288),
+        "hour_ahead": (216, 12),
+        "one_step": (2592, 1),
+    }
     for protocol, (count, horizon) in expected.items():
         plan = protocols.origins(protocol, 5, TEST_START, TEST_END)
         assert len(plan) == count and plan[0] == (TEST_START, horizon)
@@ -58,15 +69,19 @@ def test_protocol_origins_cover_the_test_window_once():
 def test_the_calendar_read_from_the_nasa_data_is_the_published_split(traffic):
     calendar = protocols.Calendar.of(traffic, 9, 7)
     assert (calendar.validation_start, calendar.test_start, calendar.test_end) == (
-        VALIDATION_START, TEST_START, TEST_END)  # fmt: skip
+        VALIDATION_START,
+        TEST_START,
+        TEST_END,
+    )
     assert calendar.enough and calendar.whole_days == 62 and calendar.shortfall() == ""
     assert "test 1995-08-23 .. 1995-08-31" in calendar.describe()
 
 
 def test_the_calendar_counts_back_from_the_last_whole_day(traffic):
     cut = traffic[traffic.index < pd.Timestamp("1995-08-31 14:00")].copy()  # Aug 31 is partial
-    cut = pd.concat([cut, traffic[traffic.index >= pd.Timestamp("1995-08-31 14:00")].assign(
-        requests=np.nan)])  # fmt: skip
+    cut = pd.concat(
+        [cut, traffic[traffic.index >= pd.Timestamp("1995-08-31 14:00")].assign(requests=np.nan)]
+    )
     calendar = protocols.Calendar.of(cut, 3, 2)
     assert calendar.test_end == pd.Timestamp("1995-08-31")  # the partial day is left out
     assert calendar.test_start == pd.Timestamp("1995-08-28")
@@ -78,12 +93,14 @@ def test_the_calendar_counts_back_from_the_last_whole_day(traffic):
 
 
 def test_metrics_by_hand():
-    forecasts = pd.DataFrame({
-        "bucket_start": pd.date_range("1995-08-23", periods=4, freq="5min"),
-        "yhat": [10.0, 20.0, 30.0, 40.0],
-        "yhat_lower": [5.0, 15.0, 29.0, 0.0],
-        "yhat_upper": [15.0, 25.0, 31.0, 1.0],
-    })  # fmt: skip
+    forecasts = pd.DataFrame(
+        {
+            "bucket_start": pd.date_range("1995-08-23", periods=4, freq="5min"),
+            "yhat": [10.0, 20.0, 30.0, 40.0],
+            "yhat_lower": [5.0, 15.0, 29.0, 0.0],
+            "yhat_upper": [15.0, 25.0, 31.0, 1.0],
+        }
+    )
     actuals = pd.Series([12.0, 0.0, np.nan, 40.0], index=forecasts.bucket_start)
     score = metrics.score(forecasts, actuals, scale=2.0)
     # Scored: 10 vs 12, 20 vs 0, 40 vs 40 (the missing actual is skipped).
@@ -110,8 +127,9 @@ def test_forecasts_never_read_the_actuals_they_predict(traffic, make_model):
     assert before["yhat"].notna().all() and (before["origin"] <= before["bucket_start"]).all()
     # The same model does read what came before the origin (the test would be empty otherwise).
     earlier = traffic.copy()
-    earlier.loc[(earlier.index < ORIGIN) & (earlier.index >= ORIGIN - pd.Timedelta(days=7)),
-                "requests"] *= 3  # fmt: skip
+    earlier.loc[
+        (earlier.index < ORIGIN) & (earlier.index >= ORIGIN - pd.Timedelta(days=7)), "requests"
+    ] *= 3
     moved = not model.predict(earlier, plan)["yhat"].equals(before["yhat"])
     assert moved == READS_RECENT_ACTUALS.get(model.name, True)
 
@@ -179,13 +197,19 @@ def test_the_fourier_arima_leaks_nothing_either(traffic):
 def test_the_ensemble_averages_its_members():
     from nasa_autoscale.forecasting.models import ensemble
 
-    rows = pd.DataFrame({
-        "model": ["a", "b", "a"], "granularity": "5m", "protocol": "one_step",
-        "origin": pd.to_datetime(["1995-08-23 00:00"] * 2 + ["1995-08-23 00:05"]),
-        "bucket_start": pd.to_datetime(["1995-08-23 00:00"] * 2 + ["1995-08-23 00:05"]),
-        "step": 1, "yhat": [10.0, 20.0, 5.0], "yhat_lower": [0.0, 10.0, 1.0],
-        "yhat_upper": [20.0, 30.0, 9.0],
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "model": ["a", "b", "a"],
+            "granularity": "5m",
+            "protocol": "one_step",
+            "origin": pd.to_datetime(["1995-08-23 00:00"] * 2 + ["1995-08-23 00:05"]),
+            "bucket_start": pd.to_datetime(["1995-08-23 00:00"] * 2 + ["1995-08-23 00:05"]),
+            "step": 1,
+            "yhat": [10.0, 20.0, 5.0],
+            "yhat_lower": [0.0, 10.0, 1.0],
+            "yhat_upper": [20.0, 30.0, 9.0],
+        }
+    )
     mean = ensemble(rows, ["a", "b"])
     assert len(mean) == 1  # only buckets every member forecast
     assert mean.loc[0, ["yhat", "yhat_lower", "yhat_upper"]].tolist() == [15.0, 5.0, 25.0]
@@ -206,8 +230,9 @@ def test_forecast_next_covers_the_day_after_the_data(traffic):
         make_model("crystal_ball", 5, load_events(), history.index[-1])
     # the ensemble is built from its members with their tuned parameters, and the intervals
     # calibrated on validation replace the model's own
-    ensemble = make_model("ensemble", 5, load_events(), history.index[-1],
-                          {"sarima_fourier": {"daily_order": 6}})  # fmt: skip
+    ensemble = make_model(
+        "ensemble", 5, load_events(), history.index[-1], {"sarima_fourier": {"daily_order": 6}}
+    )
     assert [m.name for m in ensemble.members] == ["lightgbm_direct", "sarima_fourier", "prophet"]
     assert ensemble.members[1].daily_order == 6
     calibration = Calibration(0.0, [1], [-7.0], [9.0], 1)
@@ -234,7 +259,8 @@ def test_a_short_history_forecasts_with_seasonal_naive_and_says_when_it_cannot(t
     # the same slot yesterday, which the model was allowed to see
     assert forecast["yhat"].tolist() == two_days["requests"].iloc[-288:].astype(float).tolist()
     assert fallback_model(protocols.Calendar.of(traffic.iloc[: 10 * 288], 9, 7)) == (
-        "seasonal_naive_week")  # fmt: skip
+        "seasonal_naive_week"
+    )
     with pytest.raises(HistoryTooShort, match="1 whole day"):
         fallback_model(protocols.Calendar.of(traffic.iloc[:288], 9, 7))
 

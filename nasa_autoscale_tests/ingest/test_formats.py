@@ -12,26 +12,53 @@ UTC = SiteZone.parse("UTC")
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 COMBINED = [
     # (line, expected fields)
-    (f'203.0.113.9 - - [17/May/2015:10:05:03 +0000] "GET /index.html HTTP/1.1" 200 3023 '
-     f'"https://example.org/" "{AGENT}"',
-     {"host": "203.0.113.9", "url": "/index.html", "status": 200, "bytes": 3023,
-      "referer": "https://example.org/", "user_agent": AGENT}),
-    ('2001:db8::1 - frank [17/May/2015:10:05:43 +0000] "GET /a HTTP/2.0" 304 - "-" "-"',
-     {"host": "2001:db8::1", "protocol": "HTTP/2.0", "bytes": None, "referer": None,
-      "user_agent": None}),
-    ('::1 - - [17/May/2015:10:05:44 +0000] "-" 400 0 "-" "-"',
-     {"host": "::1", "method": None, "request": "-", "status": 400}),
-    (r'h - - [17/May/2015:10:05:45 +0000] "GET /q HTTP/1.1" 200 5 "-" "say \x22hi\x22"',
-     {"user_agent": 'say "hi"'}),
-    (r'h - - [17/May/2015:10:05:46 +0000] "GET /q HTTP/1.1" 200 5 "http://r/?a=\"b\"" "A \"x\""',
-     {"referer": 'http://r/?a="b"', "user_agent": 'A "x"'}),
-    ('h - - [17/May/2015:10:05:47 +0000] "GET /t HTTP/1.1" 200 5 "-" "curl/8" 0.123 "up:80"',
-     {"url": "/t", "user_agent": "curl/8", "extra": '0.123 "up:80"'}),
-    ('h - - [17/May/2015:10:05:48 +0000] "GET /no-agent HTTP/1.1" 200 5',  # common, in between
-     {"url": "/no-agent", "referer": None, "user_agent": None}),
-    ('h - - [17/May/2015:10:05:49 +0000] "GET /a"b HTTP/1.1" 200 5 "-" "ua"',  # quote in request
-     {"url": '/a"b', "protocol": "HTTP/1.1", "request": None, "user_agent": "ua"}),
-]  # fmt: skip
+    (
+        f'203.0.113.9 - - [17/May/2015:10:05:03 +0000] "GET /index.html HTTP/1.1" 200 3023 '
+        f'"https://example.org/" "{AGENT}"',
+        {
+            "host": "203.0.113.9",
+            "url": "/index.html",
+            "status": 200,
+            "bytes": 3023,
+            "referer": "https://example.org/",
+            "user_agent": AGENT,
+        },
+    ),
+    (
+        '2001:db8::1 - frank [17/May/2015:10:05:43 +0000] "GET /a HTTP/2.0" 304 - "-" "-"',
+        {
+            "host": "2001:db8::1",
+            "protocol": "HTTP/2.0",
+            "bytes": None,
+            "referer": None,
+            "user_agent": None,
+        },
+    ),
+    (
+        '::1 - - [17/May/2015:10:05:44 +0000] "-" 400 0 "-" "-"',
+        {"host": "::1", "method": None, "request": "-", "status": 400},
+    ),
+    (
+        r'h - - [17/May/2015:10:05:45 +0000] "GET /q HTTP/1.1" 200 5 "-" "say \x22hi\x22"',
+        {"user_agent": 'say "hi"'},
+    ),
+    (
+        r'h - - [17/May/2015:10:05:46 +0000] "GET /q HTTP/1.1" 200 5 "http://r/?a=\"b\"" "A \"x\""',
+        {"referer": 'http://r/?a="b"', "user_agent": 'A "x"'},
+    ),
+    (
+        'h - - [17/May/2015:10:05:47 +0000] "GET /t HTTP/1.1" 200 5 "-" "curl/8" 0.123 "up:80"',
+        {"url": "/t", "user_agent": "curl/8", "extra": '0.123 "up:80"'},
+    ),
+    (
+        'h - - [17/May/2015:10:05:48 +0000] "GET /no-agent HTTP/1.1" 200 5',  # common, in between
+        {"url": "/no-agent", "referer": None, "user_agent": None},
+    ),
+    (
+        'h - - [17/May/2015:10:05:49 +0000] "GET /a"b HTTP/1.1" 200 5 "-" "ua"',  # quote in request
+        {"url": '/a"b', "protocol": "HTTP/1.1", "request": None, "user_agent": "ua"},
+    ),
+]
 
 
 def combined_bytes(prefix: str = "") -> bytes:
@@ -86,7 +113,10 @@ def test_each_line_is_read_at_its_own_offset_in_the_sites_zone(con):
     ]
     _, requests, _ = parse(con, b"\n".join(lines), zone=SiteZone.parse("America/New_York"))
     assert requests["ts_utc"].astype(str).tolist() == [
-        "2023-11-05 05:30:00", "2023-11-05 06:30:00", "2023-11-05 06:30:00"]  # fmt: skip
+        "2023-11-05 05:30:00",
+        "2023-11-05 06:30:00",
+        "2023-11-05 06:30:00",
+    ]
     assert requests["ts"].astype(str).tolist() == ["2023-11-05 01:30:00"] * 3  # the hour repeats
     _, paris, _ = parse(con, b"\n".join(lines), zone=SiteZone.parse("+01:00"))
     assert paris["ts"].astype(str).tolist()[1] == "2023-11-05 07:30:00"

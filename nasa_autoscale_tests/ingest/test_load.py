@@ -129,8 +129,9 @@ def test_an_empty_file_is_fine(con, tmp_path):
 def test_a_file_of_rejected_lines_is_stored_and_fails_as_mostly_rejected(con, tmp_path):
     # 10 lines a common-format reader cannot read, in a file named for its day: none is lost
     log = tmp_path / "access.log-19950705"
-    log.write_bytes(b"\n".join(b"<14>Jul  5 10:00:0%d app: not an access log" % i
-                               for i in range(10)) + b"\n")  # fmt: skip
+    log.write_bytes(
+        b"\n".join(b"<14>Jul  5 10:00:0%d app: not an access log" % i for i in range(10)) + b"\n"
+    )
     summary = ingest_days(con, [log], dt.date(1995, 7, 4), dt.date(1995, 7, 6), "real")
     assert counts(con) == (0, 10)
     days = con.sql("SELECT DISTINCT day FROM nasa.rejected_lines").fetchall()

@@ -28,8 +28,9 @@ def test_real_lines_parse_as_the_reference_parser_did(con, sample_2k):
     assert (parsed.n_lines, parsed.n_requests, parsed.n_rejected) == (2000, 2000, 0)
     # Rows have two trailing empty fields that the header lacks.
     names = ["host", "logname", "time", "method", "url", "response", "bytes", "_1", "_2"]
-    expected = pd.read_csv(SAMPLES_DIR / "nasa_19950701.tsv", sep="\t", skiprows=1, nrows=2000,
-                           names=names)  # fmt: skip
+    expected = pd.read_csv(
+        SAMPLES_DIR / "nasa_19950701.tsv", sep="\t", skiprows=1, nrows=2000, names=names
+    )
     # The TSV keeps UTC epoch seconds; the log's wall clock is UTC-4.
     wall_clock = pd.to_datetime(expected["time"], unit="s") - pd.Timedelta(hours=4)
     assert (requests["ts"] == wall_clock).all()
@@ -60,8 +61,11 @@ def test_malformed_real_lines_are_requests_with_their_raw_request_kept(con, malf
     assert rejected.empty
     assert len(requests) == 5
     assert requests[["method", "url", "protocol"]].isna().all().all()
-    assert requests["request"].tolist()[:3] == ["\x05\x01", "1/history/apollo/images/",
-                                                "1/history/apollo/images/"]  # fmt: skip
+    assert requests["request"].tolist()[:3] == [
+        "\x05\x01",
+        "1/history/apollo/images/",
+        "1/history/apollo/images/",
+    ]
     assert "\x83\xfb" in requests["request"][3]  # high bytes read as latin-1
     assert (requests["status"] == 400).all()
 
@@ -122,13 +126,15 @@ def test_plain_and_general_paths_read_plain_lines_identically(con, sample_2k):
 
 
 def test_rejected_lines_take_the_day_of_the_request_before_them(con):
-    data = b"\n".join([
-        b"garbage before any request",
-        b'h - - [02/Jul/1995:23:59:59 -0400] "GET / HTTP/1.0" 200 1',
-        b"garbage",
-        b'h - - [03/Jul/1995:00:00:00 -0400] "GET / HTTP/1.0" 200 1',
-        b"more garbage",
-    ])  # fmt: skip
+    data = b"\n".join(
+        [
+            b"garbage before any request",
+            b'h - - [02/Jul/1995:23:59:59 -0400] "GET / HTTP/1.0" 200 1',
+            b"garbage",
+            b'h - - [03/Jul/1995:00:00:00 -0400] "GET / HTTP/1.0" 200 1',
+            b"more garbage",
+        ]
+    )
     _, _, rejected = parse(con, data)
     days = rejected.set_index("line_number")["day"].astype(str).to_dict()
     assert days == {1: "1995-07-02", 3: "1995-07-02", 5: "1995-07-03"}

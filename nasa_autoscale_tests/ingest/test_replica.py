@@ -83,7 +83,8 @@ def test_the_traffic_checks_fail_on_a_lost_bucket_a_zero_outage_or_a_wrong_count
     assert not passed and metadata["buckets"] == metadata["expected_buckets"] - 1
     # one request too many, against the reference series
     busy = dt.date(1995, 8, 4)
-    con.execute("UPDATE nasa.traffic_5m SET requests = requests + 1 "
-                "WHERE bucket_start = '1995-08-04 12:00'")  # fmt: skip
+    con.execute(
+        "UPDATE nasa.traffic_5m SET requests = requests + 1 WHERE bucket_start = '1995-08-04 12:00'"
+    )
     passed, metadata = matches_reference(con, busy, busy)
     assert not passed and metadata["total_abs_difference"] == 1

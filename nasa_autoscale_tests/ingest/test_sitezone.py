@@ -11,7 +11,8 @@ def test_zones_are_read_as_names_utc_or_fixed_offsets():
     assert SiteZone.parse("UTC") == SiteZone("+0000", 0)
     assert SiteZone.parse("Europe/Paris") == SiteZone("Europe/Paris")
     assert SiteZone.parse("Europe/Paris").midnight_utc(dt.date(2024, 7, 1)) == dt.datetime(
-        2024, 6, 30, 22)  # fmt: skip
+        2024, 6, 30, 22
+    )
     assert SiteZone.parse("-0400").midnight_utc(dt.date(1995, 7, 1)) == dt.datetime(1995, 7, 1, 4)
     for bad in ("Mars/Olympus", "+2500", "+0107", "soon"):
         with pytest.raises(TimeZoneError):

@@ -174,16 +174,24 @@ def test_a_daylight_saving_change_loses_no_bucket_and_merges_none(
 def test_utc_logs_follow_the_sites_zone(con, tmp_path):
     # a server in UTC, a site in Paris (+0200 in June): 23:30 UTC is 01:30 the next local day
     path = tmp_path / "access.log"
-    path.write_bytes(stamped(dt.datetime(2024, 6, 1, 23, 30), "+0000") + b"\n"
-                     + stamped(dt.datetime(2024, 6, 1, 12, 0), "+0000") + b"\n")  # fmt: skip
+    path.write_bytes(
+        stamped(dt.datetime(2024, 6, 1, 23, 30), "+0000")
+        + b"\n"
+        + stamped(dt.datetime(2024, 6, 1, 12, 0), "+0000")
+        + b"\n"
+    )
     first, last = dt.date(2024, 6, 1), dt.date(2024, 6, 2)
     ingest_days(con, [path], first, last, "real", timezone="Europe/Paris")
     rows = con.sql("SELECT day, ts, ts_utc FROM nasa.requests ORDER BY ts").fetchall()
     assert [(str(d), str(t)) for d, t, _ in rows] == [
-        ("2024-06-01", "2024-06-01 14:00:00"), ("2024-06-02", "2024-06-02 01:30:00")]  # fmt: skip
+        ("2024-06-01", "2024-06-01 14:00:00"),
+        ("2024-06-02", "2024-06-02 01:30:00"),
+    ]
     write_traffic(con, first, last)
     busy = con.sql("SELECT bucket_start FROM nasa.traffic_1m WHERE requests > 0 ORDER BY 1")
     assert [str(t) for (t,) in busy.fetchall()] == ["2024-06-01 14:00:00", "2024-06-02 01:30:00"]
     first_bucket = con.sql("SELECT min(bucket_start), min(bucket_start_utc) FROM nasa.traffic_5m")
     assert [str(t) for t in first_bucket.fetchall()[0]] == [
-        "2024-06-01 00:00:00", "2024-05-31 22:00:00"]  # fmt: skip
+        "2024-06-01 00:00:00",
+        "2024-05-31 22:00:00",
+    ]

@@ -106,12 +106,20 @@ def synthetic_inputs(real_traffic_5m):
         for step in range(1, forecast_steps() + 1):
             times = origins + pd.Timedelta(minutes=5 * (step - 1))
             yhat = requests.reindex(times - pd.Timedelta(days=7)).to_numpy()
-            rows.append(pd.DataFrame({
-                "window": window, "origin": origins, "step": step, "bucket_start": times,
-                "yhat": yhat, "yhat_lower": yhat * 0.8, "yhat_upper": yhat * 1.25,
-            }))  # fmt: skip
-    anomalies = pd.DataFrame({"bucket_start": requests.index, "is_anomaly_z": False,
-                              "kind": None})  # fmt: skip
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "window": window,
+                        "origin": origins,
+                        "step": step,
+                        "bucket_start": times,
+                        "yhat": yhat,
+                        "yhat_lower": yhat * 0.8,
+                        "yhat_upper": yhat * 1.25,
+                    }
+                )
+            )
+    anomalies = pd.DataFrame({"bucket_start": requests.index, "is_anomaly_z": False, "kind": None})
     return requests, pd.concat(rows, ignore_index=True), anomalies
 
 
@@ -119,18 +127,37 @@ def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_pat
     requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
     settings = {"realistic": SCENARIOS["realistic"]}
     decisions, report, tuning, _ = run_sweep(requests, forecasts, anomalies, settings, print)
-    expected = {"static", "hpa", "predictive", "predictive_matched", "hybrid", "anomaly_guard",
-                "oracle", "hindsight_optimal", *policies.PRESETS}  # fmt: skip
+    expected = {
+        "static",
+        "hpa",
+        "predictive",
+        "predictive_matched",
+        "hybrid",
+        "anomaly_guard",
+        "oracle",
+        "hindsight_optimal",
+        *policies.PRESETS,
+    }
     assert set(report["policy"]) == expected
-    assert {"policy", "cost", "pct_above_optimal", "dropped_fraction", "violating_fraction",
-            "scaling_actions", "mean_utilization", "params"} <= set(report.columns)  # fmt: skip
+    assert {
+        "policy",
+        "cost",
+        "pct_above_optimal",
+        "dropped_fraction",
+        "violating_fraction",
+        "scaling_actions",
+        "mean_utilization",
+        "params",
+    } <= set(report.columns)
     assert {"policy", "bucket_start", "demand", "servers", "capacity", "dropped"} <= set(
-        decisions.columns)  # fmt: skip
+        decisions.columns
+    )
     by = report.set_index("policy")
     assert by.at["hindsight_optimal", "dropped_fraction"] == 0
     assert by.at["oracle", "cost"] <= by.at["hindsight_optimal", "cost"]
-    assert (report.drop(index=report.index[report.policy == "oracle"])["pct_above_optimal"]
-            >= -1e-9).all()  # fmt: skip
+    assert (
+        report.drop(index=report.index[report.policy == "oracle"])["pct_above_optimal"] >= -1e-9
+    ).all()
     assert len(decisions) == len(expected) * 9 * 288
     # a different test window changes the results, never what tuning chose
     doubled = requests.copy()
@@ -164,16 +191,28 @@ def test_the_preset_comparison_says_missed_when_ours_costs_more():
     from nasa_autoscale.scaling.report import target_lines
 
     def row(policy, cost, dropped):
-        return {"setting": "realistic", "policy": policy, "cost": cost,
-                "dropped_fraction": dropped, "pct_above_optimal": 100 * (cost / 100 - 1),
-                "selected": policy == "predictive"}  # fmt: skip
+        return {
+            "setting": "realistic",
+            "policy": policy,
+            "cost": cost,
+            "dropped_fraction": dropped,
+            "pct_above_optimal": 100 * (cost / 100 - 1),
+            "selected": policy == "predictive",
+        }
 
-    report = pd.DataFrame([row("hindsight_optimal", 100, 0.0), row("reactive_balanced", 150, 0.001),
-                           row("predictive", 120, 0.004), row("hpa", 160, 0.0)])  # fmt: skip
+    report = pd.DataFrame(
+        [
+            row("hindsight_optimal", 100, 0.0),
+            row("reactive_balanced", 150, 0.001),
+            row("predictive", 120, 0.004),
+            row("hpa", 160, 0.0),
+        ]
+    )
     headline, hindsight, comparison = target_lines(report)
     assert "selected on the validation window is `predictive`" in headline
-    assert headline.endswith("+20.0% vs the optimum at 0.40% dropped; target <= 15% at <= 0.5% "
-                             "dropped: missed")  # fmt: skip
+    assert headline.endswith(
+        "+20.0% vs the optimum at 0.40% dropped; target <= 15% at <= 0.5% dropped: missed"
+    )
     assert "hindsight only" in hindsight
     assert comparison.endswith(": missed (it costs more)")  # hpa drops no more but costs more
     report.loc[report.policy == "hpa", "cost"] = 140
@@ -189,8 +228,10 @@ def test_validation_forecasts_never_use_parameters_tuned_on_the_validation_windo
     traffic = real_traffic_5m.set_index("bucket_start")
     traffic = traffic[traffic.index >= pd.Timestamp("1995-08-03")]
     tuned = {"num_leaves": 7}  # as if chosen on the validation window
-    models = {window: fit_and_forecast(traffic, 5, load_events(), 1, window, tuned)[0]
-              for window in ("validation", "test")}  # fmt: skip
+    models = {
+        window: fit_and_forecast(traffic, 5, load_events(), 1, window, tuned)[0]
+        for window in ("validation", "test")
+    }
     assert models["test"].params()["num_leaves"] == 7
     assert models["validation"].params()["num_leaves"] == 31  # the default, fixed in advance
 

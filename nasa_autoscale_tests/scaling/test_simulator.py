@@ -23,8 +23,9 @@ RULES = ScalingRules(capacity=100, min_servers=1, max_servers=10, price_per_hour
 
 
 def run(requests, demand, rules=RULES, initial=1):
-    return simulate(np.array(demand, float), FixedSchedule(np.array(requests)), rules,
-                    initial=initial)  # fmt: skip
+    return simulate(
+        np.array(demand, float), FixedSchedule(np.array(requests)), rules, initial=initial
+    )
 
 
 def test_a_new_server_serves_only_after_the_boot_delay():
@@ -44,10 +45,15 @@ def test_scale_in_waits_for_the_stabilization_window():
     assert out["provisioned"].tolist() == [5, 5, 5, 5, 2, 2]
     longer = ScalingRules(**{**RULES.as_dict(), "stabilization_s": 900})  # four buckets
     assert run([5, 2, 2, 2, 2, 2], [100] * 6, longer, 5)["provisioned"].tolist() == [
-        5, 5, 5, 5, 2, 2]  # fmt: skip
+        5,
+        5,
+        5,
+        5,
+        2,
+        2,
+    ]
     # a scale-in stops the newest servers first: booting ones go before serving ones
-    out = run([2, 4, 2, 2], [100] * 4, ScalingRules(**{**RULES.as_dict(),
-                                                       "stabilization_s": 0}), 2)  # fmt: skip
+    out = run([2, 4, 2, 2], [100] * 4, ScalingRules(**{**RULES.as_dict(), "stabilization_s": 0}), 2)
     assert out["serving"].tolist() == [2, 2, 2, 2]
 
 
@@ -114,8 +120,13 @@ def test_the_optimum_is_the_cheapest_schedule_brute_force_finds(demand):
 @pytest.mark.parametrize("boot_min", [0, 5, 15])
 def test_the_optimum_is_exact_for_every_rule_the_dashboard_offers(stabilization_min, boot_min):
     """Random small cases against brute force, for each stabilization window and boot delay."""
-    rules = ScalingRules(capacity=100, min_servers=1, max_servers=3, boot_delay_s=boot_min * 60,
-                         stabilization_s=stabilization_min * 60)  # fmt: skip
+    rules = ScalingRules(
+        capacity=100,
+        min_servers=1,
+        max_servers=3,
+        boot_delay_s=boot_min * 60,
+        stabilization_s=stabilization_min * 60,
+    )
     rng = np.random.default_rng(stabilization_min * 100 + boot_min)
     for _ in range(3):
         demand = rng.choice([100.0, 200.0, 300.0], size=6)
@@ -129,8 +140,9 @@ def test_the_optimum_is_exact_for_every_rule_the_dashboard_offers(stabilization_
 def test_a_long_stabilization_window_cannot_scale_in_below_the_first_fleet_early():
     # the case the review found: 15 minutes of stabilization, no boot delay; the programme used
     # to scale in at once (18 server-buckets), which no recommendation sequence can do
-    rules = ScalingRules(capacity=100, min_servers=1, max_servers=3, boot_delay_s=0,
-                         stabilization_s=900)  # fmt: skip
+    rules = ScalingRules(
+        capacity=100, min_servers=1, max_servers=3, boot_delay_s=0, stabilization_s=900
+    )
     demand = np.array([300, 100, 200, 300, 200, 300, 300], float)
     path = optimal_provisioning(demand, rules)
     assert path.sum() == brute_force(demand, rules, range(1, 4)) == 20
@@ -157,8 +169,9 @@ def test_the_optimum_on_real_traffic_drops_nothing_and_sits_between_oracle_and_p
 def test_under_per_hour_billing_the_optimum_is_a_stated_lower_bound():
     from nasa_autoscale.scaling.simulator import optimum_cost
 
-    rules = ScalingRules(capacity=100, min_servers=1, max_servers=3, billing="hour",
-                         price_per_hour=1.0)  # fmt: skip
+    rules = ScalingRules(
+        capacity=100, min_servers=1, max_servers=3, billing="hour", price_per_hour=1.0
+    )
     rng = np.random.default_rng(7)
     for _ in range(3):
         demand = rng.choice([100.0, 200.0, 300.0], size=6)
