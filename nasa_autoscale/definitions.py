@@ -7,9 +7,9 @@ import dagster as dg
 from nasa_autoscale.assets import anomalies, features, forecasting, ingest, scaling
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.schedules import daily_ingest_schedule, landing_sensor, refresh_sensor
-from nasa_autoscale.settings import Settings
+from nasa_autoscale.settings import current
 
-_settings = Settings.from_env()
+_settings = current()  # the one settings object: resources and partitions are built from it
 
 ingest_job = dg.define_asset_job(
     "ingest_job",

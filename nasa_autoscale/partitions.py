@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from nasa_autoscale.settings import Settings
+from nasa_autoscale.settings import Settings, current
 
 
 def daily_partitions_for(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -26,4 +26,4 @@ def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
-daily_partitions = daily_partitions_for(Settings.from_env())
+daily_partitions = daily_partitions_for(current())

@@ -49,33 +49,54 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class SettingsResource(dg.ConfigurableResource):
-    """Where the raw logs are and where to fetch them (NASA_RAW_DIR, NASA_LOG_URL, ...)."""
+    """Every setting (settings.Settings), built once from the environment when the definitions
+    load (settings.current()) and editable per run in the launchpad. Assets read it with get();
+    nothing in a run reads the environment again."""
 
     raw_dir: str
     replica_dir: str
+    duckdb_path: str
     log_url: str
     download_timeout_s: float
-    landing_dir: str = ""  # empty: NASA_LANDING_DIR (default data/landing)
+    start_date: str
+    end_date: str
+    mlflow_uri: str
+    mlflow_artifacts: str
+    landing_dir: str
+    timezone: str
+    log_format: str
+    reject_threshold: float
+    test_days: int
+    validation_days: int
+    events_path: str  # empty: no special events
+    open_ended: bool
+    reports_dir: str
+    forecast_granularities: list[str]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
-        return cls(
-            raw_dir=str(settings.raw_dir),
-            replica_dir=str(settings.replica_dir),
-            log_url=settings.log_url,
-            download_timeout_s=settings.download_timeout_s,
-            landing_dir=str(settings.landing_dir),
-        )
+        values = {}
+        for field in dataclasses.fields(Settings):
+            value = getattr(settings, field.name)
+            if isinstance(value, Path) or value is None:
+                value = "" if value is None else str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            values[field.name] = value
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, **overrides) -> SettingsResource:
+        """The environment's settings with some replaced, e.g. raw_dir=Path(...) in a test."""
+        return cls.from_settings(dataclasses.replace(Settings.from_env(), **overrides))
 
     def get(self) -> Settings:
-        return dataclasses.replace(
-            Settings.from_env(),
-            raw_dir=Path(self.raw_dir),
-            replica_dir=Path(self.replica_dir),
-            log_url=self.log_url,
-            download_timeout_s=self.download_timeout_s,
-            **({"landing_dir": Path(self.landing_dir)} if self.landing_dir else {}),
-        )
+        paths = {"raw_dir", "replica_dir", "duckdb_path", "mlflow_artifacts", "landing_dir"}
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(Settings)}
+        values.update({name: Path(values[name]) for name in paths | {"reports_dir"}})
+        values["events_path"] = Path(self.events_path) if self.events_path else None
+        values["forecast_granularities"] = tuple(self.forecast_granularities)
+        return Settings(**values)
 
 
 class MLflowResource(dg.ConfigurableResource):

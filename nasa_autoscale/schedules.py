@@ -11,7 +11,7 @@ import dagster as dg
 from nasa_autoscale.ingest.landing import days_from_name, days_in_file, landing_files
 from nasa_autoscale.ingest.logfiles import LogFileError
 from nasa_autoscale.partitions import daily_partitions
-from nasa_autoscale.settings import Settings
+from nasa_autoscale.settings import current
 
 
 def daily_ingest_schedule(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
@@ -46,7 +46,7 @@ def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
     def new_log_files(context: dg.SensorEvaluationContext):
-        folder = Settings.from_env().landing_dir
+        folder = current().landing_dir
         seen = json.loads(context.cursor) if context.cursor else {}
         known_days = set(daily_partitions.get_partition_keys())
         requests, notes = [], []

@@ -6,6 +6,7 @@ Every setting has one environment variable; the README lists them all.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,8 @@ NASA_FIRST_DAY, NASA_LAST_DAY = "1995-07-01", "1995-08-31"  # the reference trac
 # The Internet Traffic Archive's traces directory, where the NASA logs are published.
 DEFAULT_LOG_URL = "https://ita.ee.lbl.gov/traces/"
 NASA_LOG_FILES = ("NASA_access_log_Jul95.gz", "NASA_access_log_Aug95.gz")
-
-
-def reports_dir() -> Path:
-    """Where reports and figures are written (NASA_REPORTS_DIR, default reports/)."""
-    return _env_path("NASA_REPORTS_DIR", PROJECT_ROOT / "reports")
+GRANULARITY_NAMES = ("1m", "5m", "15m")
+DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -53,6 +51,8 @@ class Settings:
     validation_days: int = 7  # the days before it: every choice is made there
     events_path: Path | None = DEFAULT_EVENTS_PATH  # None: no special events
     open_ended: bool = False  # no end date given for a user's logs: partitions run to today
+    reports_dir: Path = DEFAULT_REPORTS_DIR  # reports and figures
+    forecast_granularities: tuple[str, ...] = GRANULARITY_NAMES  # what the benchmark forecasts
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -84,7 +84,17 @@ class Settings:
             validation_days=int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True)),
             events_path=_env_events(),
             open_ended=start != NASA_FIRST_DAY and not os.environ.get("NASA_END_DATE"),
+            reports_dir=_env_path("NASA_REPORTS_DIR", DEFAULT_REPORTS_DIR),
+            forecast_granularities=_env_granularities(),
         )
+
+
+@functools.cache
+def current() -> Settings:
+    """The process's settings, read from the environment once. Dagster definitions, the
+    partitions, the API and the dashboard start from this one object; assets get it through the
+    `settings` resource."""
+    return Settings.from_env()
 
 
 class SettingsError(ValueError):
@@ -118,6 +128,20 @@ def _env_number(name: str, default, low, high, integer: bool = False):
     if not low <= number <= high:
         raise SettingsError(f"{name}={value!r} is outside {low}..{high}")
     return number
+
+
+def _env_granularities() -> tuple[str, ...]:
+    """NASA_FORECAST_GRANULARITIES: comma-separated, default all three."""
+    value = os.environ.get("NASA_FORECAST_GRANULARITIES", "").strip()
+    if not value:
+        return GRANULARITY_NAMES
+    chosen = tuple(part.strip() for part in value.split(","))
+    unknown = sorted(set(chosen) - set(GRANULARITY_NAMES))
+    if unknown:
+        raise SettingsError(
+            f"NASA_FORECAST_GRANULARITIES={value!r}: unknown {unknown}; use {GRANULARITY_NAMES}"
+        )
+    return chosen
 
 
 def _env_timezone() -> str:

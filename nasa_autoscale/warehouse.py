@@ -5,6 +5,7 @@ Table and column names follow the warehouse contract in DESIGN.md; columns beyon
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -84,8 +85,51 @@ TABLES = {
 }
 
 
+# The asset that writes each table: a missing table's error says what to materialize.
+PRODUCERS = {
+    "requests": "requests",
+    "rejected_lines": "rejected_lines",
+    "source_files": "requests",
+    "site": "requests",
+    "ingest_ledger": "requests",
+    **{f"traffic_{g}": f"traffic_{g}" for g in ("1m", "5m", "15m")},
+    **{f"features_{g}": f"features_{g}" for g in ("1m", "5m", "15m")},
+    **{
+        name: name
+        for name in (
+            "special_events",
+            "anomalies_5m",
+            "forecasts",
+            "model_metrics",
+            "forecast_next",
+            "scaling_forecasts",
+            "scaling_decisions",
+            "cost_report",
+            "cost_robustness",
+            "recommendation",
+        )
+    },
+}
+
+
 class WarehouseError(RuntimeError):
     """The warehouse file cannot be opened or written; the message says which and why."""
+
+
+class MissingTable(WarehouseError):
+    """A table the graph has not materialized (or an older version wrote); names the asset."""
+
+    def __init__(self, table: str, stale: bool = False):
+        self.table, self.asset = table, PRODUCERS.get(table, table)
+        what = "was written by an older version" if stale else "is missing"
+        verb = "rematerialize" if stale else "materialize"
+        super().__init__(
+            f"table {SCHEMA}.{table} {what}: {verb} the asset `{self.asset}` first (make run)"
+        )
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process is writing the warehouse; reading can be retried in a moment."""
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -214,3 +258,54 @@ def empty_frame(columns: list[str]):
         )
 
     return pd.DataFrame({name: pd.Series(dtype=dtype(name)) for name in columns})
+
+
+@contextmanager
+def reading(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for the API, the dashboard and the benchmarks: no file is a
+    WarehouseError that says to run the graph, a writer holding the file a WarehouseBusy."""
+    path = Path(path)
+    if not path.exists():
+        raise WarehouseError(f"no warehouse at {path}: run `make run` first")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as error:
+        raise WarehouseBusy(
+            f"the warehouse is busy (a run is writing it), retry: {error}"
+        ) from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def read(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None):
+    """A query's rows as a DataFrame; a table not materialized yet (or written by an older
+    version, without a column the query names) is a MissingTable naming the asset to run."""
+    try:
+        return con.execute(sql, params or []).df()
+    except duckdb.CatalogException as error:
+        found = re.search(r"Table with name (\w+) does not exist", str(error))
+        raise MissingTable(found.group(1) if found else _first_table(sql)) from None
+    except duckdb.BinderException:
+        raise MissingTable(_first_table(sql), stale=True) from None
+
+
+def _first_table(sql: str) -> str:
+    found = re.search(rf"{SCHEMA}\.(\w+)", sql)
+    return found.group(1) if found else "?"
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int | None:
+    """Rows in nasa.<table>; None when it does not exist."""
+    try:
+        return con.execute(f"SELECT count(*) FROM {SCHEMA}.{table}").fetchall()[0][0]
+    except duckdb.CatalogException:
+        return None
+
+
+def data_source(con: duckdb.DuckDBPyConnection) -> str:
+    """'real', 'replica' (or both joined with '+') for the files behind the warehouse; 'none'
+    before any file was read."""
+    rows = con.execute(f"SELECT DISTINCT data_source FROM {SCHEMA}.source_files").fetchall()
+    return "+".join(sorted(r[0] for r in rows)) or "none"

@@ -39,9 +39,9 @@ def test_definitions_load_with_every_asset_check_and_job():
 def resources(tmp_path, raw_dir, replica_dir):
     return {
         "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "wh.duckdb")),
-        "settings": SettingsResource(
-            raw_dir=str(raw_dir),
-            replica_dir=str(replica_dir),
+        "settings": SettingsResource.from_env(
+            raw_dir=Path(raw_dir),
+            replica_dir=Path(replica_dir),
             log_url="http://127.0.0.1:9/",  # nothing listens there: the download fails at once
             download_timeout_s=2,
         ),
@@ -107,8 +107,10 @@ def test_cli_materializes_one_partition_of_a_users_log(tmp_path):
 
 
 def test_analysis_assets_materialize_on_the_replica_warehouse(replica_copy, tmp_path, monkeypatch):
-    monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
-    res = {"warehouse": WarehouseResource(duckdb_path=str(replica_copy))}
+    res = {
+        "warehouse": WarehouseResource(duckdb_path=str(replica_copy)),
+        "settings": SettingsResource.from_env(reports_dir=tmp_path / "reports"),
+    }
     result = dg.materialize(
         [features.special_events, features.feature_tables, anomalies.anomalies_5m], resources=res
     )
@@ -140,11 +142,13 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     from nasa_autoscale.assets import forecasting, scaling
     from nasa_autoscale.resources import MLflowResource
 
-    monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.setenv("NASA_FORECAST_GRANULARITIES", "5m")  # the 1m and 15m runs add minutes
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     res = {
         "warehouse": WarehouseResource(duckdb_path=str(replica_copy)),
+        "settings": SettingsResource.from_env(
+            reports_dir=tmp_path / "reports",
+            forecast_granularities=("5m",),  # the 1m and 15m runs add minutes
+        ),
         "mlflow": MLflowResource(tracking_uri=uri, artifact_dir=str(tmp_path / "mlruns")),
     }
     result = dg.materialize(
@@ -267,9 +271,9 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
     ingest_days(con, [log], first, last, "real")
     write_traffic(con, first, last)
     con.close()
-    monkeypatch.setenv("NASA_REPORTS_DIR", str(tmp_path / "reports"))
     res = {
         "warehouse": WarehouseResource(duckdb_path=str(path)),
+        "settings": SettingsResource.from_env(reports_dir=tmp_path / "reports"),
         "mlflow": MLflowResource(
             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
             artifact_dir=str(tmp_path / "mlruns"),

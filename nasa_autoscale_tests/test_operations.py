@@ -183,12 +183,12 @@ def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(
         instance=instance,
         resources={
             "warehouse": WarehouseResource(duckdb_path=str(path)),
-            "settings": SettingsResource(
-                raw_dir=str(raw),
-                replica_dir=str(tmp_path / "none"),
+            "settings": SettingsResource.from_env(
+                raw_dir=Path(raw),
+                replica_dir=tmp_path / "none",
                 log_url="http://127.0.0.1:9/",
                 download_timeout_s=1,
-                landing_dir=str(landing),
+                landing_dir=Path(landing),
             ),
         },
     )
@@ -254,9 +254,9 @@ def test_rematerializing_gives_identical_tables(replica_copy, replica_dir, tmp_p
     before = traffic_digest(replica_copy)
     resources = {
         "warehouse": WarehouseResource(duckdb_path=str(replica_copy)),
-        "settings": SettingsResource(
-            raw_dir=str(replica_dir),
-            replica_dir=str(tmp_path),
+        "settings": SettingsResource.from_env(
+            raw_dir=Path(replica_dir),
+            replica_dir=tmp_path,
             log_url="http://127.0.0.1:9/",
             download_timeout_s=1,
         ),

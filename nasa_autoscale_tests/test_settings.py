@@ -86,3 +86,38 @@ def test_the_new_settings_have_defaults_and_name_bad_values(monkeypatch, tmp_pat
         with pytest.raises(SettingsError, match=message):
             Settings.from_env()
         monkeypatch.delenv(name)
+
+
+def test_the_settings_resource_carries_every_setting(tmp_path, monkeypatch):
+    from nasa_autoscale.resources import SettingsResource
+
+    monkeypatch.setenv("NASA_EVENTS_PATH", "none")
+    monkeypatch.setenv("NASA_FORECAST_GRANULARITIES", "5m,15m")
+    settings = Settings.from_env()
+    assert settings.events_path is None and settings.forecast_granularities == ("5m", "15m")
+    assert SettingsResource.from_settings(settings).get() == settings
+    moved = SettingsResource.from_env(reports_dir=tmp_path).get()
+    assert moved.reports_dir == tmp_path and moved.forecast_granularities == ("5m", "15m")
+
+
+def test_an_unknown_granularity_is_named(monkeypatch):
+    monkeypatch.setenv("NASA_FORECAST_GRANULARITIES", "5m,2m")
+    with pytest.raises(SettingsError, match=r"unknown \['2m'\]"):
+        Settings.from_env()
+
+
+def test_loading_the_definitions_reads_the_environment_once():
+    """One settings object per process: the resources and the partitions share it."""
+    import subprocess
+    import sys
+
+    script = (
+        "from nasa_autoscale import settings\n"
+        "calls = []\n"
+        "original = settings.Settings.from_env.__func__\n"
+        "settings.Settings.from_env = classmethod(lambda cls: calls.append(1) or original(cls))\n"
+        "import nasa_autoscale.definitions\n"
+        "print(len(calls))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"

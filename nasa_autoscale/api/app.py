@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +17,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from nasa_autoscale import warehouse
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
 from nasa_autoscale.scaling import policies
 from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY, decide_next
@@ -123,37 +123,6 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class Warehouse:
-    """Read-only access; missing tables become a 503 that names the asset to materialize."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    @contextmanager
-    def connect(self):
-        if not self.path.exists():
-            raise Unavailable(f"no warehouse at {self.path}: run `make run` first")
-        try:
-            con = duckdb.connect(str(self.path), read_only=True)
-        except duckdb.IOException as error:
-            raise Unavailable(
-                f"the warehouse is busy (a run is writing it), retry: {error}"
-            ) from error
-        try:
-            yield con
-        finally:
-            con.close()
-
-    def frame(self, sql: str, asset: str, params: list | None = None):
-        with self.connect() as con:
-            try:
-                return con.execute(sql, params or []).df()
-            except duckdb.CatalogException:
-                raise Unavailable(
-                    f"table nasa.{asset} is missing: materialize the asset `{asset}` (make run)"
-                ) from None
-
-
 def _records(frame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
@@ -180,7 +149,12 @@ def _last_materializations(assets: list[str]) -> dict[str, str | None]:
 
 def create_app(duckdb_path: Path | None = None) -> FastAPI:
     settings = Settings.from_env()
-    warehouse = Warehouse(Path(duckdb_path or settings.duckdb_path))
+    path = Path(duckdb_path or settings.duckdb_path)
+
+    def frame(sql: str, params: list | None = None):
+        with warehouse.reading(path) as con:
+            return warehouse.read(con, sql, params)
+
     app = FastAPI(
         title="nasa_autoscale API",
         description="Forecasts, model metrics, cost report and scaling recommendations from the "
@@ -189,9 +163,12 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
     )
 
     @app.exception_handler(Unavailable)
-    async def unavailable(request, error: Unavailable):
+    @app.exception_handler(warehouse.WarehouseError)
+    async def unavailable(request, error: Exception):
         return JSONResponse(
-            status_code=503, content={"detail": error.message}, headers={"Retry-After": "30"}
+            status_code=503,
+            content={"detail": getattr(error, "message", str(error))},
+            headers={"Retry-After": "30"},
         )
 
     @app.post("/forecast", summary="The latest forecast from the best model, with intervals")
@@ -206,10 +183,9 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
                 f"len(recent_loads) + horizon must be <= {MAX_BUCKETS} "
                 f"(the day forecast_next holds)",
             )
-        rows = warehouse.frame(
+        rows = frame(
             "SELECT model, granularity, origin, bucket_start, yhat, yhat_lower, yhat_upper "
-            "FROM nasa.forecast_next ORDER BY bucket_start",
-            "forecast_next",
+            "FROM nasa.forecast_next ORDER BY bucket_start"
         )
         if rows.empty:
             raise Unavailable("forecast_next is empty: materialize the asset `forecast_next`")
@@ -232,10 +208,8 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
 
     @app.post("/recommend-scaling", summary="Target servers for the next bucket, with the state")
     def recommend_scaling(body: RecommendBody):
-        report = warehouse.frame(
-            "SELECT setting, policy, params, dropped_fraction, cost, selected "
-            "FROM nasa.cost_report",
-            "cost_report",
+        report = frame(
+            "SELECT setting, policy, params, dropped_fraction, cost, selected FROM nasa.cost_report"
         )
         rows = report[report["setting"] == body.setting]
         if rows.empty:  # a short history: no sweep yet, the untuned predictive policy
@@ -289,14 +263,12 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
                 params.append(value)
         sql = "SELECT * FROM nasa.model_metrics"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
-        rows = warehouse.frame(
-            sql + " ORDER BY granularity, protocol, rmse", "model_metrics", params
-        )
+        rows = frame(sql + " ORDER BY granularity, protocol, rmse", params)
         return {"count": len(rows), "metrics": _records(rows)}
 
     @app.get("/cost-report", summary="cost_report and the simulation parameters")
     def cost_report(setting: Literal["default", "realistic"] | None = None):
-        rows = warehouse.frame("SELECT * FROM nasa.cost_report", "cost_report")
+        rows = frame("SELECT * FROM nasa.cost_report")
         if setting:
             rows = rows[rows["setting"] == setting]
         return {
@@ -310,30 +282,23 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
     def health():
         tables, source, model = {}, None, None
         try:
-            with warehouse.connect() as con:
-                for asset in TABLE_ASSETS:
-                    try:
-                        tables[asset] = con.execute(
-                            f"SELECT count(*) FROM nasa.{asset}"
-                        ).fetchall()[0][0]
-                    except duckdb.CatalogException:
-                        tables[asset] = None
-                found = con.execute("SELECT DISTINCT data_source FROM nasa.source_files").fetchall()
-                source = "+".join(sorted(r[0] for r in found)) or None
+            with warehouse.reading(path) as con:
+                tables = {asset: warehouse.row_count(con, asset) for asset in TABLE_ASSETS}
+                source = warehouse.data_source(con)
                 if tables.get("forecast_next"):
                     model = con.execute(
                         "SELECT any_value(model) FROM nasa.forecast_next"
                     ).fetchall()[0][0]
             warehouse_state = "ok"
-        except (Unavailable, duckdb.Error) as error:
-            warehouse_state = getattr(error, "message", str(error))
+        except (warehouse.WarehouseError, duckdb.Error) as error:
+            warehouse_state = str(error)
         # The benchmark's tables are materialized empty while the history is too short for it.
         skipped = [asset for asset in BENCHMARK_TABLES if tables.get(asset) == 0]
         missing = [asset for asset, rows in tables.items() if not rows and asset not in skipped]
         mlflow_db = settings.mlflow_uri.removeprefix("sqlite:///")
         return {
             "status": "ok" if warehouse_state == "ok" and not missing else "degraded",
-            "warehouse": {"path": str(warehouse.path), "state": warehouse_state},
+            "warehouse": {"path": str(path), "state": warehouse_state},
             "tables": tables,
             "missing": [f"materialize `{asset}`" for asset in missing],
             "skipped": [

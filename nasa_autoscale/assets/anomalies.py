@@ -5,13 +5,12 @@ import dagster as dg
 from nasa_autoscale.anomalies.detect import detect_anomalies
 from nasa_autoscale.anomalies.evaluate import evaluate
 from nasa_autoscale.anomalies.report import write_report
-from nasa_autoscale.assets.common import data_source, figure, preview
+from nasa_autoscale.assets.common import figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.resources import WarehouseResource
-from nasa_autoscale.settings import reports_dir
-from nasa_autoscale.warehouse import replace_table
+from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.warehouse import data_source, replace_table
 
 GROUP = "anomalies"
 
@@ -26,8 +25,9 @@ GROUP = "anomalies"
         "precision and recall."
     ),
 )
-def anomalies_5m(warehouse: WarehouseResource):
-    events = load_events()
+def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
+    config = settings.get()
+    events = load_events(config.events_path)
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5)
@@ -35,7 +35,7 @@ def anomalies_5m(warehouse: WarehouseResource):
     with warehouse.connect() as con:
         rows = replace_table(con, "anomalies_5m", anomalies)
     scores = evaluate(anomalies, events)
-    report = write_report(anomalies, scores, events, source, reports_dir())
+    report = write_report(anomalies, scores, events, source, config.reports_dir)
     by_method = scores.set_index("method")
     metadata = {
         "data_source": source,

@@ -2,13 +2,12 @@
 
 import dagster as dg
 
-from nasa_autoscale.assets.common import data_source, preview
+from nasa_autoscale.assets.common import preview
 from nasa_autoscale.features.build import build_features, feature_names
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import GRANULARITIES, local_buckets
-from nasa_autoscale.resources import WarehouseResource
-from nasa_autoscale.settings import Settings
-from nasa_autoscale.warehouse import SCHEMA, replace_table
+from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.warehouse import SCHEMA, data_source, replace_table
 
 GROUP = "features"
 
@@ -21,9 +20,9 @@ GROUP = "features"
         "data/special_events.csv, NASA's)."
     ),
 )
-def special_events(warehouse: WarehouseResource):
-    path = Settings.from_env().events_path  # what load_events reads
-    events = load_events()
+def special_events(warehouse: WarehouseResource, settings: SettingsResource):
+    path = settings.get().events_path
+    events = load_events(path)
     with warehouse.connect() as con:
         rows = replace_table(con, "special_events", events)
     return dg.MaterializeResult(
@@ -85,8 +84,8 @@ def lag_check(con, table: str, source: str) -> tuple[bool, dict]:
         for name in GRANULARITIES
     ],
 )
-def feature_tables(warehouse: WarehouseResource):
-    events = load_events()
+def feature_tables(warehouse: WarehouseResource, settings: SettingsResource):
+    events = load_events(settings.get().events_path)
     with warehouse.connect() as con:
         source = data_source(con)
         for name, minutes in GRANULARITIES.items():

@@ -2,36 +2,24 @@
 benchmark report."""
 
 import json
-import os
 
 import dagster as dg
 import pandas as pd
 
-from nasa_autoscale.assets.common import data_source, figure, preview
+from nasa_autoscale.assets.common import figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
-from nasa_autoscale.forecasting.calibrate import Calibration
-from nasa_autoscale.forecasting.next import fallback_model, make_model
-from nasa_autoscale.forecasting.next import forecast_next as forecast_next_day
+from nasa_autoscale.forecasting.next import NoSelectedModel, choose
+from nasa_autoscale.forecasting.next import forecast_next as next_day
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
-from nasa_autoscale.resources import MLflowResource, WarehouseResource
-from nasa_autoscale.settings import reports_dir
-from nasa_autoscale.warehouse import empty_frame, replace_table
+from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
+from nasa_autoscale.warehouse import data_source, empty_frame, read, replace_table
 
 GROUP = "forecasting"
-
-
-def granularities() -> list[str]:
-    """NASA_FORECAST_GRANULARITIES (comma-separated, default all three)."""
-    chosen = os.environ.get("NASA_FORECAST_GRANULARITIES", ",".join(GRANULARITIES)).split(",")
-    unknown = set(chosen) - set(GRANULARITIES)
-    if unknown:
-        raise ValueError(f"NASA_FORECAST_GRANULARITIES: unknown {sorted(unknown)}")
-    return chosen
 
 
 @dg.multi_asset(
@@ -56,21 +44,25 @@ def granularities() -> list[str]:
     ],
 )
 def benchmark_models(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mlflow: MLflowResource,
+    settings: SettingsResource,
 ):
-    events = load_events()
+    config = settings.get()
+    events = load_events(config.events_path)
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = {
             g: whole_days(con, m).set_index("bucket_start") for g, m in GRANULARITIES.items()
         }
-    calendar = Calendar.of(traffic["5m"])
+    calendar = Calendar.of(traffic["5m"], config.test_days, config.validation_days)
     if not calendar.enough:
         context.log.warning(f"benchmark skipped: {calendar.shortfall()}")
         with warehouse.connect() as con:
             replace_table(con, "forecasts", empty_frame(FORECAST_COLUMNS))
             replace_table(con, "model_metrics", empty_frame(METRIC_COLUMNS))
-        report = write_skipped_report(calendar, source, reports_dir())
+        report = write_skipped_report(calendar, source, config.reports_dir)
         for key in ("forecasts", "model_metrics"):
             yield dg.MaterializeResult(
                 asset_key=key,
@@ -85,7 +77,7 @@ def benchmark_models(
     context.log.info(f"windows: {calendar.describe()}")
     tags = {"dagster_run_id": context.run.run_id, "data_source": source}
     all_forecasts, all_metrics, all_timings, run_ids, params = [], [], [], {}, {}
-    for granularity in granularities():
+    for granularity in config.forecast_granularities:
         minutes = GRANULARITIES[granularity]
 
         def log_model(model, scores, timing, granularity=granularity):
@@ -148,7 +140,7 @@ def benchmark_models(
         timings,
         traffic["5m"]["requests"].astype(float),
         source,
-        reports_dir(),
+        config.reports_dir,
         calendar,
     )
     yield dg.MaterializeResult(
@@ -186,29 +178,32 @@ def benchmark_models(
         "the scaling policies."
     ),
 )
-def forecast_next(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    events = load_events()
+def forecast_next(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
+):
+    config = settings.get()
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
-        ranked = con.execute(
+        selected = read(
+            con,
             "SELECT model, validation_rmse, rmse, params, calibration FROM nasa.model_metrics "
-            "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected"
-        ).fetchall()
-    calendar = Calendar.of(traffic)
-    if ranked:
-        name, validation_rmse, rmse, chosen, calibration = ranked[0]
-        calibration = Calibration.from_json(calibration)
-    elif not calendar.enough:  # no benchmark: the models that need nothing but the history
-        name, validation_rmse, rmse, chosen = fallback_model(calendar), None, None, None
-        calibration = None
-        context.log.warning(f"benchmark skipped ({calendar.shortfall()}); forecasting with {name}")
-    else:
-        raise dg.Failure(
-            "model_metrics has no selected 5-minute day-ahead row: materialize model_metrics"
+            "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected",
         )
-    model = make_model(name, 5, events, traffic.index[-1], json.loads(chosen or "{}"))
-    forecast = forecast_next_day(traffic, 5, model, calibration=calibration)
+    calendar = Calendar.of(traffic, config.test_days, config.validation_days)
+    try:
+        choice = choose(selected, calendar)
+    except NoSelectedModel as error:
+        raise dg.Failure(str(error)) from None
+    if not calendar.enough:
+        context.log.warning(choice.chosen_by)
+    forecast = next_day(
+        traffic,
+        5,
+        choice.build(5, traffic.index[-1]),
+        calibration=choice.calibration,
+        events=load_events(config.events_path),
+    )
     forecast.insert(1, "granularity", "5m")
     with warehouse.connect() as con:
         rows = replace_table(con, "forecast_next", forecast)
@@ -216,13 +211,13 @@ def forecast_next(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         metadata={
             "data_source": source,
             "dagster/row_count": rows,
-            "model": name,
-            "chosen_by": "lowest 5-minute day-ahead RMSE on the validation window"
-            if ranked
-            else "too little history for the benchmark: seasonal naive",
-            "day_ahead_rmse_on_validation": validation_rmse or "not benchmarked",
-            "day_ahead_rmse_on_test": rmse or "not benchmarked",
-            "intervals": "calibrated on the validation window" if calibration else "the model's",
+            "model": choice.name,
+            "chosen_by": choice.chosen_by,
+            "day_ahead_rmse_on_validation": choice.validation_rmse or "not benchmarked",
+            "day_ahead_rmse_on_test": choice.test_rmse or "not benchmarked",
+            "intervals": "calibrated on the validation window"
+            if choice.calibration
+            else "the model's",
             "windows": calendar.describe() if calendar.enough else calendar.shortfall(),
             "origin": str(forecast["origin"].iloc[0]),
             "preview": preview(forecast),

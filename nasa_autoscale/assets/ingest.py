@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nasa_autoscale.assets.common import PREVIEW_ROWS, data_source, preview
+from nasa_autoscale.assets.common import PREVIEW_ROWS, preview
 from nasa_autoscale.ingest import checks
 from nasa_autoscale.ingest.download import LogSource, locate_logs
 from nasa_autoscale.ingest.landing import landing_files
@@ -11,7 +11,7 @@ from nasa_autoscale.ingest.logfiles import LogFileError
 from nasa_autoscale.ingest.traffic import GRANULARITIES, write_traffic
 from nasa_autoscale.partitions import daily_partitions, partition_days
 from nasa_autoscale.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import SCHEMA
+from nasa_autoscale.warehouse import SCHEMA, data_source
 
 GROUP = "ingest"
 

@@ -8,31 +8,26 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from nasa_autoscale.assets.common import data_source, figure, preview
+from nasa_autoscale.assets.common import figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.protocols import Calendar
+from nasa_autoscale.forecasting.registry import tuned_params
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.resources import MLflowResource, WarehouseResource
-from nasa_autoscale.scaling import policies
+from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling.forecasts import COLUMNS, WINDOW_NAMES, fit_and_forecast
-from nasa_autoscale.scaling.recommend import fallback_decision, next_servers
+from nasa_autoscale.scaling.recommend import recommend
 from nasa_autoscale.scaling.report import target_lines, write_report, write_robustness_report
-from nasa_autoscale.scaling.simulator import simulate
 from nasa_autoscale.scaling.sweep import (
     DECISION_COLUMNS,
     REPORT_COLUMNS,
     ROBUSTNESS_COLUMNS,
-    SCENARIOS,
-    best_policy,
     forecast_steps,
     load_inputs,
-    make_window,
     robustness,
     run_sweep,
 )
-from nasa_autoscale.settings import reports_dir
-from nasa_autoscale.warehouse import empty_frame, replace_table
+from nasa_autoscale.warehouse import data_source, empty_frame, read, replace_table
 
 GROUP = "scaling"
 SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "traffic_5m"]  # what every sweep reads
@@ -44,8 +39,7 @@ def _tuned_lightgbm(con) -> dict:
         "SELECT params FROM nasa.model_metrics WHERE model = 'lightgbm_direct' "
         "AND granularity = '5m' AND params IS NOT NULL LIMIT 1"
     ).fetchall()
-    params = json.loads(rows[0][0]) if rows else {}
-    return {k: params[k] for k in ("num_leaves",) if k in params}
+    return tuned_params("lightgbm_direct", json.loads(rows[0][0]) if rows else {})
 
 
 @dg.asset(
@@ -60,14 +54,18 @@ def _tuned_lightgbm(con) -> dict:
     ),
 )
 def scaling_forecasts(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mlflow: MLflowResource,
+    settings: SettingsResource,
 ):
-    events = load_events()
+    config = settings.get()
+    events = load_events(config.events_path)
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
         params = _tuned_lightgbm(con)
-    calendar = Calendar.of(traffic)
+    calendar = Calendar.of(traffic, config.test_days, config.validation_days)
     if not calendar.enough:
         context.log.warning(f"scaling forecasts skipped: {calendar.shortfall()}")
         with warehouse.connect() as con:
@@ -135,11 +133,14 @@ def scaling_forecasts(
         ),
     ],
 )
-def policy_sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def policy_sweep(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
+):
+    config = settings.get()
     with warehouse.connect() as con:
         source = data_source(con)
         requests, forecasts, anomalies = load_inputs(con)
-    calendar = Calendar.of(requests)
+    calendar = Calendar.of(requests, config.test_days, config.validation_days)
     if not calendar.enough:
         context.log.warning(f"policy sweep skipped: {calendar.shortfall()}")
         with warehouse.connect() as con:
@@ -164,7 +165,7 @@ def policy_sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         replace_table(con, "scaling_decisions", decisions)
         replace_table(con, "cost_report", cost_report)
     report = write_report(
-        cost_report, tuning, {"sweep_s": elapsed}, source, reports_dir(), calendar
+        cost_report, tuning, {"sweep_s": elapsed}, source, config.reports_dir, calendar
     )
     yield dg.MaterializeResult(
         asset_key="scaling_decisions",
@@ -201,11 +202,14 @@ def policy_sweep(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "reports/robustness.md."
     ),
 )
-def cost_robustness(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def cost_robustness(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
+):
+    config = settings.get()
     with warehouse.connect() as con:
         source = data_source(con)
         requests, forecasts, anomalies = load_inputs(con)
-    calendar = Calendar.of(requests)
+    calendar = Calendar.of(requests, config.test_days, config.validation_days)
     if not calendar.enough:
         with warehouse.connect() as con:
             replace_table(con, "cost_robustness", empty_frame(ROBUSTNESS_COLUMNS))
@@ -221,7 +225,7 @@ def cost_robustness(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     elapsed = time.perf_counter() - started
     with warehouse.connect() as con:
         replace_table(con, "cost_robustness", cells)
-    report = write_robustness_report(cells, elapsed, source, reports_dir(), calendar)
+    report = write_robustness_report(cells, elapsed, source, config.reports_dir, calendar)
     return dg.MaterializeResult(
         metadata={
             "data_source": source,
@@ -249,46 +253,17 @@ def recommendation(warehouse: WarehouseResource):
     with warehouse.connect() as con:
         source = data_source(con)
         requests, forecasts, anomalies = load_inputs(con)
-        cost_report = con.execute("SELECT * FROM nasa.cost_report").df()
-        upcoming = con.execute(
+        cost_report = read(con, "SELECT * FROM nasa.cost_report")
+        upcoming = read(
+            con,
             "SELECT bucket_start, yhat, yhat_lower, yhat_upper FROM nasa.forecast_next "
-            "ORDER BY bucket_start"
-        ).df()
-    if upcoming.empty:
-        raise dg.Failure("forecast_next is empty: materialize forecast_next")
-    rows = []
-    for setting, rules in SCENARIOS.items():
-        if cost_report.empty:  # a short history: no sweep to choose from
-            ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
-            decision = fallback_decision(requests, rules, ahead)
-            rows.append(
-                {
-                    "setting": setting,
-                    "bucket_start": upcoming["bucket_start"].iloc[0],
-                    **decision,
-                    "data_source": source,
-                }
-            )
-            continue
-        name = best_policy(cost_report, setting)
-        params = json.loads(
-            cost_report.query("setting == @setting and policy == @name")["params"].iloc[0]
+            "ORDER BY bucket_start",
         )
-        policy = policies.build(name, params)
-        test = make_window("test", requests, forecasts, anomalies, rules)
-        history = simulate(test.demand, policy, rules, test.forecasts, test.flags)
-        ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
-        decision = next_servers(policy, history, rules, ahead, bool(test.flags[-1]))
-        rows.append(
-            {
-                "setting": setting,
-                "bucket_start": upcoming["bucket_start"].iloc[0],
-                "policy": name,
-                **decision,
-                "data_source": source,
-            }
-        )
-    table = pd.DataFrame(rows)
+    try:
+        table = recommend(requests, forecasts, anomalies, cost_report, upcoming)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from None
+    table["data_source"] = source
     with warehouse.connect() as con:
         replace_table(con, "recommendation", table)
     return dg.MaterializeResult(

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from nasa_autoscale.ingest.download import locate_logs
-from nasa_autoscale.settings import PROJECT_ROOT, Settings, reports_dir
+from nasa_autoscale.settings import PROJECT_ROOT, Settings
 
 SELECTION = "requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m"
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "speedup_2_vs_1": round(one_worker / two_workers, 2),
     }
-    out = reports_dir() / "bench_backfill.json"
+    out = settings.reports_dir / "bench_backfill.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(

@@ -17,7 +17,7 @@ from nasa_autoscale import warehouse
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.benchmark import run_granularity
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
-from nasa_autoscale.settings import Settings, reports_dir
+from nasa_autoscale.settings import Settings
 
 TARGET_SECONDS = 180.0
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_model_seconds": dict(zip(timings.model, timings.total_s.round(2), strict=True)),
         "rmse": metrics.pivot(index="model", columns="protocol", values="rmse").round(2).to_dict(),
     }
-    out = reports_dir() / "bench_forecast.json"
+    out = settings.reports_dir / "bench_forecast.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nasa_autoscale.settings import Settings, reports_dir
+from nasa_autoscale.settings import Settings
 
 TARGET_SECONDS = 4.0
 TARGET_RATIO = 8.0
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     from nasa_autoscale.benchmarks.combined_logs import write_combined_logs
     from nasa_autoscale.ingest.download import locate_logs
 
-    source = locate_logs(Settings.from_env(), fetch=True)
+    settings = Settings.from_env()
+    source = locate_logs(settings, fetch=True)
     print(f"data: {source.data_source} ({source.note})", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         print("writing the combined-format copy (nginx, UTC, daily files) ...", flush=True)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if "before" in best:
         report["before"] = {"revision": args.compare_with, **best["before"]}
         report["time_against_before"] = ours["seconds"] / best["before"]["seconds"]
-    out = reports_dir() / "bench_ingest.json"
+    out = settings.reports_dir / "bench_ingest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(

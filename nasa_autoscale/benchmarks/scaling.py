@@ -22,7 +22,7 @@ from nasa_autoscale.scaling.sweep import (
     robustness,
     run_sweep,
 )
-from nasa_autoscale.settings import Settings, reports_dir
+from nasa_autoscale.settings import Settings
 
 TARGET_SECONDS = 60.0
 
@@ -31,14 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     settings = Settings.from_env()
-    con = warehouse.connect(settings.duckdb_path, read_only=True)
     try:
-        requests, forecasts, anomalies = load_inputs(con)
-    except Exception as error:  # a clear message instead of a DuckDB catalog error
-        print(f"cannot read the scaling inputs ({error}); run `make run` first", file=sys.stderr)
+        with warehouse.reading(settings.duckdb_path) as con:
+            requests, forecasts, anomalies = load_inputs(con)
+    except warehouse.WarehouseError as error:
+        print(f"cannot read the scaling inputs: {error}", file=sys.stderr)
         return 1
-    finally:
-        con.close()
     started = time.perf_counter()
     _, report, _, _ = run_sweep(requests, forecasts, anomalies)
     wall = time.perf_counter() - started
@@ -66,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "robustness": cells.round(4).to_dict(orient="records"),
         "cost_report": table.round(4).to_dict(orient="records"),
     }
-    out = reports_dir() / "bench_scaling.json"
+    out = settings.reports_dir / "bench_scaling.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table.round(4).to_string(index=False))

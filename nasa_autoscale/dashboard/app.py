@@ -8,9 +8,7 @@ capacity, boot delay and price; nothing is retrained.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import duckdb
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from nasa_autoscale import warehouse  # noqa: E402
 from nasa_autoscale.forecasting.protocols import PROTOCOLS, Calendar  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
@@ -34,38 +33,24 @@ from nasa_autoscale.settings import Settings  # noqa: E402
 PAGES = ["Traffic", "Forecasts", "Scaling simulator", "Benchmarks"]
 
 
-class Missing(Exception):
-    """A table the graph has not materialized yet."""
+@st.cache_data(ttl=60, show_spinner=False)
+def query(path: str, sql: str) -> pd.DataFrame:
+    """A query's rows (cached a minute); a table not materialized yet is a WarehouseError that
+    names its asset, shown as a warning."""
+    with warehouse.reading(path) as con:
+        return warehouse.read(con, sql)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def query(path: str, sql: str, asset: str) -> pd.DataFrame:
-    if not Path(path).exists():
-        raise Missing(f"No warehouse at {path}: run `make run` first.")
-    try:
-        con = duckdb.connect(path, read_only=True)
-    except duckdb.IOException as error:
-        raise Missing(
-            f"The warehouse is busy (a run is writing it); reload soon. ({error})"
-        ) from None
-    try:
-        return con.execute(sql).df()
-    except duckdb.CatalogException:
-        raise Missing(f"`nasa.{asset}` is missing: materialize the asset `{asset}`.") from None
-    except duckdb.BinderException:
-        raise Missing(
-            f"`nasa.{asset}` was written by an older version: rematerialize the asset `{asset}`."
-        ) from None
-    finally:
-        con.close()
+def data_source(path: str) -> str:
+    with warehouse.reading(path) as con:
+        return warehouse.data_source(con)
 
 
 def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The test window of the data (the forecasting calendar, read from traffic_5m)."""
     requests = query(
-        path,
-        "SELECT bucket_start, requests FROM nasa.traffic_5m ORDER BY bucket_start",
-        "traffic_5m",
+        path, "SELECT bucket_start, requests FROM nasa.traffic_5m ORDER BY bucket_start"
     )
     step = pd.Timedelta(minutes=5)
     grid = pd.date_range(
@@ -80,9 +65,7 @@ def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def traffic_page(path: str):
     traffic = query(
-        path,
-        "SELECT bucket_start, requests, is_missing FROM nasa.traffic_5m ORDER BY bucket_start",
-        "traffic_5m",
+        path, "SELECT bucket_start, requests, is_missing FROM nasa.traffic_5m ORDER BY bucket_start"
     )
     if len(traffic):
         first, last = traffic["bucket_start"].min(), traffic["bucket_start"].max()
@@ -90,16 +73,9 @@ def traffic_page(path: str):
     else:
         st.header("Traffic")
     flagged = "WHERE is_anomaly_z AND kind IN ('spike', 'dip')"
-    anomalies = query(
-        path,
-        f"SELECT bucket_start, requests, kind FROM nasa.anomalies_5m {flagged}",
-        "anomalies_5m",
-    )
-    events = query(
-        path, "SELECT name, kind, start_ts, end_ts FROM nasa.special_events", "special_events"
-    )
-    source = query(path, "SELECT DISTINCT data_source FROM nasa.source_files", "requests")
-    if "replica" in set(source["data_source"]):
+    anomalies = query(path, f"SELECT bucket_start, requests, kind FROM nasa.anomalies_5m {flagged}")
+    events = query(path, "SELECT name, kind, start_ts, end_ts FROM nasa.special_events")
+    if "replica" in data_source(path).split("+"):
         st.info(
             "Data: the replica (real per-bucket request counts, synthetic lines); see "
             "data/README.md."
@@ -147,15 +123,12 @@ def traffic_page(path: str):
 def forecasts_page(path: str):
     st.header("Forecast vs actual, test window (5-minute buckets)")
     models = query(
-        path,
-        "SELECT DISTINCT model FROM nasa.forecasts WHERE granularity = '5m' ORDER BY model",
-        "forecasts",
+        path, "SELECT DISTINCT model FROM nasa.forecasts WHERE granularity = '5m' ORDER BY model"
     )["model"].tolist()
     selected = query(
         path,
         "SELECT model FROM nasa.model_metrics WHERE granularity = '5m' "
         "AND protocol = 'day_ahead' AND selected",
-        "model_metrics",
     )["model"]
     default = selected.iloc[0] if len(selected) and selected.iloc[0] in models else None
     left, right = st.columns(2)
@@ -172,10 +145,9 @@ def forecasts_page(path: str):
         path,
         "SELECT model, protocol, bucket_start, yhat, yhat_lower, yhat_upper FROM "
         "nasa.forecasts WHERE granularity = '5m'",
-        "forecasts",
     )
     rows = rows[(rows["model"] == model) & (rows["protocol"] == protocol)]
-    actual = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
+    actual = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m")
     start = test_start + pd.Timedelta(days=days[0] - 1)
     end = test_start + pd.Timedelta(days=days[1])
     rows = rows[(rows["bucket_start"] >= start) & (rows["bucket_start"] < end)]
@@ -185,7 +157,6 @@ def forecasts_page(path: str):
         path,
         "SELECT model, protocol, rmse, mae, coverage FROM nasa.model_metrics "
         "WHERE granularity = '5m'",
-        "model_metrics",
     )
     score = metrics[(metrics["model"] == model) & (metrics["protocol"] == protocol)]
     if len(score):
@@ -213,13 +184,11 @@ def forecasts_page(path: str):
 
 
 def simulation_inputs(path: str, boot: int):
-    requests = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m", "traffic_5m")
+    requests = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m")
     requests = requests.set_index("bucket_start")["requests"].astype(float)
     test_start, test_end = test_window(path)
     times = pd.date_range(test_start, test_end, freq="5min", inclusive="left")
-    forecasts = query(
-        path, "SELECT * FROM nasa.scaling_forecasts WHERE \"window\" = 'test'", "scaling_forecasts"
-    )
+    forecasts = query(path, "SELECT * FROM nasa.scaling_forecasts WHERE \"window\" = 'test'")
     array = forecast_array(forecasts, "test", (test_start, test_end), 5, boot + 1)
     have = int(forecasts["step"].max())
     if boot + 1 > have:  # steps beyond the stored ones: repeat the furthest (an approximation)
@@ -233,7 +202,7 @@ def scaling_page(path: str):
         "The same simulator as the cost report, with your own fleet. A decision at t reads only "
         "demand before t and forecasts made at t; the optimum knows everything."
     )
-    report = query(path, "SELECT setting, policy, params FROM nasa.cost_report", "cost_report")
+    report = query(path, "SELECT setting, policy, params FROM nasa.cost_report")
     tuned = {
         row.policy: json.loads(row.params)
         for row in report[report["setting"] == "realistic"].itertuples()
@@ -269,7 +238,7 @@ def scaling_page(path: str):
         "SELECT max(requests) AS peak FROM nasa.traffic_5m "
         f"WHERE bucket_start < '{test_window(path)[0]}'"
     )
-    training_peak = query(path, peak_sql, "traffic_5m")["peak"].iloc[0]
+    training_peak = query(path, peak_sql)["peak"].iloc[0]
     optimum = simulate(demand, replay(optimal_provisioning(demand, rules), rules), rules)
     best = summarize(optimum, rules)
     outcomes, rows = {"hindsight_optimal": optimum}, []
@@ -319,16 +288,14 @@ def scaling_page(path: str):
 
 def benchmarks_page(path: str):
     st.header("Benchmarks")
-    metrics = query(
-        path, "SELECT model, granularity, protocol, rmse FROM nasa.model_metrics", "model_metrics"
-    )
+    metrics = query(path, "SELECT model, granularity, protocol, rmse FROM nasa.model_metrics")
     five = metrics[metrics["granularity"] == "5m"].pivot(
         index="model", columns="protocol", values="rmse"
     )
     five = five[[p for p in PROTOCOLS if p in five.columns]].sort_values("one_step")
     st.subheader("Forecasting: 5-minute RMSE on the test window (lower is better)")
     st.bar_chart(five, stack=False, horizontal=True, height=380)
-    report = query(path, "SELECT * FROM nasa.cost_report", "cost_report")
+    report = query(path, "SELECT * FROM nasa.cost_report")
     st.subheader("Scaling: cost above the hindsight optimum (%)")
     costs = report[~report["policy"].isin(["static"])].pivot(
         index="policy", columns="setting", values="pct_above_optimal"
@@ -352,7 +319,7 @@ def main():
     }
     try:
         pages[page](path)
-    except Missing as missing:
+    except warehouse.WarehouseError as missing:
         st.warning(str(missing))
 
 

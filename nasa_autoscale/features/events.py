@@ -10,6 +10,8 @@ start: never earlier than it began.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from nasa_autoscale.settings import DEFAULT_EVENTS_PATH
@@ -54,19 +56,16 @@ class EventsError(ValueError):
     """The events file is malformed; the message names the row and the problem."""
 
 
-def load_events(path=None) -> pd.DataFrame:
+def load_events(path: Path | None = DEFAULT_EVENTS_PATH) -> pd.DataFrame:
     """The events, validated: every column present, times parse, start <= end, known impact.
 
-    path: default NASA_EVENTS_PATH (NASA's list unless set; 'none': no events, an empty table,
-    so every event feature is 0). NASA's events lie in 1995: they flag nothing in other logs."""
+    path: Settings.events_path (NASA's list unless NASA_EVENTS_PATH says otherwise); None: no
+    events, an empty table, so every event feature is 0. NASA's events lie in 1995: they flag
+    nothing in other logs."""
     if path is None:
-        from nasa_autoscale.settings import Settings
-
-        path = Settings.from_env().events_path
-        if path is None:
-            return pd.DataFrame(
-                {c: pd.Series(dtype="datetime64[ns]" if c in TIMES else "string") for c in COLUMNS}
-            )
+        return pd.DataFrame(
+            {c: pd.Series(dtype="datetime64[ns]" if c in TIMES else "string") for c in COLUMNS}
+        )
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:

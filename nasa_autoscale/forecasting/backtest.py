@@ -56,18 +56,20 @@ def run(
     protocol_names=protocols.PROTOCOLS,
     calendar: protocols.Calendar | None = None,
     window: str = "test",
+    events: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Fit on everything before the window, forecast the window under each protocol.
 
     traffic: index bucket_start (a regular grid over train and test), traffic columns; the
     windows are the calendar's (default: read from traffic): "test", or "validation" (the model
     then never sees the validation window's values it predicts nor anything after them).
-    Returns (forecasts with a step column, timings in s).
+    events: the special events, passed to fit. Returns (forecasts with a step column, timings
+    in s).
     """
     calendar = calendar or protocols.Calendar.of(traffic)
     start, end = calendar.windows()[window]
     started = time.perf_counter()
-    model.fit(traffic[traffic.index < start], minutes)
+    model.fit(traffic[traffic.index < start], minutes, events)
     timings = {"fit_s": time.perf_counter() - started}
     frames = []
     for protocol in protocol_names:

@@ -19,19 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
-from nasa_autoscale.forecasting import backtest, protocols
+from nasa_autoscale.forecasting import backtest, protocols, registry
 from nasa_autoscale.forecasting.calibrate import calibrate
-from nasa_autoscale.forecasting.models import (
-    Forecaster,
-    HarmonicARIMA,
-    LightGBMDirect,
-    ProphetModel,
-    SeasonalNaive,
-    SlotMedian,
-    ensemble,
-)
+from nasa_autoscale.forecasting.models import Forecaster, ensemble
+from nasa_autoscale.forecasting.registry import BASELINES, CANDIDATES, ENSEMBLE_MEMBERS
 
-ENSEMBLE_MEMBERS = ["lightgbm_direct", "sarima_fourier", "prophet"]
 # The original project's published 5-minute one-shot figures (RMSE), for comparison only.
 ORIGINAL_FIGURES = {
     "prophet (original, best run)": 83.26,
@@ -43,23 +35,11 @@ TARGETS_5M = {"one_shot": 70.0, "day_ahead": 62.0, "hour_ahead": 50.0, "one_step
 TARGETS_ONE_STEP = {"1m": 12.5, "15m": 105.0}
 
 
-# Candidates tried on the validation week (one-step RMSE there, models fitted before it).
-CANDIDATES = {
-    "sarima_fourier": [{"daily_order": k} for k in (6, 10, 14)],
-    "lightgbm_direct": [{"num_leaves": n} for n in (15, 31, 63)],
-}
-
-
-def _candidate(name: str, events: pd.DataFrame, horizons, params: dict):
-    if name == "sarima_fourier":
-        return HarmonicARIMA(**params)
-    return LightGBMDirect(events, horizons, None, **params)  # scored on yhat: no intervals
-
-
 def tune(
     traffic: pd.DataFrame, minutes: int, events: pd.DataFrame, calendar: protocols.Calendar
 ) -> dict[str, dict]:
-    """The best candidate parameters per model, judged on the validation week only.
+    """The best candidate parameters per model (registry.CANDIDATES), judged on the
+    validation week only.
 
     Each candidate is fitted on the training window before the validation week and scored one
     step ahead on the validation week (the
@@ -70,11 +50,10 @@ def tune(
     before = traffic[traffic.index < start]
     seen = traffic[traffic.index < end]
     plan = protocols.origins("one_step", minutes, start, end)
-    horizons = [1]
 
     def validation_rmse(name: str, params: dict) -> float:
-        model = _candidate(name, events, horizons, params)
-        forecast = model.fit(before, minutes).predict(seen, plan)
+        model = registry.build(name, params)  # scored on yhat: no intervals of its own
+        forecast = model.fit(before, minutes, events).predict(seen, plan)
         actual = seen["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
         return float(pd.Series(forecast["yhat"].to_numpy() - actual).pow(2).mean() ** 0.5)
 
@@ -92,35 +71,33 @@ def tune(
 def model_plan(
     granularity: str,
     minutes: int,
-    events: pd.DataFrame,
     calendar: protocols.Calendar,
     tuned: dict | None = None,
 ) -> list[tuple[Callable[[], Forecaster], tuple[str, ...]]]:
-    """[(build, protocols)] for a granularity: build() makes a fresh model; `tuned` holds
-    parameters chosen by tune(). LightGBM fits no
-    intervals of its own here (calibrate.py gives every model its intervals), which halves its
-    fits."""
+    """[(build, protocols)] for a granularity: build() makes a fresh model (registry.build);
+    `tuned` holds parameters chosen by tune(). LightGBM fits no intervals of its own here
+    (calibrate.py gives every model its intervals), which halves its fits."""
     tuned = tuned or {}
     steps = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
     everything = protocols.PROTOCOLS
-    baselines = [
-        (lambda: SeasonalNaive(1), everything),
-        (lambda: SeasonalNaive(7), everything),
-        (lambda: SlotMedian(3), everything),
-    ]
+
+    def builder(name: str, params: dict | None = None, horizons=(1,)):
+        return lambda: registry.build(name, params, horizons)
+
+    baselines = [(builder(name), everything) for name in BASELINES]
     if granularity == "1m":
         # Five times the rows of 5m: fewer, larger boosting steps keep it near a minute.
         fast = {"n_estimators": 150, "learning_rate": 0.1}
         return baselines + [
-            (lambda: LightGBMDirect(events, [1], None, **fast), ("one_step",)),
-            (lambda: HarmonicARIMA(), ("one_step",)),
+            (builder("lightgbm_direct", fast), ("one_step",)),
+            (builder("sarima_fourier"), ("one_step",)),
         ]
     return baselines + [
-        (lambda: HarmonicARIMA(**tuned.get("sarima_fourier", {})), everything),
-        (lambda: ProphetModel(events), everything),
+        (builder("sarima_fourier", tuned.get("sarima_fourier")), everything),
+        (builder("prophet"), everything),
         (
-            lambda: LightGBMDirect(
-                events, backtest.horizon_ladder(steps), None, **tuned.get("lightgbm_direct", {})
+            builder(
+                "lightgbm_direct", tuned.get("lightgbm_direct"), backtest.horizon_ladder(steps)
             ),
             everything,
         ),
@@ -206,18 +183,14 @@ def run_granularity(
             f"sarima_fourier {tuned['sarima_fourier']}, "
             f"lightgbm_direct {tuned['lightgbm_direct']}"
         )
-    for build, protocol_names in model_plan(granularity, minutes, events, calendar, tuned):
+    for build, protocol_names in model_plan(granularity, minutes, calendar, tuned):
         started = time.perf_counter()
         model = build()
-        raw, timing = backtest.run(model, traffic, minutes, granularity, protocol_names, calendar)
+        raw, timing = backtest.run(
+            model, traffic, minutes, granularity, protocol_names, calendar, "test", events
+        )
         validation, _ = backtest.run(
-            build(),
-            traffic,
-            minutes,
-            granularity,
-            protocol_names,
-            calendar,
-            "validation",
+            build(), traffic, minutes, granularity, protocol_names, calendar, "validation", events
         )
         test, calibrations[model.name] = _calibrated(raw, validation, actuals, longest)
         timing["total_s"] = time.perf_counter() - started

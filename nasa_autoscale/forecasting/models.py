@@ -1,8 +1,9 @@
 """Forecasting models with one contract (after Nixtla's statsforecast: small classes, evaluation
 kept apart).
 
-    model.fit(train, minutes)     # train: a traffic frame (index bucket_start, a regular grid,
-                                  #   requests NaN where missing) of the training window
+    model.fit(train, minutes, events)  # train: a traffic frame (index bucket_start, a regular
+                                       #   grid, requests NaN where missing) of the training
+                                       #   window; events: the special events (exogenous)
     model.predict(traffic, plan)  # plan: [(origin, horizon)]; traffic: all actuals known so far
 
 For each origin, predict may read only values before that origin; the backtest's leakage
@@ -40,7 +41,11 @@ def plan_frame(plan: list[tuple[pd.Timestamp, int]], minutes: int) -> pd.DataFra
 class Forecaster:
     name = "model"
 
-    def fit(self, train: pd.DataFrame, minutes: int) -> Forecaster:
+    def fit(
+        self, train: pd.DataFrame, minutes: int, events: pd.DataFrame | None = None
+    ) -> Forecaster:
+        """Learn from the training window; events (features.events.load_events) are known
+        ahead, each from its known_from on; models that do not use them ignore them."""
         raise NotImplementedError
 
     def predict(self, traffic: pd.DataFrame, plan: list[tuple[pd.Timestamp, int]]) -> pd.DataFrame:
@@ -55,6 +60,13 @@ class Forecaster:
         quantiles = np.asarray(getattr(self, "quantiles", [])).tolist()
         state = {"name": self.name, "params": self.params(), "interval_quantiles": quantiles}
         return {"model.json": json.dumps(state, indent=2, default=str)}
+
+
+def _events_or_none(events: pd.DataFrame | None) -> pd.DataFrame:
+    """The events a model learns from; None: no events (an empty, typed table)."""
+    from nasa_autoscale.features.events import load_events
+
+    return load_events(None) if events is None else events
 
 
 def _positions(traffic: pd.DataFrame, times: pd.Series, minutes: int) -> np.ndarray:
@@ -94,7 +106,7 @@ class SeasonalNaive(Forecaster):
         self.period_days = period_days
         self.name = "seasonal_naive_" + ("day" if period_days == 1 else "week")
 
-    def fit(self, train: pd.DataFrame, minutes: int) -> SeasonalNaive:
+    def fit(self, train: pd.DataFrame, minutes: int, events=None) -> SeasonalNaive:
         self.minutes = minutes
         self.period = self.period_days * 24 * 60 // minutes
         y = train["requests"].astype(float)
@@ -120,7 +132,7 @@ class SlotMedian(Forecaster):
     def __init__(self, weeks: int = 3):
         self.weeks = weeks
 
-    def fit(self, train, minutes):
+    def fit(self, train, minutes, events=None):
         self.minutes = minutes
         self.period = 7 * 24 * 60 // minutes
         values = train["requests"].to_numpy(float)
@@ -162,12 +174,10 @@ class LightGBMDirect(Forecaster):
 
     def __init__(
         self,
-        events: pd.DataFrame,
         horizons: list[int],
         validation_start: pd.Timestamp | None,
         **lgbm_params,
     ):
-        self.events = events
         self.horizons = sorted(horizons)
         self.validation_start = validation_start
         self.lgbm_params = {
@@ -211,11 +221,12 @@ class LightGBMDirect(Forecaster):
         errors = held["requests"] - first.predict(held[self.columns])
         return horizon, final, np.quantile(errors, INTERVAL)
 
-    def fit(self, train, minutes):
+    def fit(self, train, minutes, events=None):
         from concurrent.futures import ThreadPoolExecutor
 
         from nasa_autoscale.features.build import feature_names
 
+        self.events = _events_or_none(events)
         self.minutes = minutes
         self.columns = feature_names(minutes)
         self.models, self.quantiles = {}, {}
@@ -298,7 +309,7 @@ class HarmonicARIMA(Forecaster):
             ]
         )
 
-    def fit(self, train, minutes):
+    def fit(self, train, minutes, events=None):
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
         self.minutes = minutes
@@ -365,9 +376,6 @@ class ProphetModel(Forecaster):
 
     name = "prophet"
 
-    def __init__(self, events: pd.DataFrame):
-        self.events = events
-
     def _holidays(self) -> pd.DataFrame:
         rows = []
         for event in self._scheduled().itertuples():
@@ -377,12 +385,13 @@ class ProphetModel(Forecaster):
                 )
         return pd.DataFrame(rows)
 
-    def fit(self, train, minutes):
+    def fit(self, train, minutes, events=None):
         import logging
 
         from prophet import Prophet
 
         logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        self.events = _events_or_none(events)
         self.minutes = minutes
         history = train["requests"].astype(float).dropna()
         self.model = Prophet(
@@ -462,9 +471,9 @@ class Ensemble(Forecaster):
     def __init__(self, members: list[Forecaster]):
         self.members = members
 
-    def fit(self, train, minutes):
+    def fit(self, train, minutes, events=None):
         for member in self.members:
-            member.fit(train, minutes)
+            member.fit(train, minutes, events)
         return self
 
     def predict(self, traffic, plan):

@@ -3,55 +3,70 @@ window for 5-minute day-ahead forecasts, with the intervals calibrated there."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import pandas as pd
 
+from nasa_autoscale.forecasting import registry
 from nasa_autoscale.forecasting.backtest import horizon_ladder
-from nasa_autoscale.forecasting.benchmark import CANDIDATES, ENSEMBLE_MEMBERS
 from nasa_autoscale.forecasting.calibrate import Calibration
-from nasa_autoscale.forecasting.models import (
-    Ensemble,
-    Forecaster,
-    HarmonicARIMA,
-    LightGBMDirect,
-    ProphetModel,
-    SeasonalNaive,
-    SlotMedian,
-)
-
-_TUNABLE = {name: set(candidates[0]) for name, candidates in CANDIDATES.items()}
+from nasa_autoscale.forecasting.models import Forecaster
 
 
-def make_model(
-    name: str,
-    minutes: int,
-    events: pd.DataFrame,
-    history_end: pd.Timestamp,
-    tuned: dict | None = None,
-) -> Forecaster:
-    """A fresh model by name, with the hyper-parameters tune() chose for it (`tuned`, only the
-    keys it searches; for the ensemble, {member: its parameters}); LightGBM validates on the last
-    week of the history."""
-    if name == "ensemble":
-        tuned = tuned or {}
-        members = [
-            make_model(m, minutes, events, history_end, tuned.get(m)) for m in ENSEMBLE_MEMBERS
-        ]
-        return Ensemble(members)
-    tuned = {k: v for k, v in (tuned or {}).items() if k in _TUNABLE.get(name, ())}
-    day = 24 * 60 // minutes
-    factories = {
-        "seasonal_naive_day": lambda: SeasonalNaive(1),
-        "seasonal_naive_week": lambda: SeasonalNaive(7),
-        "slot_median_3w": lambda: SlotMedian(3),
-        "sarima_fourier": lambda: HarmonicARIMA(**tuned),
-        "prophet": lambda: ProphetModel(events),
-        "lightgbm_direct": lambda: LightGBMDirect(
-            events, horizon_ladder(day), history_end - pd.Timedelta(days=7), **tuned
-        ),
-    }
-    if name not in factories:
-        raise ValueError(f"no model named {name!r}; one of {sorted([*factories, 'ensemble'])}")
-    return factories[name]()
+class NoSelectedModel(RuntimeError):
+    """The benchmark ran but marked no 5-minute day-ahead model: materialize model_metrics."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The model forecast_next uses, and why."""
+
+    name: str
+    params: dict  # the hyper-parameters tuning chose (for the ensemble, per member)
+    calibration: Calibration | None  # None: the model's own intervals
+    validation_rmse: float | None
+    test_rmse: float | None
+    chosen_by: str
+
+    def build(self, minutes: int, history_end: pd.Timestamp) -> Forecaster:
+        """A fresh model for the day after history_end. LightGBM holds out the last week for
+        intervals of its own only when there is no calibration to give it intervals."""
+        own_intervals = None if self.calibration else history_end - pd.Timedelta(days=7)
+        day = 24 * 60 // minutes
+        return registry.build(self.name, self.params, horizon_ladder(day), own_intervals)
+
+
+def choose(selected: pd.DataFrame, calendar) -> Choice:
+    """The deployed model: model_metrics' selected 5-minute day-ahead row (lowest RMSE on the
+    validation window; `selected` holds its columns model, validation_rmse, rmse, params,
+    calibration) with its calibration; with a history too short for the benchmark, a seasonal
+    naive model (fallback_model)."""
+    if len(selected):
+        row = selected.iloc[0]
+        params, calibration = (
+            v if isinstance(v, str) else None for v in row[["params", "calibration"]]
+        )
+        return Choice(
+            row["model"],
+            registry.tuned_params(row["model"], json.loads(params or "{}")),
+            Calibration.from_json(calibration) if calibration else None,
+            float(row["validation_rmse"]),
+            float(row["rmse"]),
+            "lowest 5-minute day-ahead RMSE on the validation window",
+        )
+    if calendar.enough:
+        raise NoSelectedModel(
+            "model_metrics has no selected 5-minute day-ahead row: materialize model_metrics"
+        )
+    return Choice(
+        fallback_model(calendar),
+        {},
+        None,
+        None,
+        None,
+        f"too little history for the benchmark ({calendar.shortfall()}): seasonal naive",
+    )
 
 
 MIN_DAYS = 2  # a seasonal naive day model needs a day to copy and a day to measure its errors
@@ -78,12 +93,14 @@ def forecast_next(
     model: Forecaster,
     days: int = 1,
     calibration: Calibration | None = None,
+    events: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Fit on the whole history and forecast the `days` after its last bucket with data.
 
     traffic: index bucket_start (a regular grid), traffic columns; the future rows are added as
     missing, so that feature-based models see nothing they could not know. calibration: the
-    model's intervals as calibrated on the validation window (default: the model's own)."""
+    model's intervals as calibrated on the validation window (default: the model's own);
+    events: the special events, passed to fit."""
     step = pd.Timedelta(minutes=minutes)
     traffic = traffic.loc[: traffic.index[traffic["requests"].notna().to_numpy()][-1]]
     origin = traffic.index[-1] + step  # right after the last bucket with data
@@ -91,7 +108,7 @@ def forecast_next(
     future = pd.date_range(origin, periods=horizon, freq=step, name=traffic.index.name)
     extended = pd.concat([traffic, pd.DataFrame(index=future)])
     extended["is_missing"] = extended["is_missing"].astype("boolean").fillna(True).astype(bool)
-    model.fit(traffic, minutes)
+    model.fit(traffic, minutes, events)
     forecast = model.predict(extended, [(origin, horizon)])
     if calibration is not None:
         forecast = calibration.apply(forecast)

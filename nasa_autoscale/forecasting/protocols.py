@@ -82,11 +82,12 @@ class Calendar:
     ) -> Calendar:
         """The calendar of a regular grid of buckets (index bucket_start; `requests` NULL where
         missing). The last whole day is the last one whose final bucket is at or before the last
-        bucket with data; days default to NASA_TEST_DAYS and NASA_VALIDATION_DAYS."""
+        bucket with data. Days default to the process's settings (NASA_TEST_DAYS,
+        NASA_VALIDATION_DAYS); assets pass their `settings` resource's."""
         if test_days is None or validation_days is None:
-            from nasa_autoscale.settings import Settings
+            from nasa_autoscale.settings import current
 
-            settings = Settings.from_env()
+            settings = current()
             test_days = settings.test_days if test_days is None else test_days
             if validation_days is None:
                 validation_days = settings.validation_days

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nasa_autoscale.forecasting import protocols
-from nasa_autoscale.forecasting.models import LightGBMDirect
+from nasa_autoscale.forecasting import protocols, registry
+from nasa_autoscale.forecasting.models import Forecaster
 
 WINDOW_NAMES = ("validation", "test")
 
@@ -40,7 +40,7 @@ def fit_and_forecast(
     boot: int,
     window: str,
     lgbm_params: dict | None = None,
-) -> tuple[LightGBMDirect, pd.DataFrame]:
+) -> tuple[Forecaster, pd.DataFrame]:
     """(fitted model, forecasts) for one window; traffic indexed by bucket_start.
 
     lgbm_params were tuned on the validation window, so only the test window's model uses them:
@@ -49,10 +49,10 @@ def fit_and_forecast(
     start, end = windows(traffic)[window]
     lgbm_params = lgbm_params if window == "test" else None
     steps = boot + 1
-    model = LightGBMDirect(
-        events, list(range(1, steps + 1)), start - pd.Timedelta(days=7), **(lgbm_params or {})
+    model = registry.build(
+        "lightgbm_direct", lgbm_params, range(1, steps + 1), start - pd.Timedelta(days=7)
     )
-    model.fit(traffic[traffic.index < start], minutes)
+    model.fit(traffic[traffic.index < start], minutes, events)
     forecast = model.predict(traffic[traffic.index < end], plan(start, end, minutes, steps))
     forecast.insert(0, "window", window)
     return model, forecast[COLUMNS]

@@ -3,6 +3,7 @@ carry to the following decision (the recommendation asset and the API share it).
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -124,3 +125,39 @@ def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.nda
         f"the fleet now is the one the last bucket ({last:.0f} requests) needed"
     )
     return {"policy": policy.name, **decision}
+
+
+def recommend(
+    requests: pd.Series,
+    forecasts: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    cost_report: pd.DataFrame,
+    upcoming: pd.DataFrame,
+) -> pd.DataFrame:
+    """The recommendation table: per scenario, the server count for the first bucket of
+    `upcoming` (forecast_next: bucket_start, yhat, yhat_lower, yhat_upper).
+
+    The policy is the one selected on the validation window (cost_report.selected), run over the
+    test window to reach its state, then asked about the next bucket; with no cost report (a
+    short history), the untuned predictive policy (fallback_decision)."""
+    from nasa_autoscale.scaling.policies import build
+    from nasa_autoscale.scaling.simulator import simulate
+    from nasa_autoscale.scaling.sweep import SCENARIOS, best_policy, make_window
+
+    if upcoming.empty:
+        raise ValueError("forecast_next is empty: materialize forecast_next")
+    rows = []
+    for setting, rules in SCENARIOS.items():
+        ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
+        row = {"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0]}
+        if cost_report.empty:  # a short history: no sweep to choose from
+            rows.append({**row, **fallback_decision(requests, rules, ahead)})
+            continue
+        name = best_policy(cost_report, setting)
+        chosen = cost_report[(cost_report["setting"] == setting) & (cost_report["policy"] == name)]
+        policy = build(name, json.loads(chosen["params"].iloc[0]))
+        test = make_window("test", requests, forecasts, anomalies, rules)
+        history = simulate(test.demand, policy, rules, test.forecasts, test.flags)
+        decision = next_servers(policy, history, rules, ahead, bool(test.flags[-1]))
+        rows.append({**row, "policy": name, **decision})
+    return pd.DataFrame(rows)

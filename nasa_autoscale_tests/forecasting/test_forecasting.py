@@ -20,9 +20,7 @@ def traffic(real_traffic_5m):
 
 
 def small_lightgbm():
-    return LightGBMDirect(
-        load_events(), [1, 12, 288], VALIDATION_START, n_estimators=20, num_leaves=15
-    )
+    return LightGBMDirect([1, 12, 288], VALIDATION_START, n_estimators=20, num_leaves=15)
 
 
 def fourier_arima():
@@ -34,7 +32,7 @@ def fourier_arima():
 def prophet():
     from nasa_autoscale.forecasting.models import ProphetModel
 
-    return ProphetModel(load_events())
+    return ProphetModel()
 
 
 MODELS = [
@@ -114,7 +112,7 @@ def test_metrics_by_hand():
 
 @pytest.mark.parametrize("make_model", MODELS)
 def test_forecasts_never_read_the_actuals_they_predict(traffic, make_model):
-    model = make_model().fit(traffic[traffic.index < TEST_START], 5)
+    model = make_model().fit(traffic[traffic.index < TEST_START], 5, load_events())
     plan = [(ORIGIN, 288)]
     before = model.predict(traffic, plan)
     changed = traffic.copy()
@@ -138,7 +136,7 @@ def test_the_ensemble_never_reads_the_actuals_it_predicts(traffic):
     from nasa_autoscale.forecasting.models import Ensemble
 
     model = Ensemble([make() for make in (small_lightgbm, fourier_arima, prophet)])
-    model.fit(traffic[traffic.index < TEST_START], 5)
+    model.fit(traffic[traffic.index < TEST_START], 5, load_events())
     changed = traffic.copy()
     changed.loc[changed.index >= ORIGIN, "requests"] = 5000
     before = model.predict(traffic, [(ORIGIN, 36)])
@@ -169,8 +167,8 @@ def test_fourier_arima_and_prophet_forecasts_are_sane(traffic):
     from nasa_autoscale.forecasting.models import HarmonicARIMA, ProphetModel
 
     plan = [(ORIGIN, 24)]
-    for model in (HarmonicARIMA(daily_order=4, weekly_order=1), ProphetModel(load_events())):
-        model.fit(traffic[traffic.index < TEST_START], 5)
+    for model in (HarmonicARIMA(daily_order=4, weekly_order=1), ProphetModel()):
+        model.fit(traffic[traffic.index < TEST_START], 5, load_events())
         forecast = model.predict(traffic, plan)
         assert len(forecast) == 24 and (forecast["yhat"] >= 0).all()
         assert (forecast["yhat_lower"] <= forecast["yhat"]).all()
@@ -216,23 +214,21 @@ def test_the_ensemble_averages_its_members():
 
 
 def test_forecast_next_covers_the_day_after_the_data(traffic):
-    from nasa_autoscale.forecasting.next import forecast_next, make_model
+    from nasa_autoscale.forecasting.next import forecast_next
+    from nasa_autoscale.forecasting.registry import UnknownModel, build
 
     history = traffic[traffic.index < pd.Timestamp("1995-08-30")]
     for name in ("slot_median_3w", "sarima_fourier"):
-        model = make_model(name, 5, load_events(), history.index[-1])
-        forecast = forecast_next(history, 5, model)
+        forecast = forecast_next(history, 5, build(name), events=load_events())
         assert len(forecast) == 288
         assert forecast["bucket_start"].iloc[0] == pd.Timestamp("1995-08-30 00:00")
         assert (forecast["origin"] == pd.Timestamp("1995-08-30 00:00")).all()
         assert forecast["yhat"].notna().all() and (forecast["yhat"] >= 0).all()
-    with pytest.raises(ValueError, match="no model named"):
-        make_model("crystal_ball", 5, load_events(), history.index[-1])
+    with pytest.raises(UnknownModel, match="no model named"):
+        build("crystal_ball")
     # the ensemble is built from its members with their tuned parameters, and the intervals
     # calibrated on validation replace the model's own
-    ensemble = make_model(
-        "ensemble", 5, load_events(), history.index[-1], {"sarima_fourier": {"daily_order": 6}}
-    )
+    ensemble = build("ensemble", {"sarima_fourier": {"daily_order": 6}})
     assert [m.name for m in ensemble.members] == ["lightgbm_direct", "sarima_fourier", "prophet"]
     assert ensemble.members[1].daily_order == 6
     calibration = Calibration(0.0, [1], [-7.0], [9.0], 1)
@@ -243,17 +239,22 @@ def test_forecast_next_covers_the_day_after_the_data(traffic):
 def test_a_short_history_forecasts_with_seasonal_naive_and_says_when_it_cannot(traffic):
     from nasa_autoscale.forecasting.next import (
         HistoryTooShort,
+        NoSelectedModel,
+        choose,
         fallback_model,
         forecast_next,
-        make_model,
     )
 
     two_days = traffic[traffic.index < pd.Timestamp("1995-07-03")]
     calendar = protocols.Calendar.of(two_days, 9, 7)
     assert calendar.whole_days == 2 and not calendar.enough
-    name = fallback_model(calendar)
-    assert name == "seasonal_naive_day"
-    forecast = forecast_next(two_days, 5, make_model(name, 5, load_events(), two_days.index[-1]))
+    nothing_selected = pd.DataFrame(
+        columns=["model", "validation_rmse", "rmse", "params", "calibration"]
+    )
+    choice = choose(nothing_selected, calendar)
+    assert choice.name == fallback_model(calendar) == "seasonal_naive_day"
+    assert "too little history" in choice.chosen_by and choice.calibration is None
+    forecast = forecast_next(two_days, 5, choice.build(5, two_days.index[-1]))
     assert len(forecast) == 288 and forecast["yhat"].notna().all()
     assert forecast["origin"].iloc[0] == pd.Timestamp("1995-07-03")
     # the same slot yesterday, which the model was allowed to see
@@ -263,6 +264,27 @@ def test_a_short_history_forecasts_with_seasonal_naive_and_says_when_it_cannot(t
     )
     with pytest.raises(HistoryTooShort, match="1 whole day"):
         fallback_model(protocols.Calendar.of(traffic.iloc[:288], 9, 7))
+    # with history enough for the benchmark, no selected row is an error that says what to run
+    with pytest.raises(NoSelectedModel, match="materialize model_metrics"):
+        choose(nothing_selected, protocols.Calendar.of(traffic, 9, 7))
+
+
+def test_the_deployed_model_is_the_selected_row_with_its_tuned_parameters():
+    import json
+
+    from nasa_autoscale.forecasting.next import choose
+
+    calibration = Calibration(0.0, [1], [-7.0], [9.0], 1)
+    stored = {"order": [2, 0, 1], "daily_order": 14, "weekly_order": 3}
+    selected = pd.DataFrame(
+        [["sarima_fourier", 48.9, 73.4, json.dumps(stored), calibration.to_json()]],
+        columns=["model", "validation_rmse", "rmse", "params", "calibration"],
+    )
+    choice = choose(selected, None)
+    assert choice.params == {"daily_order": 14}  # what tuning chose, not every stored value
+    assert choice.calibration == calibration and "validation" in choice.chosen_by
+    model = choice.build(5, pd.Timestamp("1995-08-31 23:55"))
+    assert model.name == "sarima_fourier" and model.daily_order == 14
 
 
 def test_the_fallback_recommendation_is_predictive_and_says_it_is_untuned(traffic):
@@ -284,7 +306,7 @@ def test_prophet_uses_an_event_only_from_origins_that_knew_it(traffic):
     events = load_events()
     scrub = events["name"].str.contains("scrubbed")
     assert events.loc[scrub, "known_from"].iloc[0] == pd.Timestamp("1995-08-31 03:30")
-    model = ProphetModel(events).fit(traffic[traffic.index < TEST_START], 5)
+    model = ProphetModel().fit(traffic[traffic.index < TEST_START], 5, events)
     day = pd.Timestamp("1995-08-31 12:00")
     before = model.predict(traffic, [(pd.Timestamp("1995-08-31 00:00"), 145)])
     after = model.predict(traffic, [(pd.Timestamp("1995-08-31 03:30"), 103)])

@@ -273,3 +273,35 @@ def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_
     assert "Not in every cell" in robustness_section(flipped) and "capacity 40, boot 5" in (
         robustness_section(flipped)
     )
+
+
+def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_warehouse):
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.scaling.recommend import recommend
+
+    with warehouse.reading(served_warehouse) as con:
+        traffic = warehouse.read(con, "SELECT bucket_start, requests FROM nasa.traffic_5m")
+        inputs = (
+            traffic.set_index("bucket_start")["requests"].astype(float),
+            warehouse.read(con, "SELECT * FROM nasa.scaling_forecasts"),
+            warehouse.read(con, "SELECT * FROM nasa.anomalies_5m"),
+        )
+        report = warehouse.read(con, "SELECT * FROM nasa.cost_report")
+        upcoming = warehouse.read(con, "SELECT * FROM nasa.forecast_next ORDER BY bucket_start")
+    table = recommend(*inputs, report, upcoming).set_index("setting")
+    assert list(table.index) == list(SCENARIOS)
+    for setting in SCENARIOS:
+        assert table.at[setting, "policy"] == best_policy(report, setting)
+        assert table.at[setting, "bucket_start"] == upcoming["bucket_start"].iloc[0]
+    # another policy selected on validation: the recommendation follows it
+    moved = report.copy()
+    moved["selected"] = (moved["policy"] == "static") & (moved["setting"] == "realistic")
+    moved.loc[moved["setting"] == "default", "selected"] = report["selected"]
+    assert recommend(*inputs, moved, upcoming).set_index("setting").at["realistic", "policy"] == (
+        "static"
+    )
+    # no cost report (a short history): the untuned predictive policy, saying so
+    fallback = recommend(*inputs, report.iloc[:0], upcoming)
+    assert fallback["reason"].str.contains("untuned").all()
+    with pytest.raises(ValueError, match="materialize forecast_next"):
+        recommend(*inputs, report, upcoming.iloc[:0])
