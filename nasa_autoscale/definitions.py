@@ -39,6 +39,7 @@ defs = dg.Definitions(
         scaling.cost_robustness,
         scaling.recommendation,
     ],
+    asset_checks=[features.missing_stays_missing],
     jobs=[ingest_job, analysis_job],
     schedules=[daily_ingest_schedule(ingest_job)],
     sensors=[landing_sensor(ingest_job), refresh_sensor(ingest_job, analysis_job)],

@@ -32,6 +32,10 @@ def test_definitions_load_with_every_asset_check_and_job():
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("requests", "lines_accounted") in checks
     assert ("traffic_5m", "matches_reference") in checks
+    assert {
+        ("features_1m", "missing_stays_missing"),
+        ("features_15m", "missing_stays_missing"),
+    } <= (checks)
     assert defs.resolve_job_def("ingest_job").partitions_def is not None
     assert defs.resolve_job_def("analysis_job") is not None
 
@@ -112,7 +116,13 @@ def test_analysis_assets_materialize_on_the_replica_warehouse(replica_copy, tmp_
         "settings": SettingsResource.from_env(reports_dir=tmp_path / "reports"),
     }
     result = dg.materialize(
-        [features.special_events, features.feature_tables, anomalies.anomalies_5m], resources=res
+        [
+            features.special_events,
+            features.feature_tables,
+            features.missing_stays_missing,
+            anomalies.anomalies_5m,
+        ],
+        resources=res,
     )
     assert result.success
     checks = result.get_asset_check_evaluations()

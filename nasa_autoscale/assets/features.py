@@ -4,10 +4,11 @@ import dagster as dg
 
 from nasa_autoscale.assets.common import preview
 from nasa_autoscale.features.build import build_features, feature_names
+from nasa_autoscale.features.checks import lag_check
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.ingest.traffic import GRANULARITIES, local_buckets
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import SCHEMA, data_source, replace_table
+from nasa_autoscale.warehouse import data_source, replace_table
 
 GROUP = "features"
 
@@ -37,29 +38,6 @@ def special_events(warehouse: WarehouseResource, settings: SettingsResource):
     )
 
 
-def lag_check(con, table: str, source: str) -> tuple[bool, dict]:
-    """Missing stays missing, judged against the traffic the features were built from (`source`):
-    lag_1 equals the previous bucket's requests there (NULL where that bucket is missing or was
-    never ingested), and a missing bucket has no target."""
-    bad, zero_filled = con.execute(
-        f"""
-        WITH grid AS (
-            SELECT f.bucket_start, f.lag_1, f.requests, f.is_missing,
-                   lag(s.requests) OVER (ORDER BY f.bucket_start) AS previous,
-                   row_number() OVER (ORDER BY f.bucket_start) AS n
-            FROM {SCHEMA}.{table} f LEFT JOIN {source} s USING (bucket_start)
-        )
-        SELECT count(*) FILTER (WHERE n > 1 AND lag_1 IS DISTINCT FROM previous),
-               count(*) FILTER (WHERE is_missing AND requests IS NOT NULL)
-        FROM grid
-        """
-    ).fetchall()[0]
-    return bad == 0 and zero_filled == 0, {
-        "lag_mismatches": bad,
-        "missing_with_a_target": zero_filled,
-    }
-
-
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -74,15 +52,6 @@ def lag_check(con, table: str, source: str) -> tuple[bool, dict]:
         )
         for name, minutes in GRANULARITIES.items()
     ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "missing_stays_missing",
-            asset=f"features_{name}",
-            description="lag_1 is NULL exactly where the bucket before is missing; no target "
-            "where the bucket is missing.",
-        )
-        for name in GRANULARITIES
-    ],
 )
 def feature_tables(warehouse: WarehouseResource, settings: SettingsResource):
     events = load_events(settings.get().events_path)
@@ -93,7 +62,6 @@ def feature_tables(warehouse: WarehouseResource, settings: SettingsResource):
             buckets = local_buckets(con, minutes)  # one row per local time, as the models read
             frame = build_features(con, buckets, events, minutes)
             rows = replace_table(con, table, frame)
-            passed, metadata = lag_check(con, table, buckets)
             yield dg.MaterializeResult(
                 asset_key=table,
                 metadata={
@@ -104,8 +72,25 @@ def feature_tables(warehouse: WarehouseResource, settings: SettingsResource):
                     "preview": preview(frame.iloc[len(frame) // 2 :, :12]),
                 },
             )
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "missing_stays_missing",
+            asset=f"features_{name}",
+            description="lag_1 is NULL exactly where the bucket before is missing; no target "
+            "where the bucket is missing.",
+        )
+        for name in GRANULARITIES
+    ],
+)
+def missing_stays_missing(warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        for name, minutes in GRANULARITIES.items():
+            passed, metadata = lag_check(con, f"features_{name}", local_buckets(con, minutes))
             yield dg.AssetCheckResult(
-                asset_key=table,
+                asset_key=f"features_{name}",
                 check_name="missing_stays_missing",
                 passed=passed,
                 metadata=metadata,

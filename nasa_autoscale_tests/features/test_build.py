@@ -126,8 +126,8 @@ def test_missing_stays_missing_is_judged_against_the_traffic_and_can_fail(con, t
     from zero-filled traffic (an outage read as quiet) fail it."""
     import datetime as dt
 
-    from nasa_autoscale.assets.features import lag_check
     from nasa_autoscale.features.build import build_features
+    from nasa_autoscale.features.checks import lag_check
     from nasa_autoscale.features.events import load_events
     from nasa_autoscale.ingest.load import ingest_days
     from nasa_autoscale.ingest.traffic import local_buckets, write_traffic
