@@ -4,10 +4,8 @@ import dagster as dg
 
 from nasa_autoscale.assets.common import PREVIEW_ROWS, preview
 from nasa_autoscale.ingest import checks
-from nasa_autoscale.ingest.download import LogSource, locate_logs
-from nasa_autoscale.ingest.landing import landing_files
-from nasa_autoscale.ingest.load import ingest_days
-from nasa_autoscale.ingest.logfiles import LogFileError
+from nasa_autoscale.ingest.download import locate_logs
+from nasa_autoscale.ingest.partition import ingest_partition
 from nasa_autoscale.ingest.traffic import GRANULARITIES, write_traffic
 from nasa_autoscale.partitions import daily_partitions, partition_days
 from nasa_autoscale.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
@@ -76,32 +74,12 @@ def parsed_log_lines(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
 ):
     first_day, last_day = partition_days(context)
-    config = settings.get()
-    landed = landing_files(config.landing_dir)
-    try:
-        source = locate_logs(config, fetch=False, progress=context.log.info)
-    except LogFileError:
-        if not landed:
-            raise
-        source = LogSource([], "real", f"landing folder {config.landing_dir} only")
-    if source.data_source == "replica":
-        context.log.warning(source.note)
-    files = source.files + [p for p in landed if p not in source.files]
     with warehouse.connect() as con:
-        summary = ingest_days(
-            con,
-            files,
-            first_day,
-            last_day,
-            source.data_source,
-            context.log.info,
-            timezone=config.timezone,
-            log_format=config.log_format,
-            reject_threshold=config.reject_threshold,
-        )
-        if summary.failed or summary.mostly_rejected:
-            # what was read is stored: give those days their traffic tables too, then fail
-            write_traffic(con, first_day, last_day)
+        outcome = ingest_partition(con, settings.get(), first_day, last_day, context.log.info)
+        source, summary = outcome.source, outcome.summary
+        if source.data_source == "replica":
+            context.log.warning(source.note)
+        if outcome.failed:  # what was read is stored, with its traffic tables
             raise dg.Failure(
                 description=summary.failure_message(),
                 metadata={

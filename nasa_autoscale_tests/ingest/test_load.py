@@ -171,3 +171,29 @@ def test_lines_accounted_fails_when_a_stored_line_vanishes(con, tmp_path, sample
     passed, metadata = lines_accounted(con, JUL1, JUL2)
     assert not passed and metadata["file_days_mismatched"] == 1
     assert metadata["files_mismatched"] == ["access.log.gz"]
+
+
+def test_a_failed_partition_keeps_what_it_read_with_its_traffic(con, tmp_path, sample_2k):
+    import dataclasses
+
+    from nasa_autoscale.ingest.partition import ingest_partition
+    from nasa_autoscale.settings import Settings
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "access-1995-07-01.log.gz").write_bytes(gzip.compress(sample_2k))
+    damaged = bytearray(gzip.compress(b"\n".join(DAY2_LINES * 2000)))
+    damaged[len(damaged) // 2 : len(damaged) // 2 + 64] = bytes(64)
+    (raw / "access-1995-07-02.log.gz").write_bytes(bytes(damaged))
+    settings = dataclasses.replace(
+        Settings.from_env(), raw_dir=raw, landing_dir=tmp_path / "no-landing", timezone="auto"
+    )
+    outcome = ingest_partition(con, settings, JUL1, JUL2, progress=lambda _: None)
+    assert outcome.failed and list(outcome.summary.failed) == ["access-1995-07-02.log.gz"]
+    assert outcome.source.data_source == "real" and len(outcome.source.files) == 2
+    # July 1 was read: its requests are stored and add up in its traffic tables
+    stored = con.sql("SELECT count(*) FROM nasa.requests WHERE day = '1995-07-01'").fetchall()
+    counted = con.sql(
+        "SELECT sum(requests) FROM nasa.traffic_5m WHERE CAST(bucket_start AS DATE) = '1995-07-01'"
+    ).fetchall()
+    assert stored[0][0] == counted[0][0] == 2000

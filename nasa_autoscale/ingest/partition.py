@@ -1,0 +1,73 @@
+"""One partition's ingest (a day or a range): find the files, parse the days into requests and
+rejected_lines, and decide what a failure leaves behind. The parsed_log_lines asset calls
+ingest_partition and turns its outcome into Dagster results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+
+from nasa_autoscale.ingest.download import LogSource, locate_logs
+from nasa_autoscale.ingest.landing import landing_files
+from nasa_autoscale.ingest.load import IngestSummary, ingest_days
+from nasa_autoscale.ingest.logfiles import LogFileError
+from nasa_autoscale.ingest.traffic import write_traffic
+from nasa_autoscale.settings import Settings
+
+
+@dataclass
+class PartitionIngest:
+    source: LogSource
+    summary: IngestSummary
+
+    @property
+    def failed(self) -> bool:
+        """A file could not be read, or most of a file's lines were rejected."""
+        return bool(self.summary.failed or self.summary.mostly_rejected)
+
+
+def files_to_read(settings: Settings, progress: Callable[[str], None]) -> LogSource:
+    """The raw logs (locate_logs, without downloading) and the landing folder's files; the
+    landing folder alone is enough for a live site."""
+    landed = landing_files(settings.landing_dir)
+    try:
+        source = locate_logs(settings, fetch=False, progress=progress)
+    except LogFileError:
+        if not landed:
+            raise
+        source = LogSource([], "real", f"landing folder {settings.landing_dir} only")
+    files = source.files + [p for p in landed if p not in source.files]
+    return LogSource(files, source.data_source, source.note)
+
+
+def ingest_partition(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    first_day: dt.date,
+    last_day: dt.date,
+    progress: Callable[[str], None] = print,
+) -> PartitionIngest:
+    """Parse first_day..last_day from every file into the warehouse.
+
+    When a file fails (or is mostly rejected), what was read is kept, and those days get their
+    traffic tables too before the caller reports the failure: the run that fails must not leave
+    requests without the traffic they add up to (the traffic step would not run after it)."""
+    source = files_to_read(settings, progress)
+    summary = ingest_days(
+        con,
+        source.files,
+        first_day,
+        last_day,
+        source.data_source,
+        progress,
+        timezone=settings.timezone,
+        log_format=settings.log_format,
+        reject_threshold=settings.reject_threshold,
+    )
+    outcome = PartitionIngest(source, summary)
+    if outcome.failed:
+        write_traffic(con, first_day, last_day)
+    return outcome
