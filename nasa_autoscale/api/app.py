@@ -24,6 +24,7 @@ from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY, d
 from nasa_autoscale.scaling.simulator import ScalingRules
 from nasa_autoscale.scaling.sweep import SCENARIOS, SLA_DROPPED, best_policy
 from nasa_autoscale.settings import Settings
+from nasa_autoscale.warehouse import SCHEMA
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BUCKETS = 288  # forecast_next holds one day of 5-minute buckets
@@ -185,7 +186,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             )
         rows = frame(
             "SELECT model, granularity, origin, bucket_start, yhat, yhat_lower, yhat_upper "
-            "FROM nasa.forecast_next ORDER BY bucket_start"
+            f"FROM {SCHEMA}.forecast_next ORDER BY bucket_start"
         )
         if rows.empty:
             raise Unavailable("forecast_next is empty: materialize the asset `forecast_next`")
@@ -209,7 +210,8 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
     @app.post("/recommend-scaling", summary="Target servers for the next bucket, with the state")
     def recommend_scaling(body: RecommendBody):
         report = frame(
-            "SELECT setting, policy, params, dropped_fraction, cost, selected FROM nasa.cost_report"
+            "SELECT setting, policy, params, dropped_fraction, cost, selected "
+            f"FROM {SCHEMA}.cost_report"
         )
         rows = report[report["setting"] == body.setting]
         if rows.empty:  # a short history: no sweep yet, the untuned predictive policy
@@ -261,14 +263,14 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = "SELECT * FROM nasa.model_metrics"
+        sql = f"SELECT * FROM {SCHEMA}.model_metrics"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
         rows = frame(sql + " ORDER BY granularity, protocol, rmse", params)
         return {"count": len(rows), "metrics": _records(rows)}
 
     @app.get("/cost-report", summary="cost_report and the simulation parameters")
     def cost_report(setting: Literal["default", "realistic"] | None = None):
-        rows = frame("SELECT * FROM nasa.cost_report")
+        rows = frame(f"SELECT * FROM {SCHEMA}.cost_report")
         if setting:
             rows = rows[rows["setting"] == setting]
         return {
@@ -287,7 +289,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
                 source = warehouse.data_source(con)
                 if tables.get("forecast_next"):
                     model = con.execute(
-                        "SELECT any_value(model) FROM nasa.forecast_next"
+                        f"SELECT any_value(model) FROM {SCHEMA}.forecast_next"
                     ).fetchall()[0][0]
             warehouse_state = "ok"
         except (warehouse.WarehouseError, duckdb.Error) as error:

@@ -17,7 +17,7 @@ from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import data_source, empty_frame, read, replace_table
+from nasa_autoscale.warehouse import SCHEMA, data_source, empty_frame, read, replace_table
 
 GROUP = "forecasting"
 
@@ -187,7 +187,7 @@ def forecast_next(
         traffic = whole_days(con, 5).set_index("bucket_start")
         selected = read(
             con,
-            "SELECT model, validation_rmse, rmse, params, calibration FROM nasa.model_metrics "
+            f"SELECT model, validation_rmse, rmse, params, calibration FROM {SCHEMA}.model_metrics "
             "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected",
         )
     calendar = Calendar.of(traffic, config.test_days, config.validation_days)

@@ -27,7 +27,7 @@ from nasa_autoscale.scaling.sweep import (
     robustness,
     run_sweep,
 )
-from nasa_autoscale.warehouse import data_source, empty_frame, read, replace_table
+from nasa_autoscale.warehouse import SCHEMA, data_source, empty_frame, read, replace_table
 
 GROUP = "scaling"
 SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "traffic_5m"]  # what every sweep reads
@@ -36,7 +36,7 @@ SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "traffic_5m"]  # what every
 def _tuned_lightgbm(con) -> dict:
     """The LightGBM leaves tuning chose for 5 minutes (model_metrics.params), if any."""
     rows = con.execute(
-        "SELECT params FROM nasa.model_metrics WHERE model = 'lightgbm_direct' "
+        f"SELECT params FROM {SCHEMA}.model_metrics WHERE model = 'lightgbm_direct' "
         "AND granularity = '5m' AND params IS NOT NULL LIMIT 1"
     ).fetchall()
     return tuned_params("lightgbm_direct", json.loads(rows[0][0]) if rows else {})
@@ -253,10 +253,10 @@ def recommendation(warehouse: WarehouseResource):
     with warehouse.connect() as con:
         source = data_source(con)
         requests, forecasts, anomalies = load_inputs(con)
-        cost_report = read(con, "SELECT * FROM nasa.cost_report")
+        cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
         upcoming = read(
             con,
-            "SELECT bucket_start, yhat, yhat_lower, yhat_upper FROM nasa.forecast_next "
+            f"SELECT bucket_start, yhat, yhat_lower, yhat_upper FROM {SCHEMA}.forecast_next "
             "ORDER BY bucket_start",
         )
     try:

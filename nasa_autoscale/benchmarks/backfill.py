@@ -27,6 +27,7 @@ import duckdb
 
 from nasa_autoscale.ingest.download import locate_logs
 from nasa_autoscale.settings import PROJECT_ROOT, Settings
+from nasa_autoscale.warehouse import SCHEMA
 
 SELECTION = "requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m"
 
@@ -84,9 +85,9 @@ def run_backfill(raw_dir: Path, ranges, workers: int, workdir: Path) -> dict:
     wall = time.perf_counter() - started
     con = duckdb.connect(str(warehouse), read_only=True)
     total, distinct = con.execute(
-        "SELECT count(*), count(DISTINCT (source_file, line_number)) FROM nasa.requests"
+        f"SELECT count(*), count(DISTINCT (source_file, line_number)) FROM {SCHEMA}.requests"
     ).fetchall()[0]
-    days = con.execute("SELECT count(DISTINCT day) FROM nasa.ingest_ledger").fetchall()[0][0]
+    days = con.execute(f"SELECT count(DISTINCT day) FROM {SCHEMA}.ingest_ledger").fetchall()[0][0]
     con.close()
     return {
         "workers": workers,

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from nasa_autoscale import warehouse  # noqa: E402
+from nasa_autoscale import warehouse
 from nasa_autoscale.forecasting.protocols import PROTOCOLS, Calendar  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
@@ -29,6 +29,7 @@ from nasa_autoscale.scaling.simulator import (  # noqa: E402
     summarize,
 )
 from nasa_autoscale.settings import Settings  # noqa: E402
+from nasa_autoscale.warehouse import SCHEMA  # noqa: E402
 
 PAGES = ["Traffic", "Forecasts", "Scaling simulator", "Benchmarks"]
 
@@ -50,7 +51,7 @@ def data_source(path: str) -> str:
 def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The test window of the data (the forecasting calendar, read from traffic_5m)."""
     requests = query(
-        path, "SELECT bucket_start, requests FROM nasa.traffic_5m ORDER BY bucket_start"
+        path, f"SELECT bucket_start, requests FROM {SCHEMA}.traffic_5m ORDER BY bucket_start"
     )
     step = pd.Timedelta(minutes=5)
     grid = pd.date_range(
@@ -65,7 +66,8 @@ def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def traffic_page(path: str):
     traffic = query(
-        path, "SELECT bucket_start, requests, is_missing FROM nasa.traffic_5m ORDER BY bucket_start"
+        path,
+        f"SELECT bucket_start, requests, is_missing FROM {SCHEMA}.traffic_5m ORDER BY bucket_start",
     )
     if len(traffic):
         first, last = traffic["bucket_start"].min(), traffic["bucket_start"].max()
@@ -73,8 +75,10 @@ def traffic_page(path: str):
     else:
         st.header("Traffic")
     flagged = "WHERE is_anomaly_z AND kind IN ('spike', 'dip')"
-    anomalies = query(path, f"SELECT bucket_start, requests, kind FROM nasa.anomalies_5m {flagged}")
-    events = query(path, "SELECT name, kind, start_ts, end_ts FROM nasa.special_events")
+    anomalies = query(
+        path, f"SELECT bucket_start, requests, kind FROM {SCHEMA}.anomalies_5m {flagged}"
+    )
+    events = query(path, f"SELECT name, kind, start_ts, end_ts FROM {SCHEMA}.special_events")
     if "replica" in data_source(path).split("+"):
         st.info(
             "Data: the replica (real per-bucket request counts, synthetic lines); see "
@@ -123,11 +127,12 @@ def traffic_page(path: str):
 def forecasts_page(path: str):
     st.header("Forecast vs actual, test window (5-minute buckets)")
     models = query(
-        path, "SELECT DISTINCT model FROM nasa.forecasts WHERE granularity = '5m' ORDER BY model"
+        path,
+        f"SELECT DISTINCT model FROM {SCHEMA}.forecasts WHERE granularity = '5m' ORDER BY model",
     )["model"].tolist()
     selected = query(
         path,
-        "SELECT model FROM nasa.model_metrics WHERE granularity = '5m' "
+        f"SELECT model FROM {SCHEMA}.model_metrics WHERE granularity = '5m' "
         "AND protocol = 'day_ahead' AND selected",
     )["model"]
     default = selected.iloc[0] if len(selected) and selected.iloc[0] in models else None
@@ -144,10 +149,10 @@ def forecasts_page(path: str):
     rows = query(
         path,
         "SELECT model, protocol, bucket_start, yhat, yhat_lower, yhat_upper FROM "
-        "nasa.forecasts WHERE granularity = '5m'",
+        f"{SCHEMA}.forecasts WHERE granularity = '5m'",
     )
     rows = rows[(rows["model"] == model) & (rows["protocol"] == protocol)]
-    actual = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m")
+    actual = query(path, f"SELECT bucket_start, requests FROM {SCHEMA}.traffic_5m")
     start = test_start + pd.Timedelta(days=days[0] - 1)
     end = test_start + pd.Timedelta(days=days[1])
     rows = rows[(rows["bucket_start"] >= start) & (rows["bucket_start"] < end)]
@@ -155,7 +160,7 @@ def forecasts_page(path: str):
     actual = actual[(actual["bucket_start"] >= start) & (actual["bucket_start"] < end)]
     metrics = query(
         path,
-        "SELECT model, protocol, rmse, mae, coverage FROM nasa.model_metrics "
+        f"SELECT model, protocol, rmse, mae, coverage FROM {SCHEMA}.model_metrics "
         "WHERE granularity = '5m'",
     )
     score = metrics[(metrics["model"] == model) & (metrics["protocol"] == protocol)]
@@ -184,11 +189,11 @@ def forecasts_page(path: str):
 
 
 def simulation_inputs(path: str, boot: int):
-    requests = query(path, "SELECT bucket_start, requests FROM nasa.traffic_5m")
+    requests = query(path, f"SELECT bucket_start, requests FROM {SCHEMA}.traffic_5m")
     requests = requests.set_index("bucket_start")["requests"].astype(float)
     test_start, test_end = test_window(path)
     times = pd.date_range(test_start, test_end, freq="5min", inclusive="left")
-    forecasts = query(path, "SELECT * FROM nasa.scaling_forecasts WHERE \"window\" = 'test'")
+    forecasts = query(path, f"SELECT * FROM {SCHEMA}.scaling_forecasts WHERE \"window\" = 'test'")
     array = forecast_array(forecasts, "test", (test_start, test_end), 5, boot + 1)
     have = int(forecasts["step"].max())
     if boot + 1 > have:  # steps beyond the stored ones: repeat the furthest (an approximation)
@@ -202,7 +207,7 @@ def scaling_page(path: str):
         "The same simulator as the cost report, with your own fleet. A decision at t reads only "
         "demand before t and forecasts made at t; the optimum knows everything."
     )
-    report = query(path, "SELECT setting, policy, params FROM nasa.cost_report")
+    report = query(path, f"SELECT setting, policy, params FROM {SCHEMA}.cost_report")
     tuned = {
         row.policy: json.loads(row.params)
         for row in report[report["setting"] == "realistic"].itertuples()
@@ -235,7 +240,7 @@ def scaling_page(path: str):
     )
     times, demand, array = simulation_inputs(path, rules.boot)
     peak_sql = (
-        "SELECT max(requests) AS peak FROM nasa.traffic_5m "
+        f"SELECT max(requests) AS peak FROM {SCHEMA}.traffic_5m "
         f"WHERE bucket_start < '{test_window(path)[0]}'"
     )
     training_peak = query(path, peak_sql)["peak"].iloc[0]
@@ -288,14 +293,14 @@ def scaling_page(path: str):
 
 def benchmarks_page(path: str):
     st.header("Benchmarks")
-    metrics = query(path, "SELECT model, granularity, protocol, rmse FROM nasa.model_metrics")
+    metrics = query(path, f"SELECT model, granularity, protocol, rmse FROM {SCHEMA}.model_metrics")
     five = metrics[metrics["granularity"] == "5m"].pivot(
         index="model", columns="protocol", values="rmse"
     )
     five = five[[p for p in PROTOCOLS if p in five.columns]].sort_values("one_step")
     st.subheader("Forecasting: 5-minute RMSE on the test window (lower is better)")
     st.bar_chart(five, stack=False, horizontal=True, height=380)
-    report = query(path, "SELECT * FROM nasa.cost_report")
+    report = query(path, f"SELECT * FROM {SCHEMA}.cost_report")
     st.subheader("Scaling: cost above the hindsight optimum (%)")
     costs = report[~report["policy"].isin(["static"])].pivot(
         index="policy", columns="setting", values="pct_above_optimal"

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from nasa_autoscale.ingest.logfiles import find_log_files, read_lines
+from nasa_autoscale.warehouse import SCHEMA
 
 _ISO_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
 _NASA_MONTH = re.compile(r"([A-Z][a-z]{2})(\d{2})(?:\.gz)?$")  # NASA_access_log_Jul95.gz
@@ -50,7 +51,7 @@ def days_of_file(con, path: Path) -> list[dt.date]:
     if named:
         return named
     rows = con.execute(
-        "SELECT first_day, last_day FROM nasa.source_files WHERE source_file = ?", [path.name]
+        f"SELECT first_day, last_day FROM {SCHEMA}.source_files WHERE source_file = ?", [path.name]
     ).fetchall()
     if rows and rows[0][0] is not None:
         first, last = rows[0]

@@ -318,5 +318,5 @@ def _rejection_report(con, path: Path, result: ParsedLog, file: int, threshold: 
         + " | ".join(repr(line[:300]) for (line,) in samples)
         + ". Is this an access log in Common or Combined Log Format? If it is, set "
         "NASA_LOG_FORMAT (common, combined, vhost_combined) to the one your server writes. "
-        "The lines were stored (nasa.rejected_lines) all the same."
+        f"The lines were stored ({SCHEMA}.rejected_lines) all the same."
     )

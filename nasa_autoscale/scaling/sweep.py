@@ -135,11 +135,11 @@ def load_inputs(con) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
     """(5-minute requests by bucket_start, scaling_forecasts, anomalies_5m flags) from the
     warehouse."""
     from nasa_autoscale.ingest.traffic import whole_days
-    from nasa_autoscale.warehouse import read
+    from nasa_autoscale.warehouse import SCHEMA, read
 
     requests = whole_days(con, 5).set_index("bucket_start")["requests"].astype(float)
-    forecasts = read(con, "SELECT * FROM nasa.scaling_forecasts")
-    anomalies = read(con, "SELECT bucket_start, is_anomaly_z, kind FROM nasa.anomalies_5m")
+    forecasts = read(con, f"SELECT * FROM {SCHEMA}.scaling_forecasts")
+    anomalies = read(con, f"SELECT bucket_start, is_anomaly_z, kind FROM {SCHEMA}.anomalies_5m")
     return requests, forecasts, anomalies
 
 
