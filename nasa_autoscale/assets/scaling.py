@@ -42,6 +42,14 @@ def _tuned_lightgbm(con) -> dict:
     return tuned_params("lightgbm_direct", json.loads(rows[0][0]) if rows else {})
 
 
+def _sweep_inputs(warehouse: WarehouseResource, config):
+    """(data source, (requests, scaling forecasts, anomaly flags), calendar) for a sweep."""
+    with warehouse.connect() as con:
+        source = data_source(con)
+        inputs = load_inputs(con)
+    return source, inputs, Calendar.of(inputs[0], config.test_days, config.validation_days)
+
+
 @dg.asset(
     deps=["traffic_5m", special_events, "model_metrics"],
     group_name=GROUP,
@@ -137,10 +145,7 @@ def policy_sweep(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
 ):
     config = settings.get()
-    with warehouse.connect() as con:
-        source = data_source(con)
-        requests, forecasts, anomalies = load_inputs(con)
-    calendar = Calendar.of(requests, config.test_days, config.validation_days)
+    source, (requests, forecasts, anomalies), calendar = _sweep_inputs(warehouse, config)
     if not calendar.enough:
         context.log.warning(f"policy sweep skipped: {calendar.shortfall()}")
         with warehouse.connect() as con:
@@ -206,10 +211,7 @@ def cost_robustness(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
 ):
     config = settings.get()
-    with warehouse.connect() as con:
-        source = data_source(con)
-        requests, forecasts, anomalies = load_inputs(con)
-    calendar = Calendar.of(requests, config.test_days, config.validation_days)
+    source, (requests, forecasts, anomalies), calendar = _sweep_inputs(warehouse, config)
     if not calendar.enough:
         with warehouse.connect() as con:
             replace_table(con, "cost_robustness", empty_frame(ROBUSTNESS_COLUMNS))
