@@ -335,40 +335,55 @@ def robustness(
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     progress: Callable[[str], None] = print,
+    workers: int = 2,
 ) -> pd.DataFrame:
     """Per capacity x boot delay: the whole sweep (tuning and selection on validation) rerun under
     those rules, and on the test window the selected policy against the optimum and the reactive
     presets: the best preset (cheapest within the SLA, else dropping least), how many presets
-    dropped no more than the selected policy, and whether it is cheaper than each of those."""
+    dropped no more than the selected policy, and whether it is cheaper than each of those.
+
+    The cells are independent: `workers` processes compute them side by side (1: in this one)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     started = time.perf_counter()
-    rows = []
-    for rules in robustness_rules():
-        name = f"capacity {rules.capacity:g}, boot {rules.boot_delay_s // 60} min"
-        _, report, _, _ = run_setting(
-            name, rules, requests, scaling_forecasts, anomalies, progress=lambda _: None
-        )
-        selected = report[report["selected"]].iloc[0]
-        presets = report[report["policy"].isin(list(policies.PRESETS))].reset_index(drop=True)
-        best = presets.loc[cheapest_within_sla(presets)]
-        no_more = presets[presets["dropped_fraction"] <= selected["dropped_fraction"]]
-        rows.append(
-            {
-                "capacity": rules.capacity,
-                "boot_delay_min": rules.boot_delay_s // 60,
-                "selected": selected["policy"],
-                "selected_pct_above_optimal": selected["pct_above_optimal"],
-                "selected_dropped_fraction": selected["dropped_fraction"],
-                "best_preset": best["policy"],
-                "best_preset_pct_above_optimal": best["pct_above_optimal"],
-                "best_preset_dropped_fraction": best["dropped_fraction"],
-                "presets_dropping_no_more": len(no_more),
-                "cheaper_than_each_of_them": bool((selected["cost"] < no_more["cost"]).all()),
-            }
-        )
+    cells = robustness_rules()
+    inputs = (requests, scaling_forecasts, anomalies)
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            rows = list(pool.map(_robustness_cell, cells, *[[x] * len(cells) for x in inputs]))
+    else:
+        rows = [_robustness_cell(rules, *inputs) for rules in cells]
     progress(
         f"robustness: {len(rows)} capacity x boot cells in {time.perf_counter() - started:.1f} s"
     )
     return pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
+
+
+def _robustness_cell(
+    rules: ScalingRules, requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies
+) -> dict:
+    """One row of the robustness table (a separate function so that a worker process runs it)."""
+    name = f"capacity {rules.capacity:g}, boot {rules.boot_delay_s // 60} min"
+    _, report, _, _ = run_setting(
+        name, rules, requests, scaling_forecasts, anomalies, progress=lambda _: None
+    )
+    selected = report[report["selected"]].iloc[0]
+    presets = report[report["policy"].isin(list(policies.PRESETS))].reset_index(drop=True)
+    best = presets.loc[cheapest_within_sla(presets)]
+    no_more = presets[presets["dropped_fraction"] <= selected["dropped_fraction"]]
+    return {
+        "capacity": rules.capacity,
+        "boot_delay_min": rules.boot_delay_s // 60,
+        "selected": selected["policy"],
+        "selected_pct_above_optimal": selected["pct_above_optimal"],
+        "selected_dropped_fraction": selected["dropped_fraction"],
+        "best_preset": best["policy"],
+        "best_preset_pct_above_optimal": best["pct_above_optimal"],
+        "best_preset_dropped_fraction": best["dropped_fraction"],
+        "presets_dropping_no_more": len(no_more),
+        "cheaper_than_each_of_them": bool((selected["cost"] < no_more["cost"]).all()),
+    }
 
 
 def cheapest_within_sla(table: pd.DataFrame, budget: float = SLA_DROPPED) -> int:

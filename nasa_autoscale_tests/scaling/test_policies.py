@@ -259,6 +259,9 @@ def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_
     requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
     cells = robustness(requests, forecasts, anomalies, progress=lambda _: None)
     assert len(cells) == 9
+    # the worker processes compute what one process does
+    alone = robustness(requests, forecasts, anomalies, progress=lambda _: None, workers=1)
+    pd.testing.assert_frame_equal(cells, alone)
     assert set(cells.capacity) == {20.0, 40.0, 100.0} and set(cells.boot_delay_min) == {2, 5, 10}
     assert (cells.selected_pct_above_optimal > -1e-9).all()
     assert cells.presets_dropping_no_more.between(0, 3).all()
