@@ -11,7 +11,7 @@ import dagster as dg
 from nasa_autoscale.ingest.landing import days_from_name, days_in_file, landing_files
 from nasa_autoscale.ingest.logfiles import LogFileError
 from nasa_autoscale.partitions import daily_partitions
-from nasa_autoscale.settings import current
+from nasa_autoscale.resources import SettingsResource
 
 
 def daily_ingest_schedule(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
@@ -45,8 +45,8 @@ def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
-    def new_log_files(context: dg.SensorEvaluationContext):
-        folder = current().landing_dir
+    def new_log_files(context: dg.SensorEvaluationContext, settings: SettingsResource):
+        folder = settings.get().landing_dir
         seen = json.loads(context.cursor) if context.cursor else {}
         known_days = set(daily_partitions.get_partition_keys())
         requests, notes = [], []

@@ -153,9 +153,7 @@ def test_the_daily_schedule_ingests_the_day_before():
     assert "outside the partitions" in schedule.evaluate_tick(late).skip_message
 
 
-def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(
-    tmp_path, replica_dir, monkeypatch
-):
+def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(tmp_path, replica_dir):
     landing = tmp_path / "landing"
     landing.mkdir()
     raw = tmp_path / "raw"
@@ -163,16 +161,18 @@ def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(
     shutil.copy(SAMPLES_DIR / "nasa_2k.log", raw / "nasa_2k.log")  # July 1 only
     day = dt.date(1995, 7, 13)
     (landing / "access_log-19950713.gz").write_bytes(gzip.compress(day_lines(replica_dir, day)))
-    monkeypatch.setenv("NASA_LANDING_DIR", str(landing))
     instance = dg.DagsterInstance.ephemeral()
     sensor = defs.resolve_sensor_def("new_log_files")
     repository = defs.get_repository_def()
+    settings = {"settings": SettingsResource.from_env(landing_dir=landing)}
     result = sensor.evaluate_tick(
-        dg.build_sensor_context(instance=instance, repository_def=repository)
+        dg.build_sensor_context(instance=instance, repository_def=repository, resources=settings)
     )
     assert [r.partition_key for r in result.run_requests] == ["1995-07-13"]
     again = sensor.evaluate_tick(
-        dg.build_sensor_context(instance=instance, cursor=result.cursor, repository_def=repository)
+        dg.build_sensor_context(
+            instance=instance, cursor=result.cursor, repository_def=repository, resources=settings
+        )
     )
     assert not again.run_requests  # the same file is not ingested twice
     # the run the sensor asked for: that day from the landing file, checks included
