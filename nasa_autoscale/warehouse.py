@@ -66,7 +66,9 @@ TABLES = {
         read_at TIMESTAMP NOT NULL,
         log_format VARCHAR,            -- common, combined or vhost_combined (detected or forced)
         first_day DATE,                -- the local days of its lines, rejected ones included
-        last_day DATE
+        last_day DATE,
+        fingerprint VARCHAR            -- line count + hash of the first and last lines: what a
+                                       -- rotated copy under another name shares
     """,
     "site": """
         key VARCHAR NOT NULL,    -- 'timezone': the zone the warehouse was ingested in
@@ -158,7 +160,12 @@ _ADDED_COLUMNS = {
         "vhost VARCHAR",
         "extra VARCHAR",
     ],
-    "source_files": ["log_format VARCHAR", "first_day DATE", "last_day DATE"],
+    "source_files": [
+        "log_format VARCHAR",
+        "first_day DATE",
+        "last_day DATE",
+        "fingerprint VARCHAR",
+    ],
     **{f"traffic_{g}": ["bucket_start_utc TIMESTAMP"] for g in ("1m", "5m", "15m")},
 }
 

@@ -106,6 +106,7 @@ def parsed_log_lines(
         "days": f"{first_day} .. {last_day}",
         "files_read": ", ".join(summary.files_read) or "none",
         "files_skipped": ", ".join(summary.files_skipped) or "none",
+        "same_lines_as": dg.MetadataValue.json(summary.same_lines_as),
         "log_formats": dg.MetadataValue.json(summary.formats),
         "time_zone": summary.zone or "unchanged",
     }

@@ -33,6 +33,8 @@ class IngestSummary:
     last_day: dt.date
     files_read: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
+    # files whose lines another file of the run holds (a rotated copy): name -> that file's name
+    same_lines_as: dict[str, str] = field(default_factory=dict)
     lines_read: int = 0  # all lines of the files read, whatever their day
     requests: int = 0  # written for the days asked for
     rejected: int = 0
@@ -122,6 +124,8 @@ def ingest_days(
     days = [first_day + dt.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
     batch: list[tuple[Path, Lines]] = []
     batch_format = log_format
+    holders: dict[str, str] = {}  # fingerprint -> the first file read with it
+    fingerprints: dict[str, str] = {}  # file name -> its fingerprint
 
     def parse_pending() -> None:
         """Parse the files gathered so far (one format) in one query."""
@@ -158,6 +162,13 @@ def ingest_days(
                     f"cannot read {path.name}, leaving {len(lost)} day(s) as they were: {lines}"
                 )
                 continue
+            fingerprint = lines.fingerprint()
+            if fingerprint in holders:  # the same lines under another name: read once
+                summary.same_lines_as[path.name] = holders[fingerprint]
+                progress(f"skipped {path.name}: the same lines as {holders[fingerprint]}")
+                continue
+            holders[fingerprint] = path.name
+            fingerprints[path.name] = fingerprint
             if zone is None:
                 zone = resolve(con, timezone, lines.data)
             file_format = detect_format(lines) if log_format == AUTO else log_format
@@ -171,7 +182,7 @@ def ingest_days(
         if batch:
             parse_pending()
         lost = {day for _, failed_days in summary.failed.values() for day in failed_days}
-        _write(con, parsed, [d for d in days if d not in lost], data_source)
+        _write(con, parsed, [d for d in days if d not in lost], data_source, fingerprints)
     finally:
         # after a failed write DuckDB may refuse even this; the write's own error is the one to see
         with suppress(duckdb.Error):
@@ -208,7 +219,11 @@ def _read_ahead(paths: list[Path]) -> Iterator[tuple[Path, Lines | LogFileError]
 
 
 def _write(
-    con, parsed: list[tuple[list[Path], ParsedLog]], days: list[dt.date], data_source: str
+    con,
+    parsed: list[tuple[list[Path], ParsedLog]],
+    days: list[dt.date],
+    data_source: str,
+    fingerprints: dict[str, str],
 ) -> None:
     in_range, day_range = _day_filter(days)
     now = dt.datetime.now()
@@ -224,6 +239,7 @@ def _write(
                 in_range,
                 {**day_range, "days": days, "now": now, "names": names},
                 data_source,
+                fingerprints,
             )
 
 
@@ -238,7 +254,13 @@ def _day_filter(days: list[dt.date]) -> tuple[str, dict]:
 
 
 def _write_batch(
-    con, paths: list[Path], result: ParsedLog, in_range: str, params: dict, data_source: str
+    con,
+    paths: list[Path],
+    result: ParsedLog,
+    in_range: str,
+    params: dict,
+    data_source: str,
+    fingerprints: dict[str, str],
 ) -> None:
     """One parsed batch into requests, rejected_lines, the ledger and source_files ($names[i + 1]
     is the name of the batch's file i; `in_range` keeps the rows of the days written)."""
@@ -278,7 +300,8 @@ def _write_batch(
         con.execute(
             f"INSERT INTO {SCHEMA}.source_files (source_file, path, size_bytes, modified_at, "
             "lines, requests, rejected, first_ts, last_ts, data_source, read_at, log_format, "
-            "first_day, last_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "first_day, last_day, fingerprint) "
+            f"VALUES ({', '.join(['?'] * 15)})",
             [
                 path.name,
                 str(path),
@@ -292,6 +315,7 @@ def _write_batch(
                 params["now"],
                 result.log_format,
                 *span[2:],
+                fingerprints[path.name],
             ],
         )
 

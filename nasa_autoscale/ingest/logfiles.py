@@ -8,6 +8,7 @@ are found with numpy and handed on as (start, end) offsets into that one buffer,
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,15 @@ class Lines:
     @property
     def buf(self) -> np.ndarray:
         return np.frombuffer(self.data, dtype=np.uint8)
+
+    def fingerprint(self) -> str:
+        """What the file holds, whatever its name or compression: its line count and a hash of
+        its first and last lines. A rotated file (access.log -> access.log-20261127.gz, or .1
+        -> .2.gz) keeps it; a file that grew or was cut does not."""
+        digest = hashlib.sha256(str(len(self)).encode())
+        for i in (0, -1)[: min(len(self), 2)]:
+            digest.update(b"\n" + self.data[self.starts[i] : self.ends[i]])
+        return digest.hexdigest()[:20]
 
     def text(self, rows: np.ndarray) -> pa.Array:
         """The given lines as strings, decoded from latin-1 (so any byte is kept)."""

@@ -197,3 +197,27 @@ def test_a_failed_partition_keeps_what_it_read_with_its_traffic(con, tmp_path, s
         "SELECT sum(requests) FROM nasa.traffic_5m WHERE CAST(bucket_start AS DATE) = '1995-07-01'"
     ).fetchall()
     assert stored[0][0] == counted[0][0] == 2000
+
+
+def test_a_rotated_file_under_a_new_name_is_not_counted_twice(con, tmp_path, sample_2k):
+    live = write_log(tmp_path / "access.log", sample_2k, gz=False)
+    ingest_days(con, [live], JUL1, JUL2, "real")
+    assert counts(con) == (2002, 1)
+    # logrotate: access.log -> access.log.1 (delaycompress) -> access.log.2.gz; a copy of the
+    # rotated file also sits in the landing folder, and today's access.log starts afresh
+    rotated = tmp_path / "access.log-19950702.gz"
+    rotated.write_bytes(gzip.compress(live.read_bytes()))
+    copy = tmp_path / "landing-access.log.1"
+    copy.write_bytes(live.read_bytes())
+    live.write_bytes(b'c - - [03/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 10\n')
+    summary = ingest_days(con, [rotated, copy, live], JUL1, JUL2, "real")
+    assert summary.same_lines_as == {copy.name: rotated.name}
+    assert counts(con) == (2002, 1)  # not 4004
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert passed, metadata
+    fingerprints = dict(
+        con.sql("SELECT source_file, fingerprint FROM nasa.source_files").fetchall()
+    )
+    assert fingerprints[rotated.name] != fingerprints[live.name]
+    # today's new access.log holds other lines: it is read (its day is outside this range)
+    assert summary.files_read == [rotated.name, live.name]
