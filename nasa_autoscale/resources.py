@@ -72,6 +72,7 @@ class SettingsResource(dg.ConfigurableResource):
     open_ended: bool
     reports_dir: str
     forecast_granularities: list[str]
+    stale_after_hours: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:

@@ -53,6 +53,7 @@ class Settings:
     open_ended: bool = False  # no end date given for a user's logs: partitions run to today
     reports_dir: Path = DEFAULT_REPORTS_DIR  # reports and figures
     forecast_granularities: tuple[str, ...] = GRANULARITY_NAMES  # what the benchmark forecasts
+    stale_after_hours: float = 26.0  # a live site's newest data older than this is stale
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +87,7 @@ class Settings:
             open_ended=start != NASA_FIRST_DAY and not os.environ.get("NASA_END_DATE"),
             reports_dir=_env_path("NASA_REPORTS_DIR", DEFAULT_REPORTS_DIR),
             forecast_granularities=_env_granularities(),
+            stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),
         )
 
 

@@ -99,7 +99,8 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
         "requests, rejected, data_source, read_at) VALUES ('NASA_access_log_Aug95.gz', "
         "'replica/x', 1, 0, 1, 1, 0, 'replica', now())"
     )
-    put("traffic_5m", real_traffic_5m)
+    # as the ingest writes it: the UTC instant beside the site's time (EDT, -0400)
+    put("traffic_5m", real_traffic_5m.assign(bucket_start_utc=traffic.index + pd.Timedelta("4h")))
     put("special_events", load_events())
     anomalies = detect_anomalies(real_traffic_5m, 5)
     put("anomalies_5m", anomalies)

@@ -6,6 +6,7 @@ every request opens the warehouse read-only and reads tables the assets wrote.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -148,6 +149,30 @@ def _last_materializations(assets: list[str]) -> dict[str, str | None]:
         return {}
 
 
+def freshness(con, settings: Settings, now_utc: dt.datetime) -> dict:
+    """The newest 5-minute bucket with data (site time and UTC) and how old its end is. A live
+    site (no NASA_END_DATE) is `stale` past settings.stale_after_hours; a fixed date range (the
+    NASA trace) is history and not judged."""
+    newest, newest_utc = con.execute(
+        f"SELECT max(bucket_start), max(bucket_start_utc) FROM {SCHEMA}.traffic_5m "
+        "WHERE NOT is_missing"
+    ).fetchall()[0]
+    if newest_utc is None:
+        return {"state": "no data", "newest_bucket": None}
+    age_h = (now_utc - (newest_utc + dt.timedelta(minutes=5))).total_seconds() / 3600
+    if not settings.open_ended:
+        state = f"not judged: a fixed date range ({settings.start_date} .. {settings.end_date})"
+    else:
+        state = "stale" if age_h > settings.stale_after_hours else "fresh"
+    return {
+        "state": state,
+        "newest_bucket": newest.isoformat(),
+        "newest_bucket_utc": newest_utc.isoformat(),
+        "age_hours": round(age_h, 2),
+        "stale_after_hours": settings.stale_after_hours,
+    }
+
+
 def create_app(duckdb_path: Path | None = None) -> FastAPI:
     settings = Settings.from_env()
     path = Path(duckdb_path or settings.duckdb_path)
@@ -282,11 +307,12 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
 
     @app.get("/health", summary="Warehouse and model availability, data source, freshness")
     def health():
-        tables, source, model = {}, None, None
+        tables, source, model, fresh = {}, None, None, {"state": "unknown"}
         try:
             with warehouse.reading(path) as con:
                 tables = {asset: warehouse.row_count(con, asset) for asset in TABLE_ASSETS}
                 source = warehouse.data_source(con)
+                fresh = freshness(con, settings, dt.datetime.now(dt.UTC).replace(tzinfo=None))
                 if tables.get("forecast_next"):
                     model = con.execute(
                         f"SELECT any_value(model) FROM {SCHEMA}.forecast_next"
@@ -298,8 +324,9 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
         skipped = [asset for asset in BENCHMARK_TABLES if tables.get(asset) == 0]
         missing = [asset for asset, rows in tables.items() if not rows and asset not in skipped]
         mlflow_db = settings.mlflow_uri.removeprefix("sqlite:///")
+        status = "ok" if warehouse_state == "ok" and not missing else "degraded"
         return {
-            "status": "ok" if warehouse_state == "ok" and not missing else "degraded",
+            "status": "stale" if status == "ok" and fresh["state"] == "stale" else status,
             "warehouse": {"path": str(path), "state": warehouse_state},
             "tables": tables,
             "missing": [f"materialize `{asset}`" for asset in missing],
@@ -309,6 +336,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
                 for asset in skipped
             ],
             "data_source": source,
+            "freshness": fresh,
             "models": {
                 "forecast_next": model,
                 "mlflow_store": settings.mlflow_uri,

@@ -293,3 +293,40 @@ def test_a_short_history_is_served_by_the_untuned_predictive_policy(tmp_path):
         ).status_code
         == 422
     )
+
+
+def test_health_says_how_fresh_the_data_is(served_warehouse, tmp_path, monkeypatch):
+    import datetime as dt
+
+    import pandas as pd
+
+    from nasa_autoscale import warehouse
+
+    # the NASA trace is a fixed range: history, not judged
+    fixed = TestClient(create_app(served_warehouse)).get("/health").json()
+    assert fixed["freshness"]["newest_bucket"] == "1995-08-31T23:55:00"
+    assert fixed["freshness"]["state"].startswith("not judged") and fixed["status"] == "ok"
+    # a live site (a start date, no end date): fresh within NASA_STALE_AFTER_HOURS, then stale
+    monkeypatch.setenv("NASA_START_DATE", "2026-11-01")
+    monkeypatch.delenv("NASA_END_DATE", raising=False)
+    monkeypatch.setenv("NASA_STALE_AFTER_HOURS", "3")
+    now = pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None)).floor("5min")
+    for age_h, state in ((1, "fresh"), (5, "stale")):
+        path = tmp_path / f"live{age_h}.duckdb"
+        con = warehouse.connect(path)
+        newest = now - pd.Timedelta(hours=age_h)
+        buckets = pd.date_range(newest - pd.Timedelta("1h"), newest, freq="5min")
+        traffic = pd.DataFrame(
+            {
+                "bucket_start": buckets,
+                "requests": 10,
+                "is_missing": False,
+                "bucket_start_utc": buckets,
+            }
+        )
+        warehouse.replace_table(con, "traffic_5m", traffic)
+        con.close()
+        health = TestClient(create_app(path)).get("/health").json()
+        assert health["freshness"]["state"] == state, health["freshness"]
+        assert age_h - 0.2 < health["freshness"]["age_hours"] < age_h + 0.1
+    assert health["status"] == "degraded"  # no forecast tables there either
