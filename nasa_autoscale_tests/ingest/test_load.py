@@ -221,3 +221,32 @@ def test_a_rotated_file_under_a_new_name_is_not_counted_twice(con, tmp_path, sam
     assert fingerprints[rotated.name] != fingerprints[live.name]
     # today's new access.log holds other lines: it is read (its day is outside this range)
     assert summary.files_read == [rotated.name, live.name]
+
+
+def test_a_day_with_no_file_yet_is_not_an_error(con, tmp_path, sample_2k):
+    """A live site's today (or a day whose log has not landed): the ingest succeeds, and every
+    bucket of the day is missing, never zero traffic."""
+    import dataclasses
+
+    from nasa_autoscale.ingest.partition import ingest_partition
+    from nasa_autoscale.ingest.traffic import write_traffic
+    from nasa_autoscale.settings import Settings
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_log(raw / "access-1995-07-01.log.gz", sample_2k, extra=[])
+    settings = dataclasses.replace(
+        Settings.from_env(), raw_dir=raw, landing_dir=tmp_path / "none", timezone="auto"
+    )
+    day = dt.date(1995, 7, 5)
+    ingest_partition(con, settings, JUL1, JUL1, progress=lambda _: None)
+    outcome = ingest_partition(con, settings, day, day, progress=lambda _: None)
+    assert not outcome.failed and outcome.summary.requests == 0
+    write_traffic(con, day, day)
+    buckets = con.sql(
+        "SELECT count(*), count(*) FILTER (WHERE is_missing AND requests IS NULL) "
+        "FROM nasa.traffic_5m WHERE CAST(bucket_start AS DATE) = '1995-07-05'"
+    ).fetchall()[0]
+    assert buckets == (288, 288)
+    passed, metadata = lines_accounted(con, day, day)
+    assert passed, metadata
