@@ -18,7 +18,7 @@ INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 LOG ?= info
 PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
-.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling bench-backfill api dashboard recover mlflow-ui dev clean
+.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -70,6 +70,9 @@ bench-forecast: install  ## 5-minute training + evaluation time (after make run)
 
 bench-scaling: install  ## policy sweep + hindsight optimum time (after make run) -> reports/bench_scaling.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.scaling
+
+bench-daily: install $(DAGSTER_HOME)/dagster.yaml  ## one daily refresh (ingest a day + daily_refresh_job, after make run) -> reports/bench_daily.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.daily $(if $(DAY),--day $(DAY))
 
 bench-backfill: install  ## full ingest backfill as weekly runs, 1 vs 2 at a time -> reports/bench_backfill.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.backfill

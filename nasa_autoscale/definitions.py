@@ -6,7 +6,12 @@ import dagster as dg
 
 from nasa_autoscale.assets import anomalies, features, forecasting, ingest, scaling
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
-from nasa_autoscale.schedules import daily_ingest_schedule, landing_sensor, refresh_sensor
+from nasa_autoscale.schedules import (
+    daily_ingest_schedule,
+    landing_sensor,
+    refresh_sensor,
+    weekly_benchmark_schedule,
+)
 from nasa_autoscale.settings import current
 
 _settings = current()  # the one settings object: resources and partitions are built from it
@@ -15,6 +20,7 @@ ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(ingest.parsed_log_lines, ingest.traffic_tables),
     description="Parse one day's (or a range's) log lines and rebuild its traffic tables.",
+    executor_def=dg.in_process_executor,  # two steps, one after the other: no process each
 )
 
 analysis_job = dg.define_asset_job(
@@ -22,6 +28,30 @@ analysis_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("features", "anomalies", "forecasting", "scaling"),
     description="Rebuild events, features, anomaly flags, models, forecasts and their metrics, "
     "scaling decisions, the cost report and the recommendation from the traffic tables.",
+)
+
+# After each day's ingest: what depends on the new traffic, with the model and policy the last
+# benchmark chose (model_metrics.selected, cost_report.selected); minutes, not the benchmark's.
+daily_refresh_job = dg.define_asset_job(
+    "daily_refresh_job",
+    selection=dg.AssetSelection.assets(
+        features.special_events,
+        features.feature_tables,
+        anomalies.anomalies_5m,
+        forecasting.forecast_next,
+        scaling.recommendation,
+    ),
+    description="After each ingest: events, features, anomaly flags, the next day's forecast "
+    "from the deployed model and the recommendation from the deployed policy.",
+    # small steps: one process saves a Dagster process start per step, most of their time
+    executor_def=dg.in_process_executor,
+)
+
+benchmark_job = dg.define_asset_job(
+    "benchmark_job",
+    selection=dg.AssetSelection.groups("forecasting", "scaling"),
+    description="Every model under every protocol, the scaling forecasts, the policy sweep and "
+    "the robustness table, the reports, and what they deploy: weekly and on demand.",
 )
 
 defs = dg.Definitions(
@@ -40,9 +70,9 @@ defs = dg.Definitions(
         scaling.recommendation,
     ],
     asset_checks=[features.missing_stays_missing],
-    jobs=[ingest_job, analysis_job],
-    schedules=[daily_ingest_schedule(ingest_job)],
-    sensors=[landing_sensor(ingest_job), refresh_sensor(ingest_job, analysis_job)],
+    jobs=[ingest_job, analysis_job, daily_refresh_job, benchmark_job],
+    schedules=[daily_ingest_schedule(ingest_job), weekly_benchmark_schedule(benchmark_job)],
+    sensors=[landing_sensor(ingest_job), refresh_sensor(ingest_job, daily_refresh_job)],
     resources={
         "warehouse": WarehouseResource(duckdb_path=str(_settings.duckdb_path)),
         "settings": SettingsResource.from_settings(_settings),

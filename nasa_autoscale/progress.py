@@ -47,6 +47,24 @@ def condense(line: str) -> str | None:
     return None
 
 
+def step_seconds(lines) -> dict[str, float]:
+    """{step: seconds} from the STEP_SUCCESS lines of Dagster's log ("in 1.43s", "in 1m32s",
+    "in 226ms")."""
+    out = {}
+    for line in lines:
+        event = _EVENT.match(re.sub(r"\x1b\[[0-9;]*m", "", line.rstrip("\n")))
+        done = event and _DONE.match(event["message"])
+        if done:
+            out[done["step"]] = _seconds(done["t"])
+    return out
+
+
+def _seconds(text: str) -> float:
+    parts = re.findall(r"([0-9.]+)(ms|m|s)", text)
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0}
+    return sum(float(value) * scale[unit] for value, unit in parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     log = Path(args[0]) if args else Path(".dagster_home/last_run.log")

@@ -35,6 +35,17 @@ def daily_ingest_schedule(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.Sch
     return daily_ingest
 
 
+def weekly_benchmark_schedule(benchmark_job) -> dg.ScheduleDefinition:
+    """Sundays at 03:00: the benchmark (every model and protocol, the policy sweep), which picks
+    the model and the policy the daily refresh then deploys."""
+    return dg.ScheduleDefinition(
+        name="weekly_benchmark",
+        job=benchmark_job,
+        cron_schedule="0 3 * * 0",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+
+
 def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
     """A new or changed file in the landing folder (NASA_LANDING_DIR, default data/landing)
     triggers the ingest of each day it holds; the refresh sensor then rebuilds what follows."""
@@ -85,8 +96,9 @@ def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
 
 
 def refresh_sensor(ingest_job, refresh_job) -> dg.SensorDefinition:
-    """After every successful ingest run, refresh what depends on the traffic tables: features,
-    anomalies, forecasts, the scaling decisions, the recommendation and the reports."""
+    """After every successful ingest run, refresh what depends on the traffic tables (the daily
+    refresh: features, anomalies, the next day's forecast, the recommendation); the benchmark
+    runs weekly (weekly_benchmark) or on demand."""
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,

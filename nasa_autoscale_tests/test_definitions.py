@@ -38,6 +38,22 @@ def test_definitions_load_with_every_asset_check_and_job():
     } <= (checks)
     assert defs.resolve_job_def("ingest_job").partitions_def is not None
     assert defs.resolve_job_def("analysis_job") is not None
+    # the daily path refreshes the light assets; the benchmark (every model, the sweep) is weekly
+    daily = defs.resolve_job_def("daily_refresh_job").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in daily} == {
+        "special_events",
+        "features_1m",
+        "features_5m",
+        "features_15m",
+        "anomalies_5m",
+        "forecast_next",
+        "recommendation",
+    }
+    weekly = defs.resolve_job_def("benchmark_job").asset_layer.selected_asset_keys
+    assert {"model_metrics", "cost_report", "cost_robustness"} <= {
+        k.to_user_string() for k in weekly
+    }
+    assert defs.resolve_schedule_def("weekly_benchmark").job_name == "benchmark_job"
 
 
 def resources(tmp_path, raw_dir, replica_dir):

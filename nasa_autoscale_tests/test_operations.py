@@ -205,7 +205,7 @@ def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(tmp_path, r
     )
     request = refresh(context)
     assert isinstance(request, dg.RunRequest)
-    assert refresh.job_name == "analysis_job"
+    assert refresh.job_name == "daily_refresh_job"
 
 
 def test_sigkill_mid_ingest_leaves_no_half_day_and_a_rerun_restores_the_counts(dagster_env):

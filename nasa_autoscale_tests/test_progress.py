@@ -34,3 +34,14 @@ def test_progress_shows_steps_messages_and_failures_and_keeps_the_whole_log(tmp_
     assert progress.main([str(tmp_path / "run.log")]) == 0
     assert (tmp_path / "run.log").read_text().splitlines() == LINES
     assert "done  forecasting" in out.getvalue() and "STEP_START" not in out.getvalue()
+
+
+def test_step_seconds_reads_each_finished_step(tmp_path, monkeypatch, capsys):
+    short = LINES[2].replace("forecasting", "special_events").replace("1m18s", "226ms")
+    assert progress.step_seconds([*LINES, short]) == {"forecasting": 78.0, "special_events": 0.226}
+    # the daily benchmark says what to run first when there is no warehouse
+    from nasa_autoscale.benchmarks import daily
+
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(tmp_path / "absent.duckdb"))
+    assert daily.main([]) == 1
+    assert "make run" in capsys.readouterr().err
