@@ -112,6 +112,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     put("model_metrics", metrics)
     upcoming = forecast_next(traffic, 5, SeasonalNaive(7))
     upcoming.insert(1, "granularity", "5m")
+    upcoming["made_at"] = pd.Timestamp("2026-11-28 06:00")  # as the asset stamps it
     put("forecast_next", upcoming)
     scaling_forecasts = naive_scaling_forecasts(traffic)
     put("scaling_forecasts", scaling_forecasts)

@@ -125,6 +125,17 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def _refresh(forecast) -> dict:
+    """Which refresh an answer comes from: when forecast_next was made, and from data up to
+    when (the bucket before its origin)."""
+    made = forecast["made_at"].iloc[0] if "made_at" in forecast else None
+    origin = forecast["origin"].iloc[0]
+    return {
+        "forecast_made_at_utc": None if made is None or made != made else made.isoformat(),
+        "data_through": (origin - dt.timedelta(minutes=5)).isoformat(),
+    }
+
+
 def _records(frame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
@@ -181,6 +192,13 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
         with warehouse.reading(path) as con:
             return warehouse.read(con, sql, params)
 
+    def latest_forecast():
+        """forecast_next as the latest daily refresh wrote it (503 when there is none)."""
+        rows = frame(f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
+        if rows.empty:
+            raise Unavailable("forecast_next is empty: materialize the asset `forecast_next`")
+        return rows
+
     app = FastAPI(
         title="nasa_autoscale API",
         description="Forecasts, model metrics, cost report and scaling recommendations from the "
@@ -209,12 +227,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
                 f"len(recent_loads) + horizon must be <= {MAX_BUCKETS} "
                 f"(the day forecast_next holds)",
             )
-        rows = frame(
-            "SELECT model, granularity, origin, bucket_start, yhat, yhat_lower, yhat_upper "
-            f"FROM {SCHEMA}.forecast_next ORDER BY bucket_start"
-        )
-        if rows.empty:
-            raise Unavailable("forecast_next is empty: materialize the asset `forecast_next`")
+        rows = latest_forecast()
         level = 1.0
         if recent:
             expected = rows["yhat"].iloc[: len(recent)].sum()
@@ -226,10 +239,13 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             "model": rows["model"].iloc[0],
             "granularity": rows["granularity"].iloc[0],
             "origin": rows["origin"].iloc[0].isoformat(),
+            "refresh": _refresh(rows),
             "conditioned_on": len(recent),
             "level_adjustment": level,
             "interval": "80%",
-            "forecast": _records(chosen.drop(columns=["model", "granularity", "origin"])),
+            "forecast": _records(
+                chosen.drop(columns=["model", "granularity", "origin", "made_at"], errors="ignore")
+            ),
         }
 
     @app.post("/recommend-scaling", summary="Target servers for the next bucket, with the state")
@@ -250,6 +266,12 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             raise HTTPException(
                 422, f"unknown policy {body.policy!r}; known: best, {', '.join(known)}"
             )
+        if body.policy != "best":
+            chosen_by = "asked for"
+        elif rows.empty:
+            chosen_by = "the untuned fallback: no benchmark yet"
+        else:
+            chosen_by = "selected on the validation window by the last benchmark (cost_report)"
         if not rows.empty:
             params = json.loads(rows.loc[rows["policy"] == name, "params"].iloc[0])
         rules = ScalingRules(**params.pop("rules"))
@@ -271,7 +293,14 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             np.column_stack([loads, loads, loads]),
             body.spike_flagged,
         )
-        return {"policy": name, "setting": body.setting, "params": params, **decision}
+        return {
+            "policy": name,
+            "setting": body.setting,
+            "params": params,
+            "chosen_by": chosen_by,
+            "refresh": _refresh(latest_forecast()),
+            **decision,
+        }
 
     @app.get("/metrics", summary="model_metrics, filterable")
     def metrics(

@@ -205,6 +205,7 @@ def forecast_next(
         events=load_events(config.events_path),
     )
     forecast.insert(1, "granularity", "5m")
+    forecast["made_at"] = pd.Timestamp.now("UTC").tz_localize(None)  # which refresh, for the API
     with warehouse.connect() as con:
         rows = replace_table(con, "forecast_next", forecast)
     return dg.MaterializeResult(

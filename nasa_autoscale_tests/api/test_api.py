@@ -30,6 +30,12 @@ def test_forecast_returns_the_latest_forecast_with_intervals(client):
     assert body["model"] == "seasonal_naive_week" and body["origin"] == "1995-09-01T00:00:00"
     rows = body["forecast"]
     assert len(rows) == 6 and rows[0]["bucket_start"].startswith("1995-09-01T00:00")
+    # which refresh: when forecast_next was made, and from data up to when
+    assert body["refresh"] == {
+        "forecast_made_at_utc": "2026-11-28T06:00:00",
+        "data_through": "1995-08-31T23:55:00",
+    }
+    assert set(rows[0]) == {"bucket_start", "yhat", "yhat_lower", "yhat_upper"}
     assert all(r["yhat_lower"] <= r["yhat"] <= r["yhat_upper"] for r in rows)
     # conditioned on two observed buckets: the forecast starts after them, rescaled
     plain = client.post("/forecast?horizon=8").json()["forecast"]
@@ -50,6 +56,9 @@ def test_recommend_scaling_carries_its_state_across_calls(client):
         },
     ).json()
     assert first["action"] == "scale_out" and first["target_servers"] == 15  # ceil(600 / 40)
+    assert first["chosen_by"] == "asked for" and first["refresh"]["data_through"].startswith(
+        "1995-08-31T23:55"
+    )
     assert "predictive" in first["reason"]
     # a drop in load: the stabilization window holds the fleet for one more bucket
     second = client.post(
