@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nasa_autoscale.assets import anomalies, features, forecasting, ingest, scaling
+from nasa_autoscale.assets import anomalies, daily, features, forecasting, ingest, scaling
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.schedules import (
     daily_ingest_schedule,
@@ -47,6 +47,16 @@ daily_refresh_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
+# The same day, partitioned: the next day's forecast from the deployed model, and the score of
+# the day's own forecast (made at its midnight) now that it has happened.
+daily_forecast_job = dg.define_asset_job(
+    "daily_forecast_job",
+    selection=dg.AssetSelection.assets(daily.daily_forecasts, daily.forecast_scores),
+    description="For an ingested day: the next day's forecast from the deployed model and the "
+    "day's own forecast scored against what happened (drift check included).",
+    executor_def=dg.in_process_executor,
+)
+
 benchmark_job = dg.define_asset_job(
     "benchmark_job",
     selection=dg.AssetSelection.groups("forecasting", "scaling"),
@@ -68,11 +78,16 @@ defs = dg.Definitions(
         scaling.policy_sweep,
         scaling.cost_robustness,
         scaling.recommendation,
+        daily.daily_forecasts,
+        daily.forecast_scores,
     ],
     asset_checks=[features.missing_stays_missing],
-    jobs=[ingest_job, analysis_job, daily_refresh_job, benchmark_job],
+    jobs=[ingest_job, analysis_job, daily_refresh_job, daily_forecast_job, benchmark_job],
     schedules=[daily_ingest_schedule(ingest_job), weekly_benchmark_schedule(benchmark_job)],
-    sensors=[landing_sensor(ingest_job), refresh_sensor(ingest_job, daily_refresh_job)],
+    sensors=[
+        landing_sensor(ingest_job),
+        refresh_sensor(ingest_job, daily_refresh_job, daily_forecast_job),
+    ],
     resources={
         "warehouse": WarehouseResource(duckdb_path=str(_settings.duckdb_path)),
         "settings": SettingsResource.from_settings(_settings),

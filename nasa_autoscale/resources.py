@@ -73,6 +73,7 @@ class SettingsResource(dg.ConfigurableResource):
     reports_dir: str
     forecast_granularities: list[str]
     stale_after_hours: float
+    refit_days: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:

@@ -95,19 +95,32 @@ def landing_sensor(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefi
     return new_log_files
 
 
-def refresh_sensor(ingest_job, refresh_job) -> dg.SensorDefinition:
+def refresh_sensor(ingest_job, refresh_job, forecast_job) -> dg.SensorDefinition:
     """After every successful ingest run, refresh what depends on the traffic tables (the daily
     refresh: features, anomalies, the next day's forecast, the recommendation); the benchmark
-    runs weekly (weekly_benchmark) or on demand."""
+    runs weekly (weekly_benchmark) or on demand. And, for the ingested day (the last of a
+    range), the daily forecast job: the next day's forecast and the day's score."""
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[ingest_job],
-        request_job=refresh_job,
+        request_jobs=[refresh_job, forecast_job],
         name="refresh_after_ingest",
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
     def refresh_after_ingest(context: dg.RunStatusSensorContext):
-        return dg.RunRequest(run_key=f"refresh_after_{context.dagster_run.run_id}")
+        run = context.dagster_run
+        tags = run.tags
+        day = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+        requests = [dg.RunRequest(run_key=f"refresh_after_{run.run_id}", job_name=refresh_job.name)]
+        if day:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"forecast_after_{run.run_id}",
+                    job_name=forecast_job.name,
+                    partition_key=day,
+                )
+            )
+        return requests
 
     return refresh_after_ingest

@@ -54,6 +54,7 @@ class Settings:
     reports_dir: Path = DEFAULT_REPORTS_DIR  # reports and figures
     forecast_granularities: tuple[str, ...] = GRANULARITY_NAMES  # what the benchmark forecasts
     stale_after_hours: float = 26.0  # a live site's newest data older than this is stale
+    refit_days: int = 7  # the deployed model is refitted every this many days from start_date
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,6 +89,7 @@ class Settings:
             reports_dir=_env_path("NASA_REPORTS_DIR", DEFAULT_REPORTS_DIR),
             forecast_granularities=_env_granularities(),
             stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),
+            refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 3660, integer=True)),
         )
 
 

@@ -81,6 +81,24 @@ TABLES = {
         rejected BIGINT NOT NULL,
         ingested_at TIMESTAMP NOT NULL
     """,
+    "daily_forecasts": """
+        day DATE NOT NULL,            -- the day forecast, from its midnight
+        model VARCHAR NOT NULL,
+        origin TIMESTAMP NOT NULL,
+        bucket_start TIMESTAMP NOT NULL,
+        step INTEGER NOT NULL,
+        yhat DOUBLE, yhat_lower DOUBLE, yhat_upper DOUBLE,
+        fitted_before TIMESTAMP NOT NULL,  -- the model saw only data before this
+        data_through TIMESTAMP NOT NULL    -- the newest bucket with data when it was made
+    """,
+    "forecast_scores": """
+        day DATE NOT NULL,
+        model VARCHAR NOT NULL,
+        rmse DOUBLE, mae DOUBLE, coverage DOUBLE,
+        n INTEGER NOT NULL,                -- buckets with data, the ones scored
+        missing_buckets INTEGER NOT NULL,  -- not scored: no log, not zero traffic
+        complete BOOLEAN NOT NULL
+    """,
     "traffic_1m": _TRAFFIC_COLUMNS,
     "traffic_5m": _TRAFFIC_COLUMNS,
     "traffic_15m": _TRAFFIC_COLUMNS,
@@ -109,6 +127,8 @@ PRODUCERS = {
             "cost_report",
             "cost_robustness",
             "recommendation",
+            "daily_forecasts",
+            "forecast_scores",
         )
     },
 }

@@ -22,13 +22,17 @@ ANALYSIS_ASSETS = [
     *("forecasts", "model_metrics", "forecast_next", "scaling_forecasts", "scaling_decisions"),
     *("cost_report", "cost_robustness", "recommendation"),
 ]
+DAILY_ASSETS = ["daily_forecasts", "forecast_scores"]  # partitioned: the daily forecast job
 
 
 def test_definitions_load_with_every_asset_check_and_job():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_log_files", *INGEST_ASSETS, *ANALYSIS_ASSETS}
+    assert keys == {"raw_log_files", *INGEST_ASSETS, *ANALYSIS_ASSETS, *DAILY_ASSETS}
+    assert ("forecast_scores", "day_ahead_drift") in {
+        (c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys
+    }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("requests", "lines_accounted") in checks
     assert ("traffic_5m", "matches_reference") in checks

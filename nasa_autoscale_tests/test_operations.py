@@ -203,9 +203,11 @@ def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(tmp_path, r
         dagster_run=instance.get_run_by_id(run.run_id),
         dagster_event=run.get_run_success_event(),
     )
-    request = refresh(context)
-    assert isinstance(request, dg.RunRequest)
-    assert refresh.job_name == "daily_refresh_job"
+    requests = refresh(context)
+    assert [(r.job_name, r.partition_key) for r in requests] == [
+        ("daily_refresh_job", None),
+        ("daily_forecast_job", "1995-07-13"),  # the next day's forecast, the day's score
+    ]
 
 
 def test_sigkill_mid_ingest_leaves_no_half_day_and_a_rerun_restores_the_counts(dagster_env):

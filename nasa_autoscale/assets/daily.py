@@ -1,0 +1,159 @@
+"""Daily group, one partition per ingested day: the next day's forecast from the deployed model
+(daily_forecasts) and the score of the day's own forecast once it has happened
+(forecast_scores, with a drift check against the benchmark)."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from nasa_autoscale.assets.common import preview
+from nasa_autoscale.features.events import load_events
+from nasa_autoscale.forecasting import deploy
+from nasa_autoscale.forecasting.next import NoSelectedModel, choose
+from nasa_autoscale.forecasting.protocols import Calendar
+from nasa_autoscale.ingest.traffic import whole_days
+from nasa_autoscale.partitions import daily_partitions, partition_days
+from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.warehouse import SCHEMA, MissingTable, read, replace_range, transaction
+
+GROUP = "daily"
+SELECTED_DAY_AHEAD = (
+    f"SELECT model, validation_rmse, rmse, params, calibration FROM {SCHEMA}.model_metrics "
+    "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected"
+)
+
+
+def _selected(con) -> pd.DataFrame:
+    """The benchmark's selected 5-minute day-ahead row (none before the first benchmark)."""
+    try:
+        return read(con, SELECTED_DAY_AHEAD)
+    except MissingTable:
+        return pd.DataFrame(columns=["model", "validation_rmse", "rmse", "params", "calibration"])
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _append(con, table: str, column: str, low, high, frame: pd.DataFrame) -> None:
+    """Replace the rows of [low, high) in `column` with `frame`'s, in one transaction."""
+    con.register("_rows", frame)
+    try:
+        with transaction(con):
+            replace_range(
+                con,
+                table,
+                column,
+                low,
+                high,
+                lambda: con.execute(f"INSERT INTO {SCHEMA}.{table} BY NAME SELECT * FROM _rows"),
+            )
+    finally:
+        con.unregister("_rows")
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["traffic_5m", "model_metrics"],
+    group_name=GROUP,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description=(
+        "For each ingested day, the next day's 5-minute forecast from its midnight with 80% "
+        "intervals, from the deployed model (model_metrics.selected, 5-minute day-ahead; "
+        "seasonal naive before the first benchmark), refitted every NASA_REFIT_DAYS from "
+        "NASA_START_DATE and fed the actuals up to that midnight. Kept day by day for scoring."
+    ),
+)
+def daily_forecasts(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
+):
+    config = settings.get()
+    first, last = partition_days(context)
+    with warehouse.connect() as con:
+        traffic = whole_days(con, 5).set_index("bucket_start")
+        selected = _selected(con)
+    try:
+        choice = choose(selected, Calendar.of(traffic, config.test_days, config.validation_days))
+    except NoSelectedModel as error:
+        raise dg.Failure(str(error)) from None
+    events = load_events(config.events_path)
+    anchor = dt.date.fromisoformat(config.start_date)
+    frames = []
+    for day in _days(first, last):
+        target = pd.Timestamp(day + dt.timedelta(days=1))
+        frames.append(
+            deploy.forecast_day(traffic, target, choice, config.refit_days, anchor, events)
+        )
+        context.log.info(f"forecast of {target:%Y-%m-%d} with {choice.name}")
+    forecasts = pd.concat(frames, ignore_index=True)
+    low, high = first + dt.timedelta(days=1), last + dt.timedelta(days=2)
+    with warehouse.connect() as con:
+        _append(con, "daily_forecasts", "day", low, high, forecasts)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(forecasts),
+            "model": choice.name,
+            "chosen_by": choice.chosen_by,
+            "days_forecast": ", ".join(str(d) for d in sorted(set(forecasts["day"]))),
+            "refit_days": config.refit_days,
+            "preview": preview(forecasts.drop(columns=["day"])),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["traffic_5m", "daily_forecasts"],
+    group_name=GROUP,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "day_ahead_drift",
+            asset="forecast_scores",
+            description="Each day's RMSE within 1.5x the benchmark's day-ahead RMSE of the "
+            "deployed model (a warning: the traffic has moved away from what it was chosen on).",
+        )
+    ],
+    description=(
+        "For each ingested day, its forecast (made at its midnight, daily_forecasts) against "
+        "what happened: RMSE, MAE, 80% interval coverage and the buckets scored; buckets "
+        "without a log are counted, never scored as zero traffic."
+    ),
+)
+def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    first, last = partition_days(context)
+    with warehouse.connect() as con:
+        traffic = whole_days(con, 5).set_index("bucket_start")
+        forecasts = read(
+            con,
+            f"SELECT * FROM {SCHEMA}.daily_forecasts WHERE day BETWEEN ? AND ? ORDER BY day, step",
+            [first, last],
+        )
+        benchmark = _selected(con)
+    rows = [deploy.score_day(group, traffic) for _, group in forecasts.groupby("day", sort=True)]
+    scores = pd.DataFrame(rows, columns=deploy.SCORE_COLUMNS)
+    with warehouse.connect() as con:
+        _append(con, "forecast_scores", "day", first, last + dt.timedelta(days=1), scores)
+    unscored = [str(d) for d in _days(first, last) if d not in set(forecasts["day"])]
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scores),
+            "not_forecast": ", ".join(unscored) or "none",
+            "scores": preview(scores.round(3), rows=len(scores) or 1),
+        }
+    )
+    reference = {r.model: float(r.rmse) for r in benchmark.itertuples() if r.rmse == r.rmse}
+    results = [deploy.drift(row, reference.get(row["model"])) for row in rows]
+    drifted = [row["day"] for row, (passed, _) in zip(rows, results, strict=True) if not passed]
+    yield dg.AssetCheckResult(
+        check_name="day_ahead_drift",
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "days_over": ", ".join(str(d) for d in drifted) or "none",
+            "days": dg.MetadataValue.json(
+                {str(row["day"]): meta for row, (_, meta) in zip(rows, results, strict=True)}
+            ),
+        },
+    )
