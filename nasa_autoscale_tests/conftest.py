@@ -84,7 +84,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
 
     from nasa_autoscale.anomalies.detect import detect_anomalies
     from nasa_autoscale.features.events import load_events
-    from nasa_autoscale.forecasting import backtest
+    from nasa_autoscale.forecasting import backtest, deploy
     from nasa_autoscale.forecasting.models import SeasonalNaive
     from nasa_autoscale.forecasting.next import forecast_next
     from nasa_autoscale.scaling.sweep import run_sweep
@@ -106,6 +106,13 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     put("anomalies_5m", anomalies)
     forecasts, _ = backtest.run(SeasonalNaive(7), traffic, 5, "5m")
     put("forecasts", forecasts.drop(columns=["step"]))
+    # the daily path's scores: each day-ahead forecast of the test window against its day
+    day_ahead = forecasts[forecasts["protocol"] == "day_ahead"]
+    day_ahead = day_ahead.assign(day=day_ahead["origin"].dt.date)
+    put(
+        "forecast_scores",
+        pd.DataFrame([deploy.score_day(group, traffic) for _, group in day_ahead.groupby("day")]),
+    )
     metrics = backtest.score_all(forecasts, traffic, 5)
     metrics["mlflow_run_id"] = None
     metrics["selected"] = True  # the only model, so the one chosen

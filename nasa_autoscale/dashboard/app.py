@@ -31,7 +31,8 @@ from nasa_autoscale.scaling.simulator import (  # noqa: E402
 from nasa_autoscale.settings import Settings  # noqa: E402
 from nasa_autoscale.warehouse import SCHEMA  # noqa: E402
 
-PAGES = ["Traffic", "Forecasts", "Scaling simulator", "Benchmarks"]
+PAGES = ["Tomorrow", "Traffic", "Forecasts", "Scaling simulator", "Benchmarks"]
+SCORE_DAYS = 14
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -62,6 +63,59 @@ def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     series = requests.drop_duplicates("bucket_start").set_index("bucket_start")["requests"]
     calendar = Calendar.of(series.reindex(grid).astype(float))
     return calendar.test_start, calendar.test_end
+
+
+def tomorrow_page(path: str):
+    """What the daily path produced: the next day's forecast with its interval (forecast_next)
+    and how the daily forecasts of the last days scored (forecast_scores)."""
+    upcoming = query(path, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
+    scores = query(
+        path, f"SELECT * FROM {SCHEMA}.forecast_scores ORDER BY day DESC LIMIT {SCORE_DAYS}"
+    ).sort_values("day")
+    if upcoming.empty:
+        st.header("Tomorrow")
+        st.warning("forecast_next is empty: materialize the asset `forecast_next`.")
+        return
+    origin = upcoming["origin"].iloc[0]
+    st.header(f"Tomorrow: the 24 hours from {origin:%Y-%m-%d %H:%M}")
+    made = upcoming["made_at"].iloc[0] if "made_at" in upcoming else None
+    through = origin - pd.Timedelta(minutes=5)
+    st.caption(
+        f"{upcoming['model'].iloc[0]}, from data through {through:%Y-%m-%d %H:%M}"
+        + (f"; made {made:%Y-%m-%d %H:%M} UTC" if made is not None else "")
+    )
+    left, middle, right = st.columns(3)
+    left.metric("requests forecast", f"{upcoming['yhat'].sum():,.0f}")
+    middle.metric("busiest 5 minutes", f"{upcoming['yhat'].max():,.0f}")
+    if len(scores):
+        n = scores["n"].sum()
+        pooled = float(np.sqrt((scores["n"] * scores["rmse"] ** 2).sum() / n)) if n else np.nan
+        right.metric(f"day-ahead RMSE, last {len(scores)} day(s)", f"{pooled:.1f}")
+    fig, ax = plt.subplots(figsize=(14, 4))
+    ax.plot(upcoming["bucket_start"], upcoming["yhat"], lw=0.9, color="#c44e52", label="forecast")
+    ax.fill_between(
+        upcoming["bucket_start"],
+        upcoming["yhat_lower"],
+        upcoming["yhat_upper"],
+        color="#c44e52",
+        alpha=0.2,
+        lw=0,
+        label="80% interval",
+    )
+    ax.set_ylabel("requests per 5 minutes")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    st.pyplot(fig)
+    plt.close(fig)
+    st.subheader("How the daily forecasts scored")
+    if scores.empty:
+        st.info(
+            "No day scored yet: the daily forecast job (daily_forecasts, forecast_scores) runs "
+            "after each ingest (refresh_after_ingest) or from the UI for a partition."
+        )
+        return
+    st.bar_chart(scores.set_index("day")[["rmse"]], height=220)
+    st.dataframe(scores.round(3), hide_index=True)
 
 
 def traffic_page(path: str):
@@ -317,6 +371,7 @@ def main():
     path = str(Settings.from_env().duckdb_path)
     page = st.sidebar.radio("page", PAGES)
     pages = {
+        "Tomorrow": tomorrow_page,
         "Traffic": traffic_page,
         "Forecasts": forecasts_page,
         "Scaling simulator": scaling_page,

@@ -23,6 +23,7 @@ from nasa_autoscale_tests.servers import free_port, wait_for
 
 APP = Path(dashboard.__file__)
 HEADERS = {
+    "Tomorrow": "Tomorrow: the 24 hours from 1995-09-01 00:00",  # the day after the data
     "Traffic": "Traffic, 1995-07-01 .. 1995-08-31",  # the span of the data
     "Forecasts": "Forecast vs actual, test window (5-minute buckets)",
     "Scaling simulator": "Scaling simulation, test window",
@@ -72,7 +73,7 @@ def test_a_missing_table_names_the_asset(tmp_path, monkeypatch):
     dashboard.query.clear()
     app = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not app.exception
-    assert "is missing: materialize the asset `anomalies_5m`" in app.warning[0].value
+    assert "is missing: materialize the asset `forecast_next`" in app.warning[0].value
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +173,7 @@ def test_headless_chromium_screenshot_shows_the_dashboard(chromium, served_wareh
                 plotted = tools.evaluate(
                     "document.querySelectorAll('[data-testid=stImage] img, img[src*=media]').length"
                 )
-                if HEADERS["Traffic"] in text and plotted:
+                if HEADERS["Tomorrow"] in text and plotted:
                     break
                 time.sleep(1)
             time.sleep(2)  # let the last elements settle
@@ -184,12 +185,13 @@ def test_headless_chromium_screenshot_shows_the_dashboard(chromium, served_wareh
         server.wait(timeout=10)
     out = Path(os.environ.get("NASA_SCREENSHOT_DIR", tmp_path)) / "dashboard.png"
     out.write_bytes(shot)
-    assert HEADERS["Traffic"] in text and "nasa_autoscale" in text, text[:500]
-    assert "Traceback" not in text and "Error" not in text.split("Traffic")[0]
+    assert HEADERS["Tomorrow"] in text and "nasa_autoscale" in text, text[:500]
+    assert "Traceback" not in text and "Error" not in text.split("Tomorrow")[0]
     pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))
     assert pixels.shape[1] == 1400 and pixels.shape[0] > 600  # the viewport, minus the window
     ink = (pixels < 200).any(axis=2).mean()  # share of pixels that are not near-white
     colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
-    blue = ((pixels[..., 2] > 150) & (pixels[..., 0] < 120)).mean()  # the traffic line's blue
-    print(f"screenshot {out}: {ink:.1%} ink, {colours} colours, {blue:.2%} plot blue")
-    assert ink > 0.02 and colours > 100 and blue > 0.001
+    red = (pixels[..., 0] > 150) & (pixels[..., 1] < 120) & (pixels[..., 2] < 120)
+    red = red.mean()  # the forecast line's red
+    print(f"screenshot {out}: {ink:.1%} ink, {colours} colours, {red:.2%} plot red")
+    assert ink > 0.02 and colours > 100 and red > 0.001
