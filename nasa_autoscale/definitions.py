@@ -40,9 +40,11 @@ daily_refresh_job = dg.define_asset_job(
         anomalies.anomalies_5m,
         forecasting.forecast_next,
         scaling.recommendation,
+        scaling.provisioning_plan,
     ),
     description="After each ingest: events, features, anomaly flags, the next day's forecast "
-    "from the deployed model and the recommendation from the deployed policy.",
+    "from the deployed model, the provisioning plan and the recommendation from the deployed "
+    "policy.",
     # small steps: one process saves a Dagster process start per step, most of their time
     executor_def=dg.in_process_executor,
 )
@@ -78,6 +80,7 @@ defs = dg.Definitions(
         scaling.policy_sweep,
         scaling.cost_robustness,
         scaling.recommendation,
+        scaling.provisioning_plan,
         daily.daily_forecasts,
         daily.forecast_scores,
     ],

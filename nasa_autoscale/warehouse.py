@@ -127,6 +127,7 @@ PRODUCERS = {
             "cost_report",
             "cost_robustness",
             "recommendation",
+            "provisioning_plan",
             "daily_forecasts",
             "forecast_scores",
         )

@@ -20,7 +20,7 @@ INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traf
 ANALYSIS_ASSETS = [
     *("special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m"),
     *("forecasts", "model_metrics", "forecast_next", "scaling_forecasts", "scaling_decisions"),
-    *("cost_report", "cost_robustness", "recommendation"),
+    *("cost_report", "cost_robustness", "recommendation", "provisioning_plan"),
 ]
 DAILY_ASSETS = ["daily_forecasts", "forecast_scores"]  # partitioned: the daily forecast job
 
@@ -52,6 +52,7 @@ def test_definitions_load_with_every_asset_check_and_job():
         "anomalies_5m",
         "forecast_next",
         "recommendation",
+        "provisioning_plan",
     }
     weekly = defs.resolve_job_def("benchmark_job").asset_layer.selected_asset_keys
     assert {"model_metrics", "cost_report", "cost_robustness"} <= {
@@ -191,6 +192,7 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
             scaling.policy_sweep,
             scaling.cost_robustness,
             scaling.recommendation,
+            scaling.provisioning_plan,
         ],
         resources=res,
     )
@@ -231,6 +233,11 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     ).fetchall()[0][0]
     recommendation = con.sql("SELECT * FROM nasa.recommendation").df()
     assert len(recommendation) == 2 and recommendation.reason.str.len().min() > 20
+    # the plan: a day of buckets per setting, its first step the recommendation
+    plan = con.sql("SELECT * FROM nasa.provisioning_plan ORDER BY setting, bucket_start").df()
+    assert plan.groupby("setting").size().eq(288).all()
+    first = plan.groupby("setting")["servers"].first()
+    assert first.to_dict() == recommendation.set_index("setting")["target_servers"].to_dict()
     assert (tmp_path / "reports" / "cost_report.md").read_text().startswith("# Cost report")
     assert (tmp_path / "reports" / "figures" / "cost_pareto.png").exists()
 
@@ -320,6 +327,7 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
             scaling.policy_sweep,
             scaling.cost_robustness,
             scaling.recommendation,
+            scaling.provisioning_plan,
         ],
         resources=res,
     )
@@ -343,5 +351,9 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
     assert con.sql("SELECT count(*) FROM nasa.cost_report").fetchall() == [(0,)]
     reasons = con.sql("SELECT policy, reason FROM nasa.recommendation").fetchall()
     assert len(reasons) == 2 and all(p == "predictive" and "untuned" in r for p, r in reasons)
+    plan = con.sql("SELECT * FROM nasa.provisioning_plan").df()
+    assert len(plan) == 2 * 288 and (plan.policy == "predictive").all()
+    targets = dict(con.sql("SELECT setting, target_servers FROM nasa.recommendation").fetchall())
+    assert plan.groupby("setting")["servers"].first().to_dict() == targets
     report = (tmp_path / "reports" / "benchmark.md").read_text()
     assert "skipped" in report and "4 whole day(s) of data; the benchmark needs 30" in report

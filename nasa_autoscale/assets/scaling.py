@@ -15,6 +15,7 @@ from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.forecasting.registry import tuned_params
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
+from nasa_autoscale.scaling import plan
 from nasa_autoscale.scaling.forecasts import COLUMNS, WINDOW_NAMES, fit_and_forecast
 from nasa_autoscale.scaling.recommend import recommend
 from nasa_autoscale.scaling.report import target_lines, write_report, write_robustness_report
@@ -275,3 +276,35 @@ def recommendation(warehouse: WarehouseResource):
             "recommendation": preview(table.drop(columns=["data_source"])),
         }
     )
+
+
+@dg.asset(
+    deps=["cost_report", "forecast_next", *SWEEP_INPUTS],
+    group_name=GROUP,
+    description=(
+        "Per setting: servers per 5-minute bucket for the day forecast_next covers, from the "
+        "policy selected on the validation window run forward on that forecast (its first "
+        "bucket is the recommendation), the expected cost and the times to scale."
+    ),
+)
+def provisioning_plan(warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        source = data_source(con)
+        requests, forecasts, anomalies = load_inputs(con)
+        cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
+        upcoming = read(con, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
+    try:
+        table, summaries = plan.provisioning_plan(
+            requests, forecasts, anomalies, cost_report, upcoming
+        )
+    except ValueError as error:
+        raise dg.Failure(str(error)) from None
+    with warehouse.connect() as con:
+        replace_table(con, "provisioning_plan", table)
+    metadata = {"data_source": source, "dagster/row_count": len(table)}
+    for summary in summaries:
+        setting = summary["setting"]
+        metadata[f"{setting}_policy"] = summary["policy"]
+        metadata[f"{setting}_expected_cost"] = round(summary["expected_cost"], 2)
+        metadata[f"{setting}_scale_times"] = dg.MetadataValue.json(summary["scale_times"])
+    return dg.MaterializeResult(metadata=metadata)

@@ -308,3 +308,34 @@ def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_war
     assert fallback["reason"].str.contains("untuned").all()
     with pytest.raises(ValueError, match="materialize forecast_next"):
         recommend(*inputs, report, upcoming.iloc[:0])
+
+
+def test_the_plan_runs_the_selected_policy_forward_and_starts_with_the_recommendation(
+    served_warehouse,
+):
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.scaling.plan import forward_forecasts, provisioning_plan
+    from nasa_autoscale.scaling.recommend import recommend
+
+    with warehouse.reading(served_warehouse) as con:
+        traffic = warehouse.read(con, "SELECT bucket_start, requests FROM nasa.traffic_5m")
+        inputs = (
+            traffic.set_index("bucket_start")["requests"].astype(float),
+            warehouse.read(con, "SELECT * FROM nasa.scaling_forecasts"),
+            warehouse.read(con, "SELECT * FROM nasa.anomalies_5m"),
+        )
+        report = warehouse.read(con, "SELECT * FROM nasa.cost_report")
+        upcoming = warehouse.read(con, "SELECT * FROM nasa.forecast_next ORDER BY bucket_start")
+    plan, summaries = provisioning_plan(*inputs, report, upcoming)
+    assert plan.groupby("setting").size().to_dict() == {s: 288 for s in SCENARIOS}
+    targets = recommend(*inputs, report, upcoming).set_index("setting")["target_servers"]
+    assert plan.groupby("setting")["servers"].first().to_dict() == targets.to_dict()
+    for summary in summaries:
+        rows = plan[plan["setting"] == summary["setting"]]
+        assert summary["policy"] == best_policy(report, summary["setting"])
+        assert summary["expected_cost"] > 0 and summary["peak_servers"] == rows["servers"].max()
+        assert len(summary["scale_times"]) == (rows["action"] != "hold").sum()
+    # at bucket t the policy plans on the forecast's rows t, t + 1, ... (the last one repeated)
+    ahead = forward_forecasts(upcoming.head(3), 2)
+    assert ahead.shape == (3, 2, 3) and (ahead[2, 1] == ahead[2, 0]).all()
+    assert (ahead[0, 1] == upcoming[["yhat", "yhat_lower", "yhat_upper"]].iloc[1]).all()

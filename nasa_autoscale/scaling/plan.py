@@ -1,0 +1,129 @@
+"""provisioning_plan: the deployed policy run forward over the next day's forecast, per scenario:
+servers per 5-minute bucket, the expected cost, and when to scale.
+
+The policy selected on the validation window (cost_report.selected) first runs over the test
+window, as the recommendation does, to reach its state; it then runs through the forecast's
+buckets with the forecast's expected demand as what it observes and the forecast's next rows as
+what it plans on. Its first bucket is the recommendation's decision. Without a cost report (a
+short history) the untuned predictive policy plans from the fleet the last bucket needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from nasa_autoscale.scaling.policies import build
+from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY
+from nasa_autoscale.scaling.simulator import ScalingRules, cost, simulate
+from nasa_autoscale.scaling.sweep import SCENARIOS, best_policy, make_window
+
+COLUMNS = [
+    "setting",
+    "policy",
+    "bucket_start",
+    "expected_demand",
+    "demand_upper",
+    "servers",
+    "capacity",
+    "action",
+]
+
+
+def forward_forecasts(upcoming: pd.DataFrame, steps: int) -> np.ndarray:
+    """(buckets, steps, 3): at bucket t, forecast_next's rows t .. t + steps - 1 (yhat, lower,
+    upper), the last row repeated past the forecast's end."""
+    values = upcoming[["yhat", "yhat_lower", "yhat_upper"]].to_numpy(float)
+    rows = np.minimum(np.arange(len(values))[:, None] + np.arange(steps)[None, :], len(values) - 1)
+    return values[rows]
+
+
+def _actions(servers: np.ndarray, before: int) -> list[str]:
+    previous = np.concatenate([[before], servers[:-1]])
+    return [
+        "scale_out" if now > then else "scale_in" if now < then else "hold"
+        for now, then in zip(servers, previous, strict=True)
+    ]
+
+
+def plan_setting(
+    setting: str,
+    rules: ScalingRules,
+    requests: pd.Series,
+    scaling_forecasts: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    cost_report: pd.DataFrame,
+    upcoming: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict]:
+    """(plan rows, summary) for one scenario."""
+    ahead = forward_forecasts(upcoming, rules.boot + 1)
+    expected = upcoming["yhat"].to_numpy(float)
+    if cost_report.empty:  # a short history: the untuned policy from the fleet now
+        name, params = FALLBACK_POLICY, dict(FALLBACK_PARAMS)
+        observed = requests.dropna()
+        last = float(observed.iloc[-1]) if len(observed) else 0.0
+        before = rules.clamp(math.ceil(last / rules.capacity))
+        outcome = simulate(expected, build(name, params), rules, ahead, initial=before)
+    else:
+        name = best_policy(cost_report, setting)
+        row = cost_report[(cost_report["setting"] == setting) & (cost_report["policy"] == name)]
+        params = json.loads(row["params"].iloc[0])
+        params.pop("rules", None)
+        test = make_window("test", requests, scaling_forecasts, anomalies, rules)
+        outcome = simulate(
+            np.concatenate([test.demand, expected]),
+            build(name, params),
+            rules,
+            np.concatenate([test.forecasts, ahead]),
+            np.concatenate([test.flags, np.zeros(len(expected), bool)]),
+        )
+        before = int(outcome["provisioned"].iloc[-len(expected) - 1])
+        outcome = outcome.iloc[-len(expected) :]
+    servers = outcome["provisioned"].to_numpy(np.int64)
+    plan = pd.DataFrame(
+        {
+            "setting": setting,
+            "policy": name,
+            "bucket_start": upcoming["bucket_start"].to_numpy(),
+            "expected_demand": expected,
+            "demand_upper": upcoming["yhat_upper"].to_numpy(float),
+            "servers": servers,
+            "capacity": servers * rules.capacity,
+            "action": _actions(servers, before),
+        }
+    )
+    changes = plan[plan["action"] != "hold"]
+    summary = {
+        "setting": setting,
+        "policy": name,
+        "expected_cost": cost(servers, rules, initial=before),
+        "servers_now": before,
+        "peak_servers": int(servers.max()),
+        "scale_times": [
+            f"{r.bucket_start:%Y-%m-%d %H:%M} -> {r.servers}" for r in changes.itertuples()
+        ],
+    }
+    return plan[COLUMNS], summary
+
+
+def provisioning_plan(
+    requests: pd.Series,
+    scaling_forecasts: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    cost_report: pd.DataFrame,
+    upcoming: pd.DataFrame,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """(plan rows of every scenario, a summary per scenario)."""
+    if upcoming.empty:
+        raise ValueError("forecast_next is empty: materialize forecast_next")
+    plans, summaries = [], []
+    for setting, rules in SCENARIOS.items():
+        plan, summary = plan_setting(
+            setting, rules, requests, scaling_forecasts, anomalies, cost_report, upcoming
+        )
+        plans.append(plan)
+        summaries.append(summary)
+    return pd.concat(plans, ignore_index=True), summaries
