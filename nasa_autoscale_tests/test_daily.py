@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from nasa_autoscale import warehouse
-from nasa_autoscale.assets import daily, ingest
+from nasa_autoscale.assets import daily, forecasting, ingest
 from nasa_autoscale.forecasting import backtest, deploy, metrics, protocols, registry
 from nasa_autoscale.ingest.logfiles import read_lines
 from nasa_autoscale.ingest.traffic import whole_days
@@ -118,6 +118,14 @@ def test_replaying_days_gives_the_benchmarks_day_ahead_rmse(replica_copy, replic
         assert made[0] < pd.Timestamp(day + dt.timedelta(days=1)) and made[1] <= made[0] + (
             pd.Timedelta("5min")
         )
+    # forecast_next, made after the last day, is the deployed model's: the daily path's own
+    assert dg.materialize([forecasting.forecast_next], resources=resources).success
+    with duckdb.connect(str(replica_copy), read_only=True) as con:
+        upcoming = con.sql("SELECT yhat FROM nasa.forecast_next ORDER BY bucket_start").df()
+        sep1 = con.sql(
+            "SELECT yhat FROM nasa.daily_forecasts WHERE day = '1995-09-01' ORDER BY step"
+        ).df()
+    np.testing.assert_allclose(upcoming["yhat"], sep1["yhat"], rtol=1e-9)
     with duckdb.connect(str(replica_copy), read_only=True) as con:
         scores = con.sql(
             "SELECT * FROM nasa.forecast_scores WHERE day >= '1995-08-23' ORDER BY day"

@@ -1,6 +1,7 @@
 """Forecasting group: trained models (MLflow runs) -> forecasts -> model_metrics, and the
 benchmark report."""
 
+import datetime as dt
 import json
 
 import dagster as dg
@@ -11,6 +12,7 @@ from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
+from nasa_autoscale.forecasting.deploy import refit_day
 from nasa_autoscale.forecasting.next import NoSelectedModel, choose
 from nasa_autoscale.forecasting.next import forecast_next as next_day
 from nasa_autoscale.forecasting.protocols import Calendar
@@ -173,9 +175,10 @@ def benchmark_models(
     description=(
         "The next 24 hours after the data ends, per 5-minute bucket with an 80% interval, from "
         "the model selected on the validation window for 5-minute day-ahead forecasts "
-        "(model_metrics.selected; refitted on the whole history, intervals calibrated on the "
-        "validation window); with a short history, from a seasonal naive model. For the API and "
-        "the scaling policies."
+        "(model_metrics.selected; refitted every NASA_REFIT_DAYS from NASA_START_DATE on "
+        "everything before the refit day and fed every actual since; intervals calibrated on the "
+        "validation window); with a short history, from a seasonal naive model. For the API, the "
+        "provisioning plan and the recommendation."
     ),
 )
 def forecast_next(
@@ -197,12 +200,18 @@ def forecast_next(
         raise dg.Failure(str(error)) from None
     if not calendar.enough:
         context.log.warning(choice.chosen_by)
+    # the deployed model: refitted on the refit days (NASA_REFIT_DAYS from NASA_START_DATE)
+    known = traffic.index[traffic["requests"].notna().to_numpy()]
+    origin = known[-1] + pd.Timedelta(minutes=5)
+    anchor = dt.date.fromisoformat(config.start_date)
+    refit = pd.Timestamp(refit_day(origin.date(), anchor, config.refit_days))
     forecast = next_day(
         traffic,
         5,
-        choice.build(5, traffic.index[-1]),
+        choice.build(5, refit - pd.Timedelta(minutes=5)),
         calibration=choice.calibration,
         events=load_events(config.events_path),
+        fit_before=refit,
     )
     forecast.insert(1, "granularity", "5m")
     forecast["made_at"] = pd.Timestamp.now("UTC").tz_localize(None)  # which refresh, for the API
@@ -214,6 +223,7 @@ def forecast_next(
             "dagster/row_count": rows,
             "model": choice.name,
             "chosen_by": choice.chosen_by,
+            "fitted_before": str(refit),
             "day_ahead_rmse_on_validation": choice.validation_rmse or "not benchmarked",
             "day_ahead_rmse_on_test": choice.test_rmse or "not benchmarked",
             "intervals": "calibrated on the validation window"

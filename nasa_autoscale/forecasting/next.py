@@ -94,8 +94,10 @@ def forecast_next(
     days: int = 1,
     calibration: Calibration | None = None,
     events: pd.DataFrame | None = None,
+    fit_before: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Fit on the whole history and forecast the `days` after its last bucket with data.
+    """Fit on the history (before `fit_before`, the deployed model's last refit day, when given)
+    and forecast the `days` after its last bucket with data, feeding the model every actual.
 
     traffic: index bucket_start (a regular grid), traffic columns; the future rows are added as
     missing, so that feature-based models see nothing they could not know. calibration: the
@@ -108,7 +110,10 @@ def forecast_next(
     future = pd.date_range(origin, periods=horizon, freq=step, name=traffic.index.name)
     extended = pd.concat([traffic, pd.DataFrame(index=future)])
     extended["is_missing"] = extended["is_missing"].astype("boolean").fillna(True).astype(bool)
-    model.fit(traffic, minutes, events)
+    train = traffic if fit_before is None else traffic[traffic.index < fit_before]
+    if train["requests"].notna().sum() == 0:  # nothing before the refit day: all there is
+        train = traffic
+    model.fit(train, minutes, events)
     forecast = model.predict(extended, [(origin, horizon)])
     if calibration is not None:
         forecast = calibration.apply(forecast)
