@@ -65,6 +65,25 @@ def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return calendar.test_start, calendar.test_end
 
 
+def _draw_forecast(ax, rows: pd.DataFrame, label: str) -> None:
+    """A forecast line with its 80% interval on `ax`, then the figure shown and closed."""
+    ax.plot(rows["bucket_start"], rows["yhat"], lw=0.8, color="#c44e52", label=label)
+    ax.fill_between(
+        rows["bucket_start"],
+        rows["yhat_lower"],
+        rows["yhat_upper"],
+        color="#c44e52",
+        alpha=0.2,
+        lw=0,
+        label="80% interval",
+    )
+    ax.set_ylabel("requests per 5 minutes")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    st.pyplot(ax.figure)
+    plt.close(ax.figure)
+
+
 def tomorrow_page(path: str):
     """What the daily path produced: the next day's forecast with its interval (forecast_next)
     and how the daily forecasts of the last days scored (forecast_scores)."""
@@ -92,21 +111,7 @@ def tomorrow_page(path: str):
         pooled = float(np.sqrt((scores["n"] * scores["rmse"] ** 2).sum() / n)) if n else np.nan
         right.metric(f"day-ahead RMSE, last {len(scores)} day(s)", f"{pooled:.1f}")
     fig, ax = plt.subplots(figsize=(14, 4))
-    ax.plot(upcoming["bucket_start"], upcoming["yhat"], lw=0.9, color="#c44e52", label="forecast")
-    ax.fill_between(
-        upcoming["bucket_start"],
-        upcoming["yhat_lower"],
-        upcoming["yhat_upper"],
-        color="#c44e52",
-        alpha=0.2,
-        lw=0,
-        label="80% interval",
-    )
-    ax.set_ylabel("requests per 5 minutes")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    st.pyplot(fig)
-    plt.close(fig)
+    _draw_forecast(ax, upcoming, "forecast")
     st.subheader("How the daily forecasts scored")
     if scores.empty:
         st.info(
@@ -225,21 +230,7 @@ def forecasts_page(path: str):
         c.metric("80% interval coverage", f"{score['coverage'].iloc[0]:.0%}")
     fig, ax = plt.subplots(figsize=(14, 5))
     ax.plot(actual["bucket_start"], actual["requests"], lw=0.8, color="black", label="actual")
-    ax.plot(rows["bucket_start"], rows["yhat"], lw=0.8, color="#c44e52", label=model)
-    ax.fill_between(
-        rows["bucket_start"],
-        rows["yhat_lower"],
-        rows["yhat_upper"],
-        color="#c44e52",
-        alpha=0.2,
-        lw=0,
-        label="80% interval",
-    )
-    ax.set_ylabel("requests per 5 minutes")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    st.pyplot(fig)
-    plt.close(fig)
+    _draw_forecast(ax, rows, model)
 
 
 def simulation_inputs(path: str, boot: int):

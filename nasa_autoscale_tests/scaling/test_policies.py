@@ -278,11 +278,11 @@ def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_
     )
 
 
-def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_warehouse):
+def served_inputs(path):
+    """(sweep inputs, cost_report, forecast_next) of the served warehouse."""
     from nasa_autoscale import warehouse
-    from nasa_autoscale.scaling.recommend import recommend
 
-    with warehouse.reading(served_warehouse) as con:
+    with warehouse.reading(path) as con:
         traffic = warehouse.read(con, "SELECT bucket_start, requests FROM nasa.traffic_5m")
         inputs = (
             traffic.set_index("bucket_start")["requests"].astype(float),
@@ -291,6 +291,13 @@ def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_war
         )
         report = warehouse.read(con, "SELECT * FROM nasa.cost_report")
         upcoming = warehouse.read(con, "SELECT * FROM nasa.forecast_next ORDER BY bucket_start")
+    return inputs, report, upcoming
+
+
+def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_warehouse):
+    from nasa_autoscale.scaling.recommend import recommend
+
+    inputs, report, upcoming = served_inputs(served_warehouse)
     table = recommend(*inputs, report, upcoming).set_index("setting")
     assert list(table.index) == list(SCENARIOS)
     for setting in SCENARIOS:
@@ -313,19 +320,10 @@ def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_war
 def test_the_plan_runs_the_selected_policy_forward_and_starts_with_the_recommendation(
     served_warehouse,
 ):
-    from nasa_autoscale import warehouse
     from nasa_autoscale.scaling.plan import forward_forecasts, provisioning_plan
     from nasa_autoscale.scaling.recommend import recommend
 
-    with warehouse.reading(served_warehouse) as con:
-        traffic = warehouse.read(con, "SELECT bucket_start, requests FROM nasa.traffic_5m")
-        inputs = (
-            traffic.set_index("bucket_start")["requests"].astype(float),
-            warehouse.read(con, "SELECT * FROM nasa.scaling_forecasts"),
-            warehouse.read(con, "SELECT * FROM nasa.anomalies_5m"),
-        )
-        report = warehouse.read(con, "SELECT * FROM nasa.cost_report")
-        upcoming = warehouse.read(con, "SELECT * FROM nasa.forecast_next ORDER BY bucket_start")
+    inputs, report, upcoming = served_inputs(served_warehouse)
     plan, summaries = provisioning_plan(*inputs, report, upcoming)
     assert plan.groupby("setting").size().to_dict() == {s: 288 for s in SCENARIOS}
     targets = recommend(*inputs, report, upcoming).set_index("setting")["target_servers"]
