@@ -88,9 +88,12 @@ def tomorrow_page(path: str):
     """What the daily path produced: the next day's forecast with its interval (forecast_next)
     and how the daily forecasts of the last days scored (forecast_scores)."""
     upcoming = query(path, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
-    scores = query(
-        path, f"SELECT * FROM {SCHEMA}.forecast_scores ORDER BY day DESC LIMIT {SCORE_DAYS}"
-    ).sort_values("day")
+    try:
+        scores = query(
+            path, f"SELECT * FROM {SCHEMA}.forecast_scores ORDER BY day DESC LIMIT {SCORE_DAYS}"
+        ).sort_values("day")
+    except warehouse.MissingTable:  # no daily forecast job yet (make run does not run it)
+        scores = pd.DataFrame(columns=["day", "rmse", "n"])
     if upcoming.empty:
         st.header("Tomorrow")
         st.warning("forecast_next is empty: materialize the asset `forecast_next`.")

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from PIL import Image
@@ -62,6 +63,23 @@ def test_the_scaling_page_follows_the_users_fleet(app):
     # bigger servers: fewer of them; 5x the price: the optimum's bill follows
     assert after.at["hindsight_optimal", "cost ($)"] != before.at["hindsight_optimal", "cost ($)"]
     assert not app.exception
+
+
+def test_tomorrow_without_scores_yet_shows_the_forecast_and_says_how_to_get_them(
+    served_warehouse, tmp_path, monkeypatch
+):
+    import shutil
+
+    path = tmp_path / "no_scores.duckdb"
+    shutil.copy(served_warehouse, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE nasa.forecast_scores")
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(path))
+    dashboard.query.clear()
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not app.exception and not app.warning
+    assert [h.value for h in app.header] == [HEADERS["Tomorrow"]]
+    assert "No day scored yet" in app.info[0].value
 
 
 def test_a_missing_table_names_the_asset(tmp_path, monkeypatch):
