@@ -10,26 +10,14 @@ import pandas as pd
 from nasa_autoscale.assets.common import preview
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting import deploy
-from nasa_autoscale.forecasting.next import NoSelectedModel, choose
+from nasa_autoscale.forecasting.next import NoSelectedModel, choose, selected_day_ahead
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.partitions import daily_partitions, partition_days
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import SCHEMA, MissingTable, read, replace_range, transaction
+from nasa_autoscale.warehouse import SCHEMA, read, replace_range, transaction
 
 GROUP = "daily"
-SELECTED_DAY_AHEAD = (
-    f"SELECT model, validation_rmse, rmse, params, calibration FROM {SCHEMA}.model_metrics "
-    "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected"
-)
-
-
-def _selected(con) -> pd.DataFrame:
-    """The benchmark's selected 5-minute day-ahead row (none before the first benchmark)."""
-    try:
-        return read(con, SELECTED_DAY_AHEAD)
-    except MissingTable:
-        return pd.DataFrame(columns=["model", "validation_rmse", "rmse", "params", "calibration"])
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -72,7 +60,7 @@ def daily_forecasts(
     first, last = partition_days(context)
     with warehouse.connect() as con:
         traffic = whole_days(con, 5).set_index("bucket_start")
-        selected = _selected(con)
+        selected = selected_day_ahead(con)
     try:
         choice = choose(selected, Calendar.of(traffic, config.test_days, config.validation_days))
     except NoSelectedModel as error:
@@ -130,7 +118,7 @@ def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             f"SELECT * FROM {SCHEMA}.daily_forecasts WHERE day BETWEEN ? AND ? ORDER BY day, step",
             [first, last],
         )
-        benchmark = _selected(con)
+        benchmark = selected_day_ahead(con)
     rows = [deploy.score_day(group, traffic) for _, group in forecasts.groupby("day", sort=True)]
     scores = pd.DataFrame(rows, columns=deploy.SCORE_COLUMNS)
     with warehouse.connect() as con:

@@ -13,13 +13,13 @@ from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
 from nasa_autoscale.forecasting.deploy import refit_day
-from nasa_autoscale.forecasting.next import NoSelectedModel, choose
+from nasa_autoscale.forecasting.next import NoSelectedModel, choose, selected_day_ahead
 from nasa_autoscale.forecasting.next import forecast_next as next_day
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import SCHEMA, data_source, empty_frame, read, replace_table
+from nasa_autoscale.warehouse import data_source, empty_frame, replace_table
 
 GROUP = "forecasting"
 
@@ -188,11 +188,7 @@ def forecast_next(
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
-        selected = read(
-            con,
-            f"SELECT model, validation_rmse, rmse, params, calibration FROM {SCHEMA}.model_metrics "
-            "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected",
-        )
+        selected = selected_day_ahead(con)
     calendar = Calendar.of(traffic, config.test_days, config.validation_days)
     try:
         choice = choose(selected, calendar)

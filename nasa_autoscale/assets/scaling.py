@@ -51,6 +51,17 @@ def _sweep_inputs(warehouse: WarehouseResource, config):
     return source, inputs, Calendar.of(inputs[0], config.test_days, config.validation_days)
 
 
+def _deployment_inputs(warehouse: WarehouseResource):
+    """(data source, sweep inputs, cost_report, forecast_next): what the recommendation and the
+    provisioning plan read."""
+    with warehouse.connect() as con:
+        source = data_source(con)
+        inputs = load_inputs(con)
+        cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
+        upcoming = read(con, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
+    return source, inputs, cost_report, upcoming
+
+
 @dg.asset(
     deps=["traffic_5m", special_events, "model_metrics"],
     group_name=GROUP,
@@ -253,15 +264,7 @@ def cost_robustness(
     ),
 )
 def recommendation(warehouse: WarehouseResource):
-    with warehouse.connect() as con:
-        source = data_source(con)
-        requests, forecasts, anomalies = load_inputs(con)
-        cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
-        upcoming = read(
-            con,
-            f"SELECT bucket_start, yhat, yhat_lower, yhat_upper FROM {SCHEMA}.forecast_next "
-            "ORDER BY bucket_start",
-        )
+    source, (requests, forecasts, anomalies), cost_report, upcoming = _deployment_inputs(warehouse)
     try:
         table = recommend(requests, forecasts, anomalies, cost_report, upcoming)
     except ValueError as error:
@@ -288,11 +291,7 @@ def recommendation(warehouse: WarehouseResource):
     ),
 )
 def provisioning_plan(warehouse: WarehouseResource):
-    with warehouse.connect() as con:
-        source = data_source(con)
-        requests, forecasts, anomalies = load_inputs(con)
-        cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
-        upcoming = read(con, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
+    source, (requests, forecasts, anomalies), cost_report, upcoming = _deployment_inputs(warehouse)
     try:
         table, summaries = plan.provisioning_plan(
             requests, forecasts, anomalies, cost_report, upcoming

@@ -14,6 +14,22 @@ from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.models import Forecaster
 
 
+def selected_day_ahead(con) -> pd.DataFrame:
+    """model_metrics' selected 5-minute day-ahead row (model, validation_rmse, rmse, params,
+    calibration); no rows before the first benchmark."""
+    from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
+
+    try:
+        return read(
+            con,
+            "SELECT model, validation_rmse, rmse, params, calibration "
+            f"FROM {SCHEMA}.model_metrics "
+            "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected",
+        )
+    except MissingTable:
+        return pd.DataFrame(columns=["model", "validation_rmse", "rmse", "params", "calibration"])
+
+
 class NoSelectedModel(RuntimeError):
     """The benchmark ran but marked no 5-minute day-ahead model: materialize model_metrics."""
 
