@@ -97,7 +97,13 @@ TABLES = {
         rmse DOUBLE, mae DOUBLE, coverage DOUBLE,
         n INTEGER NOT NULL,                -- buckets with data, the ones scored
         missing_buckets INTEGER NOT NULL,  -- not scored: no log, not zero traffic
-        complete BOOLEAN NOT NULL
+        complete BOOLEAN NOT NULL,
+        plan_setting VARCHAR,              -- the scaling scenario the plan figures are for
+        plan_policy VARCHAR,
+        plan_cost DOUBLE,                  -- the plan made at midnight, run against the day
+        plan_dropped DOUBLE,               -- fraction of the day's requests it dropped
+        optimum_cost DOUBLE,               -- the day's hindsight optimum (drops nothing)
+        plan_pct_above_optimum DOUBLE
     """,
     "traffic_1m": _TRAFFIC_COLUMNS,
     "traffic_5m": _TRAFFIC_COLUMNS,
@@ -188,6 +194,14 @@ _ADDED_COLUMNS = {
         "fingerprint VARCHAR",
     ],
     **{f"traffic_{g}": ["bucket_start_utc TIMESTAMP"] for g in ("1m", "5m", "15m")},
+    "forecast_scores": [
+        "plan_setting VARCHAR",
+        "plan_policy VARCHAR",
+        "plan_cost DOUBLE",
+        "plan_dropped DOUBLE",
+        "optimum_cost DOUBLE",
+        "plan_pct_above_optimum DOUBLE",
+    ],
 }
 
 

@@ -87,6 +87,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     from nasa_autoscale.forecasting import backtest, deploy
     from nasa_autoscale.forecasting.models import SeasonalNaive
     from nasa_autoscale.forecasting.next import forecast_next
+    from nasa_autoscale.scaling.plan import provisioning_plan, score_plan
     from nasa_autoscale.scaling.sweep import run_sweep
     from nasa_autoscale_tests.golden import naive_scaling_forecasts
 
@@ -106,13 +107,6 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     put("anomalies_5m", anomalies)
     forecasts, _ = backtest.run(SeasonalNaive(7), traffic, 5, "5m")
     put("forecasts", forecasts.drop(columns=["step"]))
-    # the daily path's scores: each day-ahead forecast of the test window against its day
-    day_ahead = forecasts[forecasts["protocol"] == "day_ahead"]
-    day_ahead = day_ahead.assign(day=day_ahead["origin"].dt.date)
-    put(
-        "forecast_scores",
-        pd.DataFrame([deploy.score_day(group, traffic) for _, group in day_ahead.groupby("day")]),
-    )
     metrics = backtest.score_all(forecasts, traffic, 5)
     metrics["mlflow_run_id"] = None
     metrics["selected"] = True  # the only model, so the one chosen
@@ -128,6 +122,19 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     )
     put("scaling_decisions", decisions)
     put("cost_report", report)
+    demand = traffic["requests"].astype(float)
+    # the daily path's scores: each day-ahead forecast of the test window against its day
+    day_ahead = forecasts[forecasts["protocol"] == "day_ahead"]
+    day_ahead = day_ahead.assign(day=day_ahead["origin"].dt.date)
+    scores = [
+        {**deploy.score_day(group, traffic), **score_plan(group, demand, report)}
+        for _, group in day_ahead.groupby("day")
+    ]
+    put("forecast_scores", pd.DataFrame(scores))
+    put(
+        "provisioning_plan",
+        provisioning_plan(demand, scaling_forecasts, anomalies, report, upcoming)[0],
+    )
     put("recommendation", pd.DataFrame({"setting": ["realistic"], "target_servers": [5]}))
     con.close()
     return path

@@ -142,3 +142,119 @@ def test_replaying_days_gives_the_benchmarks_day_ahead_rmse(replica_copy, replic
     benchmark = metrics.score(forecasts, traffic["requests"].astype(float), np.nan)["rmse"]
     assert 30 < benchmark < 150  # a real forecast's error, not an empty comparison
     assert replayed == pytest.approx(benchmark, abs=1e-6)
+
+
+def site_lines(day: dt.date, start_s: int = 0, end_s: int = 86400) -> str:
+    """A small site's combined-format log in UTC (not NASA's): a request every 20 seconds from
+    start_s to end_s of `day`, more by day than by night."""
+    lines = []
+    for s in range(start_s, end_s, 20):
+        if s // 3600 < 7 and s % 60:  # the night: one request a minute
+            continue
+        stamp = f"{day:%d/%b/%Y}:{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d} +0000"
+        lines.append(
+            f'198.51.100.{s % 97} - - [{stamp}] "GET /shop/{s % 13} HTTP/1.1" 200 {300 + s % 700}'
+            f' "https://example.com/" "Mozilla/5.0 (X11; Linux x86_64)"'
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def test_a_live_access_log_is_reingested_as_it_grows_and_a_partial_day_is_not_scored_as_zero(
+    tmp_path,
+):
+    from nasa_autoscale.definitions import defs
+
+    yesterday, today = dt.date(1995, 8, 9), dt.date(1995, 8, 10)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    path = tmp_path / "site.duckdb"
+    resources = {
+        "warehouse": WarehouseResource(duckdb_path=str(path)),
+        "settings": SettingsResource.from_env(
+            raw_dir=tmp_path / "raw",
+            replica_dir=tmp_path / "none",
+            landing_dir=landing,
+            reports_dir=tmp_path / "reports",
+        ),
+    }
+    sensor = defs.resolve_sensor_def("new_log_files")
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = None
+
+    def tick() -> list[str]:
+        nonlocal cursor
+        context = dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            repository_def=defs.get_repository_def(),
+            resources={"settings": resources["settings"]},
+        )
+        result = sensor.evaluate_tick(context)
+        cursor = result.cursor
+        return sorted(r.partition_key for r in result.run_requests)
+
+    def run(day: str) -> dict:  # what the sensor's run and the refresh after it materialize
+        ingested = dg.materialize(
+            [ingest.parsed_log_lines, ingest.traffic_tables], partition_key=day, resources=resources
+        )
+        assert ingested.success
+        scored = dg.materialize(
+            [daily.daily_forecasts, daily.forecast_scores], partition_key=day, resources=resources
+        )
+        assert scored.success
+        return scored.asset_materializations_for_node("forecast_scores")[0].metadata
+
+    def day_figures(day: dt.date):
+        with duckdb.connect(str(path), read_only=True) as con:
+            [(stored,)] = con.execute(
+                "SELECT count(*) FROM nasa.requests WHERE day = ?", [day]
+            ).fetchall()
+            traffic = con.execute(
+                "SELECT count(*) FILTER (WHERE is_missing), sum(requests) FROM nasa.traffic_5m "
+                "WHERE bucket_start::DATE = ?",
+                [day],
+            ).fetchall()[0]
+            scores = con.execute(
+                "SELECT n, missing_buckets, complete, plan_cost FROM nasa.forecast_scores "
+                "WHERE day = ?",
+                [day],
+            ).fetchall()
+            return stored, traffic, scores
+
+    first = yesterday - dt.timedelta(days=1)
+    (landing / f"access.log-{first:%Y%m%d}.gz").write_bytes(
+        gzip.compress(site_lines(first).encode())
+    )
+    run(first.isoformat())  # the site's first day: nothing to forecast from yet, not an error
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM nasa.daily_forecasts").fetchall() == [(0,)]
+    (landing / f"access.log-{yesterday:%Y%m%d}.gz").write_bytes(
+        gzip.compress(site_lines(yesterday).encode())
+    )
+    morning = site_lines(today, 0, 12 * 3600)
+    (landing / "access.log").write_text(morning)  # the live file, written as requests come
+    assert tick() == [first.isoformat(), yesterday.isoformat(), today.isoformat()]
+    run(yesterday.isoformat())  # yesterday's forecast of today
+    run(today.isoformat())
+    stored, (missing, total), scores = day_figures(today)
+    assert stored == total == morning.count("\n")
+    assert missing == 144  # the afternoon has no log yet: missing, not zero traffic
+    [(n, missing_buckets, complete, plan_cost)] = scores
+    assert (n, missing_buckets, complete) == (144, 144, False) and plan_cost > 0
+    assert tick() == []  # nothing changed
+
+    whole = morning + site_lines(today, 12 * 3600)
+    (landing / "access.log").write_text(whole)  # the afternoon's lines arrive
+    assert tick() == [today.isoformat()]
+    shown = run(today.isoformat())  # the day's score, in its partition's metadata
+    stored, (missing, total), scores = day_figures(today)
+    assert shown["n"].value == 288 and shown["plan_cost"].value == pytest.approx(scores[0][3])
+    assert stored == total == whole.count("\n")  # the morning read again, not counted twice
+    assert missing == 0 and scores[0][:3] == (288, 0, True)
+
+    # rotation: the day's file gets its dated name, a new live file starts the next day
+    (landing / f"access.log-{today:%Y%m%d}.gz").write_bytes(gzip.compress(whole.encode()))
+    (landing / "access.log").write_text(site_lines(today + dt.timedelta(days=1), 0, 3600))
+    assert tick() == [today.isoformat(), (today + dt.timedelta(days=1)).isoformat()]
+    run(today.isoformat())
+    assert day_figures(today)[0] == whole.count("\n")

@@ -10,12 +10,18 @@ import pandas as pd
 from nasa_autoscale.assets.common import preview
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting import deploy
-from nasa_autoscale.forecasting.next import NoSelectedModel, choose, selected_day_ahead
+from nasa_autoscale.forecasting.next import (
+    HistoryTooShort,
+    NoSelectedModel,
+    choose,
+    selected_day_ahead,
+)
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.partitions import daily_partitions, partition_days
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import SCHEMA, read, replace_range, transaction
+from nasa_autoscale.scaling import plan
+from nasa_autoscale.warehouse import SCHEMA, MissingTable, read, replace_range, transaction
 
 GROUP = "daily"
 
@@ -65,6 +71,9 @@ def daily_forecasts(
         choice = choose(selected, Calendar.of(traffic, config.test_days, config.validation_days))
     except NoSelectedModel as error:
         raise dg.Failure(str(error)) from None
+    except HistoryTooShort as error:  # a new site's first day: nothing to forecast from yet
+        context.log.warning(f"no forecast made: {error}")
+        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": str(error)})
     events = load_events(config.events_path)
     anchor = dt.date.fromisoformat(config.start_date)
     frames = []
@@ -90,9 +99,18 @@ def daily_forecasts(
     )
 
 
+def _figures(row: pd.Series) -> dict:
+    """A day's score as numbers the Dagster UI plots across partitions (NaN left out)."""
+    figures = {"n": int(row["n"]), "missing_buckets": int(row["missing_buckets"])}
+    for name in ("rmse", "mae", "coverage", "plan_cost", "plan_dropped", "optimum_cost"):
+        if pd.notna(row[name]):
+            figures[name] = float(row[name])
+    return figures
+
+
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=["traffic_5m", "daily_forecasts"],
+    deps=["traffic_5m", "daily_forecasts", "cost_report"],
     group_name=GROUP,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
@@ -106,7 +124,9 @@ def daily_forecasts(
     description=(
         "For each ingested day, its forecast (made at its midnight, daily_forecasts) against "
         "what happened: RMSE, MAE, 80% interval coverage and the buckets scored; buckets "
-        "without a log are counted, never scored as zero traffic."
+        "without a log are counted, never scored as zero traffic. And the day's plan (the "
+        "deployed policy of the realistic setting run on that forecast from midnight): its cost "
+        "and dropped fraction against the day's demand, beside the hindsight optimum's cost."
     ),
 )
 def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -119,18 +139,29 @@ def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             [first, last],
         )
         benchmark = selected_day_ahead(con)
-    rows = [deploy.score_day(group, traffic) for _, group in forecasts.groupby("day", sort=True)]
-    scores = pd.DataFrame(rows, columns=deploy.SCORE_COLUMNS)
+        try:
+            cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
+        except MissingTable:  # no benchmark yet: the untuned policy plans
+            cost_report = pd.DataFrame()
+    rows = [
+        {
+            **deploy.score_day(group, traffic),
+            **plan.score_plan(group, traffic["requests"].astype(float), cost_report),
+        }
+        for _, group in forecasts.groupby("day", sort=True)
+    ]
+    scores = pd.DataFrame(rows, columns=deploy.SCORE_COLUMNS + deploy.PLAN_SCORE_COLUMNS)
     with warehouse.connect() as con:
         _append(con, "forecast_scores", "day", first, last + dt.timedelta(days=1), scores)
     unscored = [str(d) for d in _days(first, last) if d not in set(forecasts["day"])]
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(scores),
-            "not_forecast": ", ".join(unscored) or "none",
-            "scores": preview(scores.round(3), rows=len(scores) or 1),
-        }
-    )
+    metadata = {
+        "dagster/row_count": len(scores),
+        "not_forecast": ", ".join(unscored) or "none",
+        "scores": preview(scores.round(3), rows=len(scores) or 1),
+    }
+    if first == last and len(scores):  # one day's run: its figures, plotted per partition
+        metadata.update(_figures(scores.iloc[0]))
+    yield dg.MaterializeResult(metadata=metadata)
     reference = {r.model: float(r.rmse) for r in benchmark.itertuples() if r.rmse == r.rmse}
     results = [deploy.drift(row, reference.get(row["model"])) for row in rows]
     drifted = [row["day"] for row, (passed, _) in zip(rows, results, strict=True) if not passed]

@@ -21,6 +21,7 @@ from nasa_autoscale import warehouse
 from nasa_autoscale.forecasting.protocols import PROTOCOLS, Calendar  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
+from nasa_autoscale.scaling.plan import PLAN_SETTING  # noqa: E402
 from nasa_autoscale.scaling.simulator import (  # noqa: E402
     ScalingRules,
     optimal_provisioning,
@@ -115,6 +116,7 @@ def tomorrow_page(path: str):
         right.metric(f"day-ahead RMSE, last {len(scores)} day(s)", f"{pooled:.1f}")
     fig, ax = plt.subplots(figsize=(14, 4))
     _draw_forecast(ax, upcoming, "forecast")
+    plan_section(path)
     st.subheader("How the daily forecasts scored")
     if scores.empty:
         st.info(
@@ -124,6 +126,35 @@ def tomorrow_page(path: str):
         return
     st.bar_chart(scores.set_index("day")[["rmse"]], height=220)
     st.dataframe(scores.round(3), hide_index=True)
+
+
+def plan_section(path: str):
+    """provisioning_plan as a step line of servers, per setting, with the times to scale."""
+    try:
+        plan = query(path, f"SELECT * FROM {SCHEMA}.provisioning_plan ORDER BY bucket_start")
+    except warehouse.MissingTable as error:
+        st.info(f"No provisioning plan yet: {error}")
+        return
+    if plan.empty:
+        return
+    settings = list(dict.fromkeys(plan["setting"]))
+    default = settings.index(PLAN_SETTING) if PLAN_SETTING in settings else 0
+    setting = st.radio("setting", settings, index=default, horizontal=True)
+    rows = plan[plan["setting"] == setting]
+    changes = rows[rows["action"] != "hold"]
+    st.subheader(f"The plan: servers per 5 minutes ({rows['policy'].iloc[0]})")
+    fig, ax = plt.subplots(figsize=(14, 2.6))
+    ax.step(rows["bucket_start"], rows["servers"], where="post", color="#4c72b0", lw=1.2)
+    ax.set_ylabel("servers")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    st.pyplot(fig)
+    plt.close(fig)
+    st.caption(
+        f"{len(changes)} scaling step(s); peak {rows['servers'].max()} servers. "
+        "Scale at: "
+        + (", ".join(f"{r.bucket_start:%H:%M} -> {r.servers}" for r in changes.itertuples()) or "-")
+    )
 
 
 def traffic_page(path: str):

@@ -31,6 +31,14 @@ FORECAST_COLUMNS = [
     "data_through",
 ]
 SCORE_COLUMNS = ["day", "model", "rmse", "mae", "coverage", "n", "missing_buckets", "complete"]
+PLAN_SCORE_COLUMNS = [
+    "plan_setting",
+    "plan_policy",
+    "plan_cost",
+    "plan_dropped",
+    "optimum_cost",
+    "plan_pct_above_optimum",
+]
 
 
 def refit_day(day: dt.date, anchor: dt.date, every: int) -> dt.date:

@@ -6,31 +6,44 @@ window, as the recommendation does, to reach its state; it then runs through the
 buckets with the forecast's expected demand as what it observes and the forecast's next rows as
 what it plans on. Its first bucket is the recommendation's decision. Without a cost report (a
 short history) the untuned predictive policy plans from the fleet the last bucket needed.
+
+score_plan prices a day's plan once the day has happened (forecast_scores): the plan made at the
+day's midnight from the daily path's forecast, from the fleet the last bucket before it needed,
+against the day's demand and the day's hindsight optimum under the same rules.
 """
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 
 from nasa_autoscale.scaling.policies import build
-from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY
-from nasa_autoscale.scaling.simulator import ScalingRules, cost, simulate
+from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY, fleet_for
+from nasa_autoscale.scaling.simulator import (
+    ScalingRules,
+    cost,
+    execute,
+    optimal_provisioning,
+    optimum_cost,
+    simulate,
+    summarize,
+)
 from nasa_autoscale.scaling.sweep import SCENARIOS, best_policy, make_window
 
 COLUMNS = [
     "setting",
     "policy",
     "bucket_start",
-    "expected_demand",
-    "demand_upper",
+    "yhat",
+    "yhat_upper",
     "servers",
     "capacity",
     "action",
 ]
+# The setting whose plan forecast_scores prices (the API's default).
+PLAN_SETTING = "realistic"
 
 
 def forward_forecasts(upcoming: pd.DataFrame, steps: int) -> np.ndarray:
@@ -49,6 +62,18 @@ def _actions(servers: np.ndarray, before: int) -> list[str]:
     ]
 
 
+def deployed_policy(cost_report: pd.DataFrame, setting: str) -> tuple[str, dict]:
+    """(name, params) of the policy selected on the validation window for `setting`; the untuned
+    predictive policy without a cost report."""
+    if cost_report.empty:
+        return FALLBACK_POLICY, dict(FALLBACK_PARAMS)
+    name = best_policy(cost_report, setting)
+    row = cost_report[(cost_report["setting"] == setting) & (cost_report["policy"] == name)]
+    params = json.loads(row["params"].iloc[0])
+    params.pop("rules", None)
+    return name, params
+
+
 def plan_setting(
     setting: str,
     rules: ScalingRules,
@@ -61,17 +86,11 @@ def plan_setting(
     """(plan rows, summary) for one scenario."""
     ahead = forward_forecasts(upcoming, rules.boot + 1)
     expected = upcoming["yhat"].to_numpy(float)
+    name, params = deployed_policy(cost_report, setting)
     if cost_report.empty:  # a short history: the untuned policy from the fleet now
-        name, params = FALLBACK_POLICY, dict(FALLBACK_PARAMS)
-        observed = requests.dropna()
-        last = float(observed.iloc[-1]) if len(observed) else 0.0
-        before = rules.clamp(math.ceil(last / rules.capacity))
+        before = fleet_for(requests, rules)
         outcome = simulate(expected, build(name, params), rules, ahead, initial=before)
     else:
-        name = best_policy(cost_report, setting)
-        row = cost_report[(cost_report["setting"] == setting) & (cost_report["policy"] == name)]
-        params = json.loads(row["params"].iloc[0])
-        params.pop("rules", None)
         test = make_window("test", requests, scaling_forecasts, anomalies, rules)
         outcome = simulate(
             np.concatenate([test.demand, expected]),
@@ -88,8 +107,8 @@ def plan_setting(
             "setting": setting,
             "policy": name,
             "bucket_start": upcoming["bucket_start"].to_numpy(),
-            "expected_demand": expected,
-            "demand_upper": upcoming["yhat_upper"].to_numpy(float),
+            "yhat": expected,
+            "yhat_upper": upcoming["yhat_upper"].to_numpy(float),
             "servers": servers,
             "capacity": servers * rules.capacity,
             "action": _actions(servers, before),
@@ -127,3 +146,37 @@ def provisioning_plan(
         plans.append(plan)
         summaries.append(summary)
     return pd.concat(plans, ignore_index=True), summaries
+
+
+def score_plan(
+    forecast: pd.DataFrame,
+    requests: pd.Series,
+    cost_report: pd.DataFrame,
+    setting: str = PLAN_SETTING,
+) -> dict:
+    """What a day's plan cost and dropped, against the day's hindsight optimum.
+
+    forecast: the day's forecast made at its midnight (bucket_start, yhat, yhat_lower,
+    yhat_upper); requests: traffic by bucket_start (NaN = no log). The deployed policy plans the
+    day on the forecast alone, from the fleet the last bucket before the day needed; the plan is
+    then run against the demand that came. Buckets without a log count for neither drops nor
+    the optimum's needs (servers still run through them)."""
+    rules = SCENARIOS[setting]
+    buckets = pd.DatetimeIndex(forecast["bucket_start"])
+    before = fleet_for(requests[requests.index < buckets[0]], rules)
+    name, params = deployed_policy(cost_report, setting)
+    ahead = forward_forecasts(forecast, rules.boot + 1)
+    planned = simulate(
+        forecast["yhat"].to_numpy(float), build(name, params), rules, ahead, initial=before
+    )["provisioned"].to_numpy(np.int64)
+    demand = requests.reindex(buckets).to_numpy(float)
+    outcome = summarize(execute(planned, demand, rules, before), rules, before)
+    optimum = optimum_cost(optimal_provisioning(demand, rules, before), rules, before)
+    return {
+        "plan_setting": setting,
+        "plan_policy": name,
+        "plan_cost": outcome["cost"],
+        "plan_dropped": outcome["dropped_fraction"],
+        "optimum_cost": optimum,
+        "plan_pct_above_optimum": 100 * (outcome["cost"] / optimum - 1) if optimum else np.nan,
+    }

@@ -100,6 +100,13 @@ def next_servers(
 FALLBACK_POLICY, FALLBACK_PARAMS = "predictive", {"quantile": 0.9}
 
 
+def fleet_for(requests: pd.Series, rules: ScalingRules) -> int:
+    """The fleet the last observed bucket needed (where no policy has run to carry a fleet)."""
+    observed = requests.dropna()
+    last = float(observed.iloc[-1]) if len(observed) else 0.0
+    return rules.clamp(math.ceil(last / rules.capacity))
+
+
 def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.ndarray) -> dict:
     """A recommendation without a cost report (too little history to tune a policy): the
     predictive policy at its untuned 90% quantile on the forecast; the fleet now is taken as the
@@ -108,7 +115,7 @@ def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.nda
 
     observed = requests.dropna()
     last = float(observed.iloc[-1]) if len(observed) else 0.0
-    current = rules.clamp(math.ceil(last / rules.capacity))
+    current = fleet_for(requests, rules)
     policy = build(FALLBACK_POLICY, FALLBACK_PARAMS)
     decision = decide_next(
         policy,

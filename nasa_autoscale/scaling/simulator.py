@@ -154,6 +154,15 @@ def simulate(
     return _outcome(demand, recommended[pad:], provisioned[pad:], serving[pad:], rules)
 
 
+def execute(provisioned, demand, rules: ScalingRules, initial: int) -> pd.DataFrame:
+    """A fixed provisioned path (a plan made in advance) against the demand that came: servers
+    serve `boot` buckets after they start, as in simulate(); `initial` servers run before."""
+    provisioned = np.asarray(provisioned, np.int64)
+    padded = np.concatenate([np.full(rules.boot, initial, np.int64), provisioned])
+    serving = np.array([padded[t : t + rules.boot + 1].min() for t in range(len(provisioned))])
+    return _outcome(np.asarray(demand, float), provisioned, provisioned, serving, rules)
+
+
 def _outcome(demand, recommended, provisioned, serving, rules) -> pd.DataFrame:
     capacity = serving * rules.capacity
     served = np.minimum(demand, capacity)  # NaN stays NaN for missing buckets
@@ -213,11 +222,11 @@ def summarize(outcome: pd.DataFrame, rules: ScalingRules, initial: int | None = 
     }
 
 
-def optimum_cost(provisioned: np.ndarray, rules: ScalingRules) -> float:
+def optimum_cost(provisioned: np.ndarray, rules: ScalingRules, initial: int | None = None) -> float:
     """The hindsight optimum's cost: exact under per-second billing. Under per-hour billing the
     programme is not exact, so this is a lower bound instead: the per-second cost of the
     per-second optimum (every path costs at least its server-seconds, none has fewer)."""
-    return cost(provisioned, dataclasses.replace(rules, billing="second"))
+    return cost(provisioned, dataclasses.replace(rules, billing="second"), initial)
 
 
 def oracle(demand, rules: ScalingRules) -> pd.DataFrame:

@@ -213,3 +213,21 @@ def test_headless_chromium_screenshot_shows_the_dashboard(chromium, served_wareh
     red = red.mean()  # the forecast line's red
     print(f"screenshot {out}: {ink:.1%} ink, {colours} colours, {red:.2%} plot red")
     assert ink > 0.02 and colours > 100 and red > 0.001
+
+
+def test_tomorrow_shows_the_plan_as_a_step_line_of_servers_per_setting(app):
+    app.run()
+    plan = duckdb.connect(str(dashboard.Settings.from_env().duckdb_path), read_only=True)
+    with plan:
+        rows = plan.sql("SELECT * FROM nasa.provisioning_plan WHERE setting = 'default'").df()
+    assert len(rows) == 288
+    [choice] = [r for r in app.radio if r.label == "setting"]
+    assert choice.value == "realistic"  # the setting the scores price, as the API's default
+    choice.set_value("default").run()
+    assert not app.exception
+    [title] = [h.value for h in app.subheader if h.value.startswith("The plan")]
+    assert rows["policy"].iloc[0] in title
+    steps = int((rows["action"] != "hold").sum())
+    assert any(
+        f"{steps} scaling step(s); peak {rows['servers'].max()}" in c.value for c in app.caption
+    )

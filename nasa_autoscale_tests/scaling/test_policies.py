@@ -337,3 +337,38 @@ def test_the_plan_runs_the_selected_policy_forward_and_starts_with_the_recommend
     ahead = forward_forecasts(upcoming.head(3), 2)
     assert ahead.shape == (3, 2, 3) and (ahead[2, 1] == ahead[2, 0]).all()
     assert (ahead[0, 1] == upcoming[["yhat", "yhat_lower", "yhat_upper"]].iloc[1]).all()
+
+
+def test_a_days_plan_is_priced_against_the_demand_that_came_and_the_hindsight_optimum():
+    from nasa_autoscale.scaling.plan import PLAN_SETTING, score_plan
+
+    day = pd.Timestamp("1995-08-30")
+    buckets = pd.date_range(day, periods=288, freq="5min")
+    shape = 200 + 150 * np.sin(np.arange(288) / 288 * 2 * np.pi)
+    before = pd.Series(
+        120.0, index=pd.date_range(day - pd.Timedelta("1h"), periods=12, freq="5min")
+    )
+    forecast = pd.DataFrame(
+        {"bucket_start": buckets, "yhat": shape, "yhat_lower": shape * 0.9},
+    ).assign(yhat_upper=shape * 1.1)
+    came = pd.concat([before, pd.Series(shape, index=buckets)])
+    surge = pd.concat([before, pd.Series(shape * 2, index=buckets)])
+    met, missed = (
+        score_plan(forecast, came, pd.DataFrame()),
+        score_plan(forecast, surge, pd.DataFrame()),
+    )
+    # the plan was made from the forecast alone: the same plan, the same cost, whatever came
+    assert met["plan_cost"] == missed["plan_cost"] > 0
+    assert met["plan_policy"] == "predictive" and met["plan_setting"] == PLAN_SETTING
+    # twice the demand it planned for: it drops about half; the optimum pays for it and drops none
+    assert met["plan_dropped"] < 0.01 and 0.3 < missed["plan_dropped"] < 0.6
+    assert missed["optimum_cost"] > met["optimum_cost"] > 0
+    assert met["plan_pct_above_optimum"] == pytest.approx(
+        100 * (met["plan_cost"] / met["optimum_cost"] - 1)
+    )
+    # an hour without a log is neither dropped nor needed: the figures stay finite
+    gap = came.copy()
+    gap[buckets[:12]] = np.nan
+    partial = score_plan(forecast, gap, pd.DataFrame())
+    assert partial["plan_cost"] == met["plan_cost"] and partial["plan_dropped"] < 0.01
+    assert 0 < partial["optimum_cost"] <= met["optimum_cost"]

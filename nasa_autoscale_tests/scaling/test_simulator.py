@@ -11,6 +11,7 @@ from nasa_autoscale.scaling.simulator import (
     FixedSchedule,
     ScalingRules,
     cost,
+    execute,
     initial_servers,
     optimal_provisioning,
     oracle,
@@ -184,3 +185,11 @@ def test_under_per_hour_billing_the_optimum_is_a_stated_lower_bound():
         )
         assert bound <= cheapest  # a lower bound of the hour-billed optimum, as documented
         assert bound == pytest.approx(optimal_provisioning(demand, rules).sum() * 5 / 60)
+
+
+def test_a_fixed_plan_serves_after_the_boot_delay():
+    rules = ScalingRules(capacity=10, min_servers=1, boot_delay_s=300, minutes=5)
+    outcome = execute([2, 4, 4, 1], [15, 35, 35, 5], rules, initial=2)
+    # the two servers started at bucket 1 serve from bucket 2; a scale-in is at once
+    assert outcome["serving"].tolist() == [2, 2, 4, 1]
+    assert outcome["dropped"].tolist() == [0, 15, 0, 0]
