@@ -61,9 +61,11 @@ daily_forecast_job = dg.define_asset_job(
 
 benchmark_job = dg.define_asset_job(
     "benchmark_job",
-    selection=dg.AssetSelection.groups("forecasting", "scaling"),
+    selection=dg.AssetSelection.groups("forecasting", "scaling")
+    | dg.AssetSelection.assets(anomalies.anomaly_injection),
     description="Every model under every protocol, the scaling forecasts, the policy sweep and "
-    "the robustness table, the reports, and what they deploy: weekly and on demand.",
+    "the robustness table, the anomaly injection benchmark, the reports, and what they deploy: "
+    "weekly and on demand.",
 )
 
 defs = dg.Definitions(
@@ -74,6 +76,7 @@ defs = dg.Definitions(
         features.special_events,
         features.feature_tables,
         anomalies.anomalies_5m,
+        anomalies.anomaly_injection,
         forecasting.benchmark_models,
         forecasting.forecast_next,
         scaling.scaling_forecasts,

@@ -125,6 +125,7 @@ PRODUCERS = {
         for name in (
             "special_events",
             "anomalies_5m",
+            "anomaly_injection",
             "forecasts",
             "model_metrics",
             "forecast_next",

@@ -101,7 +101,13 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
         "'replica/x', 1, 0, 1, 1, 0, 'replica', now())"
     )
     # as the ingest writes it: the UTC instant beside the site's time (EDT, -0400)
-    put("traffic_5m", real_traffic_5m.assign(bucket_start_utc=traffic.index + pd.Timedelta("4h")))
+    put(
+        "traffic_5m",
+        real_traffic_5m.assign(
+            bucket_start_utc=traffic.index + pd.Timedelta("4h"),
+            missing_minutes=real_traffic_5m["is_missing"].astype(int) * 5,
+        ),
+    )
     put("special_events", load_events())
     anomalies = detect_anomalies(real_traffic_5m, 5)
     put("anomalies_5m", anomalies)

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
 ANALYSIS_ASSETS = [
     *("special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m"),
+    "anomaly_injection",
     *("forecasts", "model_metrics", "forecast_next", "scaling_forecasts", "scaling_decisions"),
     *("cost_report", "cost_robustness", "recommendation", "provisioning_plan"),
 ]
@@ -55,7 +56,7 @@ def test_definitions_load_with_every_asset_check_and_job():
         "provisioning_plan",
     }
     weekly = defs.resolve_job_def("benchmark_job").asset_layer.selected_asset_keys
-    assert {"model_metrics", "cost_report", "cost_robustness"} <= {
+    assert {"model_metrics", "cost_report", "cost_robustness", "anomaly_injection"} <= {
         k.to_user_string() for k in weekly
     }
     assert defs.resolve_schedule_def("weekly_benchmark").job_name == "benchmark_job"

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from nasa_autoscale.anomalies import detect  # noqa: E402
+from nasa_autoscale.anomalies import benchmark, detect, inject  # noqa: E402
 from nasa_autoscale.forecasting.report import data_banner  # noqa: E402
 
 
@@ -123,5 +123,87 @@ Found, per method:
 ![traffic with anomaly flags and events](figures/{figure.name})
 """
     path = reports_dir / "anomaly_report.md"
+    path.write_text(text)
+    return path
+
+
+ADVICE = {
+    "z": "3-sigma alone",
+    "iforest": "IsolationForest alone",
+    "both": "the two together, anomalies_5m's is_anomaly",
+    "residual": "the one-step model's calibrated residual",
+}
+
+
+def _verdict(summary: pd.DataFrame, choice: dict, test: pd.DataFrame) -> str:
+    """Plain words per method, from the test window's figures."""
+    short = test[(test["kind"] == "outage") & (test["method"] == choice["method"])]
+    outages = short["found"].sum() / max(short["injected"].sum(), 1)
+    lines = []
+    for method, row in summary.iterrows():
+        noisy = row["test_alarms_per_day"] > benchmark.MAX_ALARMS_PER_DAY
+        what = (
+            f"{row['test_alarms_per_day']:.1f} alarms a day on clean traffic: too many to act on"
+            if noisy
+            else f"quiet ({row['test_alarms_per_day']:.2f} alarms a day on clean traffic)"
+        )
+        lines.append(
+            f"- **{method}** ({ADVICE.get(method, method)}): {what}; finds "
+            f"{row['test_recall_big']:.0%} of the spikes and dips of "
+            f"{benchmark.TARGET_SIZE:g}x the local scale or more."
+        )
+    method = choice["method"]
+    met = choice.get("target_met")
+    target = (
+        f"the target ({benchmark.TARGET_RECALL:.0%} at <= {benchmark.MAX_ALARMS_PER_DAY:g} alarm "
+        f"a day) is {'met' if met else 'not met'}"
+    )
+    lines.append(
+        f"\nTrust **{method}** for spikes and dips (chosen on validation: "
+        f"{choice['validation_recall']:.0%} at {choice['validation_alarms_per_day']:.2f} alarms "
+        f"a day); on the test window it finds {choice.get('test_recall', float('nan')):.0%} at "
+        f"{choice.get('test_alarms_per_day', float('nan')):.2f} alarms a day: {target}. It finds "
+        f"{outages:.0%} of the short outages (no request for 10-25 minutes); a silence of 30 "
+        "minutes or more is missing data, `kind = outage`, whatever the detectors say."
+    )
+    return "\n".join(lines)
+
+
+def write_injection_report(
+    table: pd.DataFrame, choice: dict, data_source: str, reports_dir: Path
+) -> Path:
+    """reports/anomaly_injection.md: per method the false alarms and the recall by kind and size,
+    on validation and test, and which method to trust."""
+    summary = pd.concat({w: benchmark.pooled(table, w) for w in ("validation", "test")}, axis=1)
+    summary.columns = [f"{w}_{c}" for w, c in summary.columns]
+    test = table[table["window"] == "test"]
+    recall = test.pivot_table(index=["kind", "size"], columns="method", values="recall", sort=False)
+    injected = test.groupby(["kind", "size"], sort=False)["injected"].first()
+    recall.insert(0, "injected", injected)
+    text = f"""# Anomaly flags by injection
+
+{data_banner(data_source)} Made by the `anomaly_injection` asset on
+{dt.datetime.now():%Y-%m-%d %H:%M} (`make run`, or `dagster asset materialize -m
+nasa_autoscale.definitions --select anomaly_injection`); the event-window table is in
+[anomaly_report.md](anomaly_report.md).
+
+## Protocol
+{inject.__doc__.strip()}
+
+{benchmark.__doc__.strip()}
+
+{inject.COPIES_NOTE}
+
+## Which method to trust
+{_verdict(summary, choice, test)}
+
+## Per method: clean alarms a day, recall of spikes and dips >= {benchmark.TARGET_SIZE:g}x
+{summary.reset_index(names="method").to_markdown(index=False, floatfmt=".3f")}
+
+## Test window: recall by kind and size (size in local scales; outages have none)
+{recall.reset_index().to_markdown(index=False, floatfmt=".3f")}
+"""
+    path = reports_dir / "anomaly_injection.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

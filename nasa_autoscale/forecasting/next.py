@@ -14,9 +14,9 @@ from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.models import Forecaster
 
 
-def selected_day_ahead(con) -> pd.DataFrame:
-    """model_metrics' selected 5-minute day-ahead row (model, validation_rmse, rmse, params,
-    calibration); no rows before the first benchmark."""
+def selected_day_ahead(con, protocol: str = "day_ahead") -> pd.DataFrame:
+    """model_metrics' selected 5-minute day-ahead row (or the protocol's: model,
+    validation_rmse, rmse, params, calibration); no rows before the first benchmark."""
     from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
     try:
@@ -24,7 +24,8 @@ def selected_day_ahead(con) -> pd.DataFrame:
             con,
             "SELECT model, validation_rmse, rmse, params, calibration "
             f"FROM {SCHEMA}.model_metrics "
-            "WHERE granularity = '5m' AND protocol = 'day_ahead' AND selected",
+            "WHERE granularity = '5m' AND protocol = ? AND selected",
+            [protocol],
         )
     except MissingTable:
         return pd.DataFrame(columns=["model", "validation_rmse", "rmse", "params", "calibration"])
