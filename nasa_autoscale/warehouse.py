@@ -120,6 +120,7 @@ PRODUCERS = {
     "ingest_ledger": "requests",
     **{f"traffic_{g}": f"traffic_{g}" for g in ("1m", "5m", "15m")},
     **{f"features_{g}": f"features_{g}" for g in ("1m", "5m", "15m")},
+    "anomaly_flags": "anomaly_injection",
     **{
         name: name
         for name in (

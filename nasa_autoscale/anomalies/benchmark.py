@@ -21,6 +21,7 @@ from nasa_autoscale.anomalies.residual import MAX_ALARMS_PER_DAY, ResidualDetect
 TARGET_SIZE = 3.0
 TARGET_RECALL = 0.9
 COPIES = 8
+FLAG_COLUMNS = ["bucket_start", "method", "score", "spike"]
 COLUMNS = [
     "window",
     "method",
@@ -36,7 +37,10 @@ COLUMNS = [
 
 def flag_detectors(traffic: pd.DataFrame) -> dict[str, np.ndarray]:
     """anomalies_5m's three flags on `traffic` (missing buckets are outages, never flagged)."""
-    flagged = detect_anomalies(traffic, 5)
+    return _flags(detect_anomalies(traffic, 5))
+
+
+def _flags(flagged: pd.DataFrame) -> dict[str, np.ndarray]:
     judged = flagged["kind"].ne("outage").to_numpy()
     return {
         "z": flagged["is_anomaly_z"].fillna(False).to_numpy(bool) & judged,
@@ -121,3 +125,40 @@ def choose_method(table: pd.DataFrame) -> dict:
             and choice["test_alarms_per_day"] <= MAX_ALARMS_PER_DAY
         )
     return choice
+
+
+def spike_flags(
+    traffic: pd.DataFrame,
+    windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]],
+    method: str,
+    residual: ResidualDetector | None = None,
+) -> pd.DataFrame:
+    """The chosen method's spike flags on the real traffic over the windows (what the
+    anomaly guard policy reacts to): bucket_start, method, score (the z the method thresholds;
+    NaN for IsolationForest alone), spike (flagged with traffic above what was expected)."""
+    traffic = traffic.sort_values("bucket_start", ignore_index=True)
+    start, end = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
+    inside = ((traffic["bucket_start"] >= start) & (traffic["bucket_start"] < end)).to_numpy()
+    if method == "residual":
+        if residual is None:
+            raise ValueError("the residual method needs its detector")
+        z = np.full(len(traffic), np.nan)
+        for first, last in windows.values():
+            scored = residual.z(traffic, first, last)
+            z = np.where(np.isnan(scored), z, scored)
+        spike = residual.flags(z) & (np.nan_to_num(z) > 0)
+        score = z
+    else:
+        flagged = detect_anomalies(traffic, 5)
+        spike = _flags(flagged)[method] & (flagged["residual"].fillna(0) > 0).to_numpy()
+        score = (
+            flagged["z"].to_numpy(float) if method != "iforest" else np.full(len(traffic), np.nan)
+        )
+    return pd.DataFrame(
+        {
+            "bucket_start": traffic["bucket_start"].to_numpy()[inside],
+            "method": method,
+            "score": score[inside],
+            "spike": spike[inside],
+        }
+    )[FLAG_COLUMNS]

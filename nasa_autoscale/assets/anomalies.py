@@ -63,7 +63,9 @@ def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
         "injected into seeded copies of the validation and test windows; per method (3-sigma, "
         "IsolationForest, both, the selected one-step model's calibrated residual) the alarms "
         "a day on clean traffic and the recall by kind and size; the method to trust chosen on "
-        "validation (selected). Writes reports/anomaly_injection.md."
+        "validation (selected), and its spike flags on the real validation and test windows "
+        "(anomaly_flags, what the anomaly guard policy reacts to). Writes "
+        "reports/anomaly_injection.md."
     ),
 )
 def anomaly_injection(
@@ -88,13 +90,16 @@ def anomaly_injection(
         )
         residual = ResidualDetector(model, choice.calibration)
     table, chosen = benchmark.run(traffic, calendar.windows(), residual, progress=context.log.info)
+    flags = benchmark.spike_flags(traffic, calendar.windows(), chosen["method"], residual)
     with warehouse.connect() as con:
         replace_table(con, "anomaly_injection", table)
+        replace_table(con, "anomaly_flags", flags)
     report = write_injection_report(table, chosen, source, config.reports_dir)
     return dg.MaterializeResult(
         metadata={
             "data_source": source,
             "dagster/row_count": len(table),
+            "spikes_flagged": int(flags["spike"].sum()),
             "report": str(report),
             **chosen,
         }

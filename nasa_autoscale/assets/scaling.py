@@ -31,7 +31,8 @@ from nasa_autoscale.scaling.sweep import (
 from nasa_autoscale.warehouse import SCHEMA, data_source, empty_frame, read, replace_table
 
 GROUP = "scaling"
-SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "traffic_5m"]  # what every sweep reads
+# what every sweep reads (anomaly_injection: the spike flags of the detector chosen on validation)
+SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "anomaly_injection", "traffic_5m"]
 
 
 def _tuned_lightgbm(con) -> dict:

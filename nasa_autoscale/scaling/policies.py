@@ -228,7 +228,8 @@ class Hybrid(Policy):
 
 class AnomalyGuard(Policy):
     """A base policy plus `headroom` (a fraction) for `hold` buckets after the anomaly detector
-    flags a spike (3-sigma flag of the last bucket, a detector that reads only earlier days)."""
+    flags a spike in the last bucket (the detector the injection benchmark chose on validation,
+    anomaly_flags; 3-sigma without it; each reads only earlier buckets)."""
 
     name = "anomaly_guard"
 

@@ -105,7 +105,7 @@ class Window:
     bucket_start: pd.DatetimeIndex
     demand: np.ndarray
     forecasts: np.ndarray  # (buckets, boot + 1, 3) from origin t
-    flags: np.ndarray  # spike flagged by the 3-sigma detector
+    flags: np.ndarray  # spike flagged by the detector chosen on validation (spike_flags)
 
 
 def make_window(
@@ -115,11 +115,11 @@ def make_window(
     anomalies: pd.DataFrame,
     rules: ScalingRules,
 ) -> Window:
-    """requests: indexed by bucket_start (NaN = missing); anomalies: anomalies_5m rows."""
+    """requests: indexed by bucket_start (NaN = missing); anomalies: spike flags (see
+    spike_flags)."""
     start, end = windows(requests)[name]
     times = pd.date_range(start, end, freq=f"{rules.minutes}min", inclusive="left")
-    spikes = anomalies.set_index("bucket_start")
-    spikes = spikes["is_anomaly_z"].fillna(False).astype(bool) & (spikes["kind"] == "spike")
+    spikes = spike_flags(anomalies)
     return Window(
         name=name,
         bucket_start=times,
@@ -131,15 +131,30 @@ def make_window(
     )
 
 
+def spike_flags(anomalies: pd.DataFrame) -> pd.Series:
+    """Spike flags by bucket_start: the `spike` column of anomaly_flags (the detector the
+    injection benchmark chose on validation), else anomalies_5m's 3-sigma spikes."""
+    flags = anomalies.set_index("bucket_start")
+    if "spike" in flags:
+        return flags["spike"].fillna(False).astype(bool)
+    return flags["is_anomaly_z"].fillna(False).astype(bool) & (flags["kind"] == "spike")
+
+
 def load_inputs(con) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
-    """(5-minute requests by bucket_start, scaling_forecasts, anomalies_5m flags) from the
-    warehouse."""
+    """(5-minute requests by bucket_start, scaling_forecasts, spike flags) from the warehouse:
+    the flags of the detector chosen on validation (anomaly_flags) when the injection benchmark
+    ran, else anomalies_5m's 3-sigma spikes."""
     from nasa_autoscale.ingest.traffic import whole_days
-    from nasa_autoscale.warehouse import SCHEMA, read
+    from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
     requests = whole_days(con, 5).set_index("bucket_start")["requests"].astype(float)
     forecasts = read(con, f"SELECT * FROM {SCHEMA}.scaling_forecasts")
-    anomalies = read(con, f"SELECT bucket_start, is_anomaly_z, kind FROM {SCHEMA}.anomalies_5m")
+    try:
+        anomalies = read(con, f"SELECT bucket_start, spike FROM {SCHEMA}.anomaly_flags")
+    except MissingTable:
+        anomalies = pd.DataFrame()
+    if anomalies.empty:
+        anomalies = read(con, f"SELECT bucket_start, is_anomaly_z, kind FROM {SCHEMA}.anomalies_5m")
     return requests, forecasts, anomalies
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from nasa_autoscale.anomalies import benchmark, inject
 from nasa_autoscale.anomalies.residual import THRESHOLDS, choose_threshold
+from nasa_autoscale.scaling.sweep import load_inputs
 
 
 def flat_traffic(days: int = 3, level: float = 100.0) -> pd.DataFrame:
@@ -145,9 +146,17 @@ def test_the_asset_writes_the_table_and_names_a_method_to_trust(served_warehouse
     assert result.success
     with duckdb.connect(str(path), read_only=True) as con:
         table = con.sql("SELECT * FROM nasa.anomaly_injection").df()
+        flags = con.sql("SELECT * FROM nasa.anomaly_flags ORDER BY bucket_start").df()
+        # the sweep's anomaly guard reacts to the chosen method's spikes, not 3-sigma's
+        _, _, read_back = load_inputs(con)
     assert set(table["method"]) == {"z", "iforest", "both", "residual"}
     assert set(table["window"]) == {"validation", "test"}
     [chosen] = table.loc[table["selected"], "method"].unique()
+    assert set(flags["method"]) == {chosen}
+    assert flags["bucket_start"].min() == pd.Timestamp("1995-08-16")
+    assert flags["bucket_start"].max() == pd.Timestamp("1995-08-31 23:55")
+    assert 0 < flags["spike"].sum() < len(flags) / 10
+    assert read_back["spike"].tolist() == flags["spike"].tolist()
     report = (reports / "anomaly_injection.md").read_text()
     assert f"Trust **{chosen}**" in report and "| residual |" in report
     metadata = result.asset_materializations_for_node("anomaly_injection")[0].metadata

@@ -372,3 +372,19 @@ def test_a_days_plan_is_priced_against_the_demand_that_came_and_the_hindsight_op
     partial = score_plan(forecast, gap, pd.DataFrame())
     assert partial["plan_cost"] == met["plan_cost"] and partial["plan_dropped"] < 0.01
     assert 0 < partial["optimum_cost"] <= met["optimum_cost"]
+
+
+def test_the_guard_reads_the_chosen_detectors_spikes_else_the_3_sigma_ones():
+    from nasa_autoscale.scaling.sweep import spike_flags
+
+    times = pd.date_range("1995-08-23", periods=4, freq="5min")
+    chosen = pd.DataFrame({"bucket_start": times, "spike": [False, True, False, True]})
+    assert spike_flags(chosen).tolist() == [False, True, False, True]
+    three_sigma = pd.DataFrame(
+        {
+            "bucket_start": times,
+            "is_anomaly_z": [True, True, None, False],
+            "kind": ["dip", "spike", "spike", "spike"],
+        }
+    )
+    assert spike_flags(three_sigma).tolist() == [False, True, False, False]  # spikes only
