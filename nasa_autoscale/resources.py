@@ -109,6 +109,26 @@ class MLflowResource(dg.ConfigurableResource):
     artifact_dir: str
     experiment: str = "nasa_autoscale_forecasting"
 
+    def _experiment_id(self) -> str:
+        """Point mlflow at the store and return the experiment's id (created on first use)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        experiment = mlflow.get_experiment_by_name(self.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
+        return mlflow.create_experiment(
+            self.experiment, artifact_location=Path(self.artifact_dir).resolve().as_uri()
+        )
+
+    def start_group(self, name: str, tags: dict) -> str:
+        """A parent run that groups one Dagster run's model runs (nested under it in the UI)."""
+        import mlflow
+
+        with mlflow.start_run(experiment_id=self._experiment_id(), run_name=name, tags=tags) as run:
+            return run.info.run_id
+
     def log_run(
         self,
         name: str,
@@ -116,22 +136,18 @@ class MLflowResource(dg.ConfigurableResource):
         metrics: dict,
         artifacts: dict[str, str | bytes],
         tags: dict,
+        parent_id: str | None = None,
     ) -> str:
-        """One run: parameters, metrics, artifacts (file name -> content); returns its id."""
+        """One run: parameters, metrics, artifacts (file name -> content); returns its id.
+        parent_id: the group's run (start_group) to nest it under."""
         import tempfile
 
         import mlflow
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        experiment = mlflow.get_experiment_by_name(self.experiment)
-        if experiment is None:
-            Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
-            experiment_id = mlflow.create_experiment(
-                self.experiment, artifact_location=Path(self.artifact_dir).resolve().as_uri()
-            )
-        else:
-            experiment_id = experiment.experiment_id
-        with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
+        experiment_id = self._experiment_id()
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=name, tags=tags, parent_run_id=parent_id
+        ) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
             with tempfile.TemporaryDirectory() as tmp:
@@ -144,3 +160,13 @@ class MLflowResource(dg.ConfigurableResource):
                 if artifacts:
                     mlflow.log_artifacts(tmp)
             return run.info.run_id
+
+    def register_champion(self, spec: dict, input_example, tags: dict) -> str:
+        """Register a deployed recipe as its granularity's `champion` (forecasting/champion.py);
+        returns the model version."""
+        import mlflow
+
+        from nasa_autoscale.forecasting import champion
+
+        mlflow.set_experiment(experiment_id=self._experiment_id())
+        return champion.register(spec, input_example, tags)

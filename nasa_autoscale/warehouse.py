@@ -281,6 +281,7 @@ _TEXT_COLUMNS = {
     "granularity",
     "protocol",
     "mlflow_run_id",
+    "champion_version",
     "window",
 }
 _TIME_COLUMNS = {"bucket_start", "origin"}

@@ -17,7 +17,7 @@ from nasa_autoscale.assets import daily, forecasting, ingest
 from nasa_autoscale.forecasting import backtest, deploy, metrics, protocols, registry
 from nasa_autoscale.ingest.logfiles import read_lines
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 
 FIRST, LAST = dt.date(1995, 8, 16), dt.date(1995, 8, 31)
 DEPLOYED = ("sarima_fourier", {"daily_order": 10})
@@ -87,6 +87,10 @@ def test_replaying_days_gives_the_benchmarks_day_ahead_rmse(replica_copy, replic
     landing.mkdir()
     resources = {
         "warehouse": WarehouseResource(duckdb_path=str(replica_copy)),
+        "mlflow": MLflowResource(
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            artifact_dir=str(tmp_path / "mlruns"),
+        ),
         # the benchmark's rule: one fit before the test window (Aug 23), none inside it
         "settings": SettingsResource.from_env(
             raw_dir=tmp_path / "raw",
@@ -170,6 +174,10 @@ def test_a_live_access_log_is_reingested_as_it_grows_and_a_partial_day_is_not_sc
     path = tmp_path / "site.duckdb"
     resources = {
         "warehouse": WarehouseResource(duckdb_path=str(path)),
+        "mlflow": MLflowResource(
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            artifact_dir=str(tmp_path / "mlruns"),
+        ),
         "settings": SettingsResource.from_env(
             raw_dir=tmp_path / "raw",
             replica_dir=tmp_path / "none",

@@ -218,7 +218,19 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert "one_step_rmse" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert "lightgbm_h1.txt" in artifacts
+    assert {"lightgbm_h1.txt", "calibration.json", "input_example.csv"} <= artifacts
+    # the model runs of one Dagster run are nested under one group run
+    group = mlflow.get_run(run.data.tags["mlflow.parentRunId"])
+    assert group.info.run_name.startswith("benchmark ") and group.data.tags["dagster_run_id"] == (
+        result.run_id
+    )
+    # the selected day-ahead model is the registry's champion, and forecast_next loaded it there
+    version = mlflow.MlflowClient().get_model_version_by_alias("nasa_autoscale_5m", "champion")
+    assert version.run_id == chosen.mlflow_run_id.iloc[0]
+    assert chosen.champion_version.iloc[0] == str(version.version)
+    assert metrics.champion_version.notna().sum() == 1
+    made = result.asset_materializations_for_node("forecast_next")[0].metadata
+    assert "nasa_autoscale_5m@champion" in made["chosen_by"].value
     report = (tmp_path / "reports" / "benchmark.md").read_text()
     assert "## Targets" in report and "83.26" in report
     coverage = report.split("## 5-minute coverage of the 80% intervals")[1].split("## Targets")[0]

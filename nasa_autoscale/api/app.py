@@ -337,6 +337,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
     @app.get("/health", summary="Warehouse and model availability, data source, freshness")
     def health():
         tables, source, model, fresh = {}, None, None, {"state": "unknown"}
+        champion = None
         try:
             with warehouse.reading(path) as con:
                 tables = {asset: warehouse.row_count(con, asset) for asset in TABLE_ASSETS}
@@ -346,6 +347,7 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
                     model = con.execute(
                         f"SELECT any_value(model) FROM {SCHEMA}.forecast_next"
                     ).fetchall()[0][0]
+                champion = _champion(con)
             warehouse_state = "ok"
         except (warehouse.WarehouseError, duckdb.Error) as error:
             warehouse_state = str(error)
@@ -368,6 +370,8 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             "freshness": fresh,
             "models": {
                 "forecast_next": model,
+                # the registered model forecast_next was made from (the daily path loads it)
+                "champion": champion,
                 "mlflow_store": settings.mlflow_uri,
                 "mlflow_store_exists": Path(mlflow_db).exists(),
             },
@@ -376,6 +380,27 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app
+
+
+def _champion(con) -> dict | None:
+    """The 5-minute champion's registry name and version, from model_metrics (None before a
+    benchmark that registered one)."""
+    try:
+        rows = warehouse.read(
+            con,
+            f"SELECT model, champion_version FROM {SCHEMA}.model_metrics WHERE granularity = '5m' "
+            "AND protocol = 'day_ahead' AND selected AND champion_version IS NOT NULL",
+        )
+    except warehouse.MissingTable:
+        return None
+    if rows.empty:
+        return None
+    return {
+        "registered_model": "nasa_autoscale_5m",
+        "alias": "champion",
+        "version": str(rows["champion_version"].iloc[0]),
+        "model": rows["model"].iloc[0],
+    }
 
 
 app = create_app()

@@ -13,13 +13,12 @@ from nasa_autoscale.forecasting import deploy
 from nasa_autoscale.forecasting.next import (
     HistoryTooShort,
     NoSelectedModel,
-    choose,
     selected_day_ahead,
 )
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.partitions import daily_partitions, partition_days
-from nasa_autoscale.resources import SettingsResource, WarehouseResource
+from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
 from nasa_autoscale.warehouse import SCHEMA, MissingTable, read, replace_range, transaction
 
@@ -60,15 +59,20 @@ def _append(con, table: str, column: str, low, high, frame: pd.DataFrame) -> Non
     ),
 )
 def daily_forecasts(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    settings: SettingsResource,
+    mlflow: MLflowResource,
 ):
+    from nasa_autoscale.forecasting.champion import deployed_choice
+
     config = settings.get()
     first, last = partition_days(context)
-    with warehouse.connect() as con:
-        traffic = whole_days(con, 5).set_index("bucket_start")
-        selected = selected_day_ahead(con)
     try:
-        choice = choose(selected, Calendar.of(traffic, config.test_days, config.validation_days))
+        with warehouse.connect() as con:
+            traffic = whole_days(con, 5).set_index("bucket_start")
+            calendar = Calendar.of(traffic, config.test_days, config.validation_days)
+            choice = deployed_choice(con, calendar, mlflow.tracking_uri, context.log.warning)
     except NoSelectedModel as error:
         raise dg.Failure(str(error)) from None
     except HistoryTooShort as error:  # a new site's first day: nothing to forecast from yet

@@ -5,6 +5,7 @@ import datetime as dt
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from nasa_autoscale.assets.common import figure, preview
@@ -13,7 +14,7 @@ from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
 from nasa_autoscale.forecasting.deploy import refit_day
-from nasa_autoscale.forecasting.next import NoSelectedModel, choose, selected_day_ahead
+from nasa_autoscale.forecasting.next import NoSelectedModel
 from nasa_autoscale.forecasting.next import forecast_next as next_day
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
@@ -22,6 +23,21 @@ from nasa_autoscale.resources import MLflowResource, SettingsResource, Warehouse
 from nasa_autoscale.warehouse import data_source, empty_frame, replace_table
 
 GROUP = "forecasting"
+
+
+def register_champions(metrics, traffic, events, mlflow: MLflowResource, tags) -> list:
+    """Register each granularity's selected day-ahead model as its `champion` in MLflow's
+    registry; the version on that row of model_metrics, None elsewhere."""
+    from nasa_autoscale.forecasting import champion  # imports mlflow: only where it is needed
+
+    versions = [None] * len(metrics)
+    deployed = metrics["selected"] & (metrics["protocol"] == champion.DEPLOYED_PROTOCOL)
+    for i in np.flatnonzero(deployed.to_numpy()):
+        row = metrics.iloc[i]
+        example = traffic[row["granularity"]].tail(12)[["requests"]].reset_index()
+        spec = champion.recipe(row, events)
+        versions[i] = mlflow.register_champion(spec, example, tags)
+    return versions
 
 
 @dg.multi_asset(
@@ -78,6 +94,7 @@ def benchmark_models(
         return
     context.log.info(f"windows: {calendar.describe()}")
     tags = {"dagster_run_id": context.run.run_id, "data_source": source}
+    group = mlflow.start_group(f"benchmark {context.run.run_id[:8]}", tags)
     all_forecasts, all_metrics, all_timings, run_ids, params = [], [], [], {}, {}
     for granularity in config.forecast_granularities:
         minutes = GRANULARITIES[granularity]
@@ -97,12 +114,18 @@ def benchmark_models(
                 )
             }
             params[(model.name, granularity)] = json.dumps(model.params(), default=str)
+            example = traffic[granularity].tail(12)[["requests"]].reset_index()
             run_ids[(model.name, granularity)] = mlflow.log_run(
                 f"{model.name}_{granularity}",
                 {**model.params(), "granularity": granularity, "model": model.name},
                 {**metrics, **timing},
-                model.artifacts(),
+                {
+                    **model.artifacts(),
+                    "calibration.json": scores["calibration"].iloc[0],
+                    "input_example.csv": example.to_csv(index=False),
+                },
                 {**tags, "granularity": granularity},
+                parent_id=group,
             )
 
         forecasts, metrics, timings = run_granularity(
@@ -121,8 +144,9 @@ def benchmark_models(
                     for r in scores.itertuples()
                     for n in ("rmse", "coverage", "validation_rmse")
                 },
-                {},
+                {"calibration.json": scores["calibration"].iloc[0]},
                 {**tags, "granularity": granularity},
+                parent_id=group,
             )
         all_forecasts.append(forecasts)
         all_metrics.append(metrics)
@@ -132,6 +156,7 @@ def benchmark_models(
     keys = list(zip(metrics.model, metrics.granularity, strict=True))
     metrics["mlflow_run_id"] = [run_ids.get(key) for key in keys]
     metrics["params"] = [params.get(key) for key in keys]  # what forecast_next refits with
+    metrics["champion_version"] = register_champions(metrics, traffic, events, mlflow, tags)
     timings = pd.concat(all_timings, ignore_index=True)
     with warehouse.connect() as con:
         replace_table(con, "forecasts", forecasts)
@@ -182,18 +207,22 @@ def benchmark_models(
     ),
 )
 def forecast_next(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    settings: SettingsResource,
+    mlflow: MLflowResource,
 ):
+    from nasa_autoscale.forecasting.champion import deployed_choice
+
     config = settings.get()
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
-        selected = selected_day_ahead(con)
-    calendar = Calendar.of(traffic, config.test_days, config.validation_days)
-    try:
-        choice = choose(selected, calendar)
-    except NoSelectedModel as error:
-        raise dg.Failure(str(error)) from None
+        calendar = Calendar.of(traffic, config.test_days, config.validation_days)
+        try:
+            choice = deployed_choice(con, calendar, mlflow.tracking_uri, context.log.warning)
+        except NoSelectedModel as error:
+            raise dg.Failure(str(error)) from None
     if not calendar.enough:
         context.log.warning(choice.chosen_by)
     # the deployed model: refitted on the refit days (NASA_REFIT_DAYS from NASA_START_DATE)

@@ -36,6 +36,7 @@ METRIC_COLUMNS = [
     "selected",
     "mlflow_run_id",
     "params",
+    "champion_version",  # the registry's version, on the rows registered as `champion`
 ]
 
 

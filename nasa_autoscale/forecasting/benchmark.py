@@ -157,8 +157,8 @@ def run_granularity(
     progress: Callable[[str], None] = print,
     on_model: Callable[[Forecaster, pd.DataFrame, dict], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(forecasts, model_metrics, timings) for one granularity; on_model(model, metrics, timings)
-    is called after each model (the MLflow logging hook).
+    """(forecasts, model_metrics, timings) for one granularity; on_model(model, metrics with the
+    calibration, timings) is called after each model (the MLflow logging hook).
 
     Every model runs twice: fitted before the test window and forecasting it (what is scored),
     and fitted before the validation window and forecasting that (what chooses the selected
@@ -203,7 +203,7 @@ def run_granularity(
         rmse = ", ".join(f"{r.protocol} {r.rmse:.1f}" for r in scores.itertuples())
         progress(f"{granularity} {model.name}: {timing['total_s']:.1f} s, test RMSE {rmse}")
         if on_model:
-            on_model(model, scores, timing)
+            on_model(model, scores.assign(calibration=calibrations[model.name].to_json()), timing)
     raw_ensemble = ensemble(pd.concat(raws, ignore_index=True), ENSEMBLE_MEMBERS)
     if len(raw_ensemble):
         validation_ensemble = ensemble(pd.concat(validations, ignore_index=True), ENSEMBLE_MEMBERS)

@@ -339,3 +339,28 @@ def test_health_says_how_fresh_the_data_is(served_warehouse, tmp_path, monkeypat
         assert health["freshness"]["state"] == state, health["freshness"]
         assert age_h - 0.2 < health["freshness"]["age_hours"] < age_h + 0.1
     assert health["status"] == "degraded"  # no forecast tables there either
+
+
+def test_health_names_the_registered_champion_forecast_next_came_from(served_warehouse, tmp_path):
+    import shutil
+
+    import duckdb
+
+    assert (
+        TestClient(create_app(served_warehouse)).get("/health").json()["models"]["champion"] is None
+    )  # a benchmark that registered nothing
+    path = tmp_path / "registered.duckdb"
+    shutil.copy(served_warehouse, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE nasa.model_metrics ADD COLUMN champion_version VARCHAR")
+        con.execute(
+            "UPDATE nasa.model_metrics SET champion_version = '3' "
+            "WHERE protocol = 'day_ahead' AND granularity = '5m'"
+        )
+    champion = TestClient(create_app(path)).get("/health").json()["models"]["champion"]
+    assert champion == {
+        "registered_model": "nasa_autoscale_5m",
+        "alias": "champion",
+        "version": "3",
+        "model": "seasonal_naive_week",
+    }

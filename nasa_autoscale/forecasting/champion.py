@@ -1,0 +1,157 @@
+"""The deployed model in MLflow's model registry.
+
+Per granularity, the model the benchmark selected on the validation window for day-ahead
+forecasts is registered as `nasa_autoscale_<granularity>` (nasa_autoscale_5m, ...) with the alias
+`champion`. What is registered is the deployable recipe, not one frozen fit: the model's name,
+its tuned parameters, the interval calibration fitted on the validation window, the special
+events, and the benchmark run it came from. Loaded (`mlflow.pyfunc.load_model(
+"models:/nasa_autoscale_5m@champion")`), it forecasts the day after the history it is given,
+fitting on that history first (before `fit_before`, the refit day, when given) as the daily path
+does; the model's metrics are in its benchmark run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import mlflow
+import pandas as pd
+
+from nasa_autoscale.forecasting import registry
+from nasa_autoscale.forecasting.calibrate import Calibration
+from nasa_autoscale.forecasting.next import Choice, forecast_next
+
+ALIAS = "champion"
+DEPLOYED_PROTOCOL = "day_ahead"  # the daily path forecasts the next day from each midnight
+MINUTES = {"1m": 1, "5m": 5, "15m": 15}
+
+
+def registered_name(granularity: str) -> str:
+    return f"nasa_autoscale_{granularity}"
+
+
+def recipe(row: pd.Series, events: pd.DataFrame) -> dict:
+    """The champion's recipe from its model_metrics row (model, granularity, params,
+    calibration, validation_rmse, rmse, mlflow_run_id) and the special events."""
+    calibration = row.get("calibration")
+    return {
+        "model": row["model"],
+        "granularity": row["granularity"],
+        "params": registry.tuned_params(
+            row["model"], json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
+        ),
+        "calibration": calibration if isinstance(calibration, str) else None,
+        "validation_rmse": float(row["validation_rmse"]),
+        "test_rmse": float(row["rmse"]),
+        "benchmark_run_id": row.get("mlflow_run_id"),
+        "events": json.loads(events.to_json(orient="records", date_format="iso")),
+    }
+
+
+class ChampionModel(mlflow.pyfunc.PythonModel):
+    """A recipe as an MLflow pyfunc: input bucket_start, requests (NaN: no log); output the
+    next day's buckets with yhat and its 80% interval."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+
+    def choice(self) -> Choice:
+        spec = self.spec
+        return Choice(
+            spec["model"],
+            spec["params"],
+            Calibration.from_json(spec["calibration"]) if spec["calibration"] else None,
+            spec["validation_rmse"],
+            spec["test_rmse"],
+            f"the registry's {ALIAS} ({registered_name(spec['granularity'])})",
+        )
+
+    def events(self) -> pd.DataFrame:
+        events = pd.DataFrame(self.spec["events"])
+        for column in ("start_ts", "end_ts", "known_from"):
+            if column in events:
+                events[column] = pd.to_datetime(events[column]).dt.tz_localize(None)
+        return events
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        minutes = MINUTES[self.spec["granularity"]]
+        traffic = model_input.set_index("bucket_start").sort_index()
+        traffic["requests"] = traffic["requests"].astype(float)
+        if "is_missing" not in traffic:
+            traffic["is_missing"] = traffic["requests"].isna()
+        fit_before = (params or {}).get("fit_before")
+        fit_before = pd.Timestamp(fit_before) if fit_before else None
+        choice = self.choice()
+        end = fit_before if fit_before is not None else traffic.index[-1]
+        model = choice.build(minutes, end - pd.Timedelta(minutes=minutes))
+        return forecast_next(
+            traffic,
+            minutes,
+            model,
+            calibration=choice.calibration,
+            events=self.events(),
+            fit_before=fit_before,
+        )
+
+
+def register(spec: dict, input_example: pd.DataFrame, tags: dict) -> str:
+    """Log the recipe as a pyfunc in its benchmark run (a run of its own when it has none),
+    register it and point the alias `champion` at the new version; returns the version. Needs
+    mlflow's tracking URI set (MLflowResource does it)."""
+    name = registered_name(spec["granularity"])
+    run_id = spec.get("benchmark_run_id")
+    with mlflow.start_run(run_id=run_id or None, tags=None if run_id else tags):
+        info = mlflow.pyfunc.log_model(
+            name="champion",
+            python_model=ChampionModel(spec),
+            input_example=input_example,
+            pip_requirements=["nasa_autoscale"],
+        )
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(name, ALIAS, version.version)
+    return str(version.version)
+
+
+def load(granularity: str = "5m") -> ChampionModel:
+    """The champion's recipe from the registry (the pyfunc's own Python object)."""
+    model = mlflow.pyfunc.load_model(f"models:/{registered_name(granularity)}@{ALIAS}")
+    return model.unwrap_python_model()
+
+
+def deployed_choice(con, calendar, tracking_uri: str, log=print) -> Choice:
+    """The deployed 5-minute model: the registry's champion when it is the one this warehouse's
+    benchmark registered (its benchmark run is model_metrics' selected day-ahead row's), else
+    model_metrics' row itself (next.choose: a benchmark without a registry, a hand-made row,
+    or the seasonal-naive fallback of a short history)."""
+    from nasa_autoscale.forecasting.next import choose, selected_day_ahead
+    from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
+
+    choice = choose(selected_day_ahead(con), calendar)
+    try:
+        rows = read(
+            con,
+            f"SELECT mlflow_run_id, champion_version FROM {SCHEMA}.model_metrics "
+            "WHERE granularity = '5m' AND protocol = ? AND selected AND champion_version "
+            "IS NOT NULL",
+            [DEPLOYED_PROTOCOL],
+        )
+    except MissingTable:  # a benchmark of an older version: no registry yet
+        return choice
+    if rows.empty:
+        return choice
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        loaded = load("5m")
+    except mlflow.exceptions.MlflowException as error:
+        log(f"the registry's champion could not be loaded ({error}); using model_metrics")
+        return choice
+    if loaded.spec.get("benchmark_run_id") != rows["mlflow_run_id"].iloc[0]:
+        log("the registry's champion comes from another benchmark; using model_metrics")
+        return choice
+    return dataclasses.replace(
+        loaded.choice(),
+        chosen_by=f"{choice.chosen_by}; loaded from the registry as "
+        f"{registered_name('5m')}@{ALIAS} (version {rows['champion_version'].iloc[0]})",
+    )

@@ -1,0 +1,65 @@
+"""MLflow as a registry: the selected day-ahead recipe is registered as its granularity's
+`champion`, and a fresh process that loads it forecasts what the daily path would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+
+from nasa_autoscale.features.events import load_events
+from nasa_autoscale.forecasting import champion
+from nasa_autoscale.forecasting.models import SeasonalNaive
+from nasa_autoscale.forecasting.next import forecast_next
+from nasa_autoscale.resources import MLflowResource
+
+
+def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
+    tmp_path, real_traffic_5m
+):
+    store = MLflowResource(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=str(tmp_path / "mlruns")
+    )
+    history = real_traffic_5m[real_traffic_5m["bucket_start"] < "1995-08-20"]
+    history = history[["bucket_start", "requests"]].tail(14 * 288)
+    row = pd.Series(
+        {
+            "model": "seasonal_naive_day",
+            "granularity": "5m",
+            "params": "{}",
+            "calibration": None,
+            "validation_rmse": 80.0,
+            "rmse": 90.0,
+            "mlflow_run_id": None,
+        }
+    )
+    spec = champion.recipe(row, load_events())
+    tags = {"dagster_run_id": "test"}
+    assert store.register_champion(spec, history.tail(12), tags) == "1"
+    moved = champion.recipe(row.replace("seasonal_naive_day", "seasonal_naive_week"), load_events())
+    assert store.register_champion(moved, history.tail(12), tags) == "2"  # the alias moves on
+    history.assign(requests=history["requests"].astype(float)).to_csv(tmp_path / "in.csv")
+    script = textwrap.dedent(
+        f"""
+        import mlflow, pandas as pd
+        mlflow.set_tracking_uri("{store.tracking_uri}")
+        model = mlflow.pyfunc.load_model("models:/nasa_autoscale_5m@champion")
+        frame = pd.read_csv("{tmp_path / "in.csv"}", index_col=0, parse_dates=["bucket_start"])
+        model.predict(frame).to_csv("{tmp_path / "out.csv"}", index=False)
+        print(model.unwrap_python_model().spec["model"])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "seasonal_naive_week"
+    loaded = pd.read_csv(tmp_path / "out.csv", parse_dates=["bucket_start", "origin"])
+    traffic = history.set_index("bucket_start").assign(
+        requests=lambda f: f["requests"].astype(float), is_missing=lambda f: f["requests"].isna()
+    )
+    expected = forecast_next(traffic, 5, SeasonalNaive(7), events=load_events())
+    assert len(loaded) == 288 and loaded["bucket_start"].iloc[0] == pd.Timestamp("1995-08-20")
+    pd.testing.assert_series_equal(loaded["yhat"], expected["yhat"], check_names=False)
