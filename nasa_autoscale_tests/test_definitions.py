@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
+import pytest
 
 from nasa_autoscale.assets import anomalies, features, ingest
 from nasa_autoscale.definitions import defs
@@ -219,6 +221,16 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert "one_step_rmse" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"lightgbm_h1.txt", "calibration.json", "input_example.csv"} <= artifacts
+    assert "feature_importance_gain.csv" in artifacts
+    gain = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="feature_importance_gain.csv"
+        )
+    )
+    assert (
+        gain["gain_share"].sum() == pytest.approx(1.0)
+        and gain["gain_share"].is_monotonic_decreasing
+    )
     # the model runs of one Dagster run are nested under one group run
     group = mlflow.get_run(run.data.tags["mlflow.parentRunId"])
     assert group.info.run_name.startswith("benchmark ") and group.data.tags["dagster_run_id"] == (
@@ -233,6 +245,7 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert "nasa_autoscale_5m@champion" in made["chosen_by"].value
     report = (tmp_path / "reports" / "benchmark.md").read_text()
     assert "## Targets" in report and "83.26" in report
+    assert f"| {gain['feature'].iloc[0]} " in report.split("feature importance, 5-minute (gain)")[1]
     coverage = report.split("## 5-minute coverage of the 80% intervals")[1].split("## Targets")[0]
     assert "| lightgbm_direct" in coverage and "| prophet" in coverage
     # scaling: every policy in both settings, the optimum drops nothing, a recommendation each

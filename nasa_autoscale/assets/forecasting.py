@@ -96,6 +96,7 @@ def benchmark_models(
     tags = {"dagster_run_id": context.run.run_id, "data_source": source}
     group = mlflow.start_group(f"benchmark {context.run.run_id[:8]}", tags)
     all_forecasts, all_metrics, all_timings, run_ids, params = [], [], [], {}, {}
+    importance = {}  # granularity -> the LightGBM's gain importance
     for granularity in config.forecast_granularities:
         minutes = GRANULARITIES[granularity]
 
@@ -114,6 +115,8 @@ def benchmark_models(
                 )
             }
             params[(model.name, granularity)] = json.dumps(model.params(), default=str)
+            if hasattr(model, "importance"):
+                importance[granularity] = model.importance()
             example = traffic[granularity].tail(12)[["requests"]].reset_index()
             run_ids[(model.name, granularity)] = mlflow.log_run(
                 f"{model.name}_{granularity}",
@@ -169,6 +172,7 @@ def benchmark_models(
         source,
         config.reports_dir,
         calendar,
+        importance.get("5m"),
     )
     yield dg.MaterializeResult(
         asset_key="forecasts",

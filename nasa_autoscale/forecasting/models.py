@@ -263,10 +263,21 @@ class LightGBMDirect(Forecaster):
     def params(self):
         return {"horizons": self.horizons, **self.lgbm_params}
 
+    def importance(self) -> pd.DataFrame:
+        """Gain importance per feature: each horizon's model's gain as a share of its total,
+        averaged over the horizons (feature, gain_share), largest first."""
+        shares = []
+        for model in self.models.values():
+            gain = model.booster_.feature_importance("gain")
+            shares.append(gain / max(gain.sum(), 1e-12))
+        table = pd.DataFrame({"feature": self.columns, "gain_share": np.mean(shares, axis=0)})
+        return table.sort_values("gain_share", ascending=False, ignore_index=True)
+
     def artifacts(self):
         files = {f"lightgbm_h{h}.txt": m.booster_.model_to_string() for h, m in self.models.items()}
         files["intervals.json"] = json.dumps({str(h): list(q) for h, q in self.quantiles.items()})
         files["features.json"] = json.dumps(self.columns)
+        files["feature_importance_gain.csv"] = self.importance().to_csv(index=False)
         return files
 
 

@@ -62,6 +62,20 @@ def plot_best(
     return path
 
 
+def _importance(importance: pd.DataFrame | None, top: int = 15) -> str:
+    if importance is None or importance.empty:
+        return ""
+    shown = importance.head(top).assign(gain_share=lambda t: t["gain_share"].round(4))
+    return f"""## LightGBM feature importance, 5-minute (gain)
+Each horizon's model's gain per feature as a share of its total, averaged over the horizons
+(the models fitted before the test window); the top {top} of {len(importance)} (all of them in
+the MLflow run's `feature_importance_gain.csv`).
+
+{shown.to_markdown(index=False)}
+
+"""
+
+
 def write_reports(
     forecasts: pd.DataFrame,
     metrics: pd.DataFrame,
@@ -70,7 +84,10 @@ def write_reports(
     data_source: str,
     reports_dir: Path,
     calendar: protocols.Calendar,
+    importance: pd.DataFrame | None = None,
 ) -> Path:
+    """reports/benchmark.md (and benchmark_results.csv, the figure); importance: the 5-minute
+    LightGBM's gain importance (LightGBMDirect.importance), shown when given."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     metrics.to_csv(reports_dir / "benchmark_results.csv", index=False)
     best = selected_per_protocol(metrics, "5m")
@@ -153,7 +170,7 @@ policy scaling on their upper bound drops more than planned).
 ## The original project's published 5-minute one-shot figures on the NASA trace, for comparison
 {_original().to_markdown(index=False)}
 
-## Run time (seconds)
+{_importance(importance)}## Run time (seconds)
 {timings.round(1).to_markdown(index=False)}
 
 ## All metrics
