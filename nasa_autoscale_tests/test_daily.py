@@ -36,6 +36,25 @@ def lines_by_day(replica_dir) -> dict[dt.date, bytes]:
     return {day: b"\n".join(kept) + b"\n" for day, kept in out.items()}
 
 
+def landing_resources(warehouse_path, tmp_path, **settings) -> dict:
+    """Resources of a site that gets its logs only through tmp_path/landing (and its own MLflow
+    store): no raw folder, no replica."""
+    return {
+        "warehouse": WarehouseResource(duckdb_path=str(warehouse_path)),
+        "mlflow": MLflowResource(
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            artifact_dir=str(tmp_path / "mlruns"),
+        ),
+        "settings": SettingsResource.from_env(
+            raw_dir=tmp_path / "raw",
+            replica_dir=tmp_path / "none",
+            landing_dir=tmp_path / "landing",
+            reports_dir=tmp_path / "reports",
+            **settings,
+        ),
+    }
+
+
 def test_refit_days_follow_the_calendar():
     anchor = dt.date(1995, 7, 1)
     assert deploy.refit_day(dt.date(1995, 7, 7), anchor, 7) == anchor
@@ -85,21 +104,8 @@ def test_replaying_days_gives_the_benchmarks_day_ahead_rmse(replica_copy, replic
     (tmp_path / "raw").mkdir()
     landing = tmp_path / "landing"
     landing.mkdir()
-    resources = {
-        "warehouse": WarehouseResource(duckdb_path=str(replica_copy)),
-        "mlflow": MLflowResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-            artifact_dir=str(tmp_path / "mlruns"),
-        ),
-        # the benchmark's rule: one fit before the test window (Aug 23), none inside it
-        "settings": SettingsResource.from_env(
-            raw_dir=tmp_path / "raw",
-            replica_dir=tmp_path / "none",
-            landing_dir=landing,
-            reports_dir=tmp_path / "reports",
-            refit_days=53,  # from Jul 1: refits on Jul 1 and Aug 23
-        ),
-    }
+    # the benchmark's rule: one fit before the test window (Aug 23), none inside it
+    resources = landing_resources(replica_copy, tmp_path, refit_days=53)  # refits Jul 1, Aug 23
     for i in range((LAST - FIRST).days + 1):
         day = FIRST + dt.timedelta(days=i)
         (landing / f"access.log-{day:%Y%m%d}.gz").write_bytes(gzip.compress(days[day]))
@@ -172,19 +178,7 @@ def test_a_live_access_log_is_reingested_as_it_grows_and_a_partial_day_is_not_sc
     landing = tmp_path / "landing"
     landing.mkdir()
     path = tmp_path / "site.duckdb"
-    resources = {
-        "warehouse": WarehouseResource(duckdb_path=str(path)),
-        "mlflow": MLflowResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-            artifact_dir=str(tmp_path / "mlruns"),
-        ),
-        "settings": SettingsResource.from_env(
-            raw_dir=tmp_path / "raw",
-            replica_dir=tmp_path / "none",
-            landing_dir=landing,
-            reports_dir=tmp_path / "reports",
-        ),
-    }
+    resources = landing_resources(path, tmp_path)
     sensor = defs.resolve_sensor_def("new_log_files")
     instance = dg.DagsterInstance.ephemeral()
     cursor = None
