@@ -55,6 +55,20 @@ def landing_resources(warehouse_path, tmp_path, **settings) -> dict:
     }
 
 
+def land_day(day: str, resources: dict) -> dict:
+    """What the sensor's ingest run and the daily forecast job after it materialize for a day;
+    returns the day's forecast_scores metadata."""
+    ingested = dg.materialize(
+        [ingest.parsed_log_lines, ingest.traffic_tables], partition_key=day, resources=resources
+    )
+    assert ingested.success
+    scored = dg.materialize(
+        [daily.daily_forecasts, daily.forecast_scores], partition_key=day, resources=resources
+    )
+    assert scored.success
+    return scored.asset_materializations_for_node("forecast_scores")[0].metadata
+
+
 def test_refit_days_follow_the_calendar():
     anchor = dt.date(1995, 7, 1)
     assert deploy.refit_day(dt.date(1995, 7, 7), anchor, 7) == anchor
@@ -109,15 +123,7 @@ def test_replaying_days_gives_the_benchmarks_day_ahead_rmse(replica_copy, replic
     for i in range((LAST - FIRST).days + 1):
         day = FIRST + dt.timedelta(days=i)
         (landing / f"access.log-{day:%Y%m%d}.gz").write_bytes(gzip.compress(days[day]))
-        key = day.isoformat()
-        ingested = dg.materialize(
-            [ingest.parsed_log_lines, ingest.traffic_tables], partition_key=key, resources=resources
-        )
-        assert ingested.success
-        refreshed = dg.materialize(
-            [daily.daily_forecasts, daily.forecast_scores], partition_key=key, resources=resources
-        )
-        assert refreshed.success
+        land_day(day.isoformat(), resources)
         with duckdb.connect(str(replica_copy), read_only=True) as check:
             made = check.execute(
                 "SELECT max(data_through), max(fitted_before) FROM nasa.daily_forecasts "
@@ -195,16 +201,8 @@ def test_a_live_access_log_is_reingested_as_it_grows_and_a_partial_day_is_not_sc
         cursor = result.cursor
         return sorted(r.partition_key for r in result.run_requests)
 
-    def run(day: str) -> dict:  # what the sensor's run and the refresh after it materialize
-        ingested = dg.materialize(
-            [ingest.parsed_log_lines, ingest.traffic_tables], partition_key=day, resources=resources
-        )
-        assert ingested.success
-        scored = dg.materialize(
-            [daily.daily_forecasts, daily.forecast_scores], partition_key=day, resources=resources
-        )
-        assert scored.success
-        return scored.asset_materializations_for_node("forecast_scores")[0].metadata
+    def run(day: str) -> dict:
+        return land_day(day, resources)
 
     def day_figures(day: dt.date):
         with duckdb.connect(str(path), read_only=True) as con:

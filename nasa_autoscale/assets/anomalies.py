@@ -11,7 +11,7 @@ from nasa_autoscale.anomalies.residual import ResidualDetector
 from nasa_autoscale.assets.common import figure, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import load_events
-from nasa_autoscale.forecasting.next import choose, selected_day_ahead
+from nasa_autoscale.forecasting.next import choose, selected_row
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
@@ -75,7 +75,7 @@ def anomaly_injection(
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5)
-        selected = selected_day_ahead(con, "one_step")
+        selected = selected_row(con, "one_step")
     indexed = traffic.set_index("bucket_start")
     calendar = Calendar.of(indexed, config.test_days, config.validation_days)
     if not calendar.enough:

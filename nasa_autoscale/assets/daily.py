@@ -13,7 +13,7 @@ from nasa_autoscale.forecasting import deploy
 from nasa_autoscale.forecasting.next import (
     HistoryTooShort,
     NoSelectedModel,
-    selected_day_ahead,
+    selected_row,
 )
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
@@ -142,7 +142,7 @@ def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             f"SELECT * FROM {SCHEMA}.daily_forecasts WHERE day BETWEEN ? AND ? ORDER BY day, step",
             [first, last],
         )
-        benchmark = selected_day_ahead(con)
+        benchmark = selected_row(con)
         try:
             cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
         except MissingTable:  # no benchmark yet: the untuned policy plans

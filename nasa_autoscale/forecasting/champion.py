@@ -21,10 +21,10 @@ import pandas as pd
 from nasa_autoscale.forecasting import registry
 from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.next import Choice, forecast_next
+from nasa_autoscale.ingest.traffic import GRANULARITIES
 
 ALIAS = "champion"
 DEPLOYED_PROTOCOL = "day_ahead"  # the daily path forecasts the next day from each midnight
-MINUTES = {"1m": 1, "5m": 5, "15m": 15}
 
 
 def registered_name(granularity: str) -> str:
@@ -75,7 +75,7 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
         return events
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        minutes = MINUTES[self.spec["granularity"]]
+        minutes = GRANULARITIES[self.spec["granularity"]]
         traffic = model_input.set_index("bucket_start").sort_index()
         traffic["requests"] = traffic["requests"].astype(float)
         if "is_missing" not in traffic:
@@ -125,10 +125,10 @@ def deployed_choice(con, calendar, tracking_uri: str, log=print) -> Choice:
     benchmark registered (its benchmark run is model_metrics' selected day-ahead row's), else
     model_metrics' row itself (next.choose: a benchmark without a registry, a hand-made row,
     or the seasonal-naive fallback of a short history)."""
-    from nasa_autoscale.forecasting.next import choose, selected_day_ahead
+    from nasa_autoscale.forecasting.next import choose, selected_row
     from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
-    choice = choose(selected_day_ahead(con), calendar)
+    choice = choose(selected_row(con), calendar)
     try:
         rows = read(
             con,

@@ -15,18 +15,14 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from nasa_autoscale.forecasting import backtest
 from nasa_autoscale.forecasting.metrics import score
 from nasa_autoscale.forecasting.next import Choice
 
+# a backtest's forecast columns for one day, with what the model saw and when it was made
 FORECAST_COLUMNS = [
     "day",
-    "model",
-    "origin",
-    "bucket_start",
-    "step",
-    "yhat",
-    "yhat_lower",
-    "yhat_upper",
+    *(c for c in backtest.FORECAST_COLUMNS if c not in ("granularity", "protocol")),
     "fitted_before",
     "data_through",
 ]

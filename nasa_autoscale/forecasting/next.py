@@ -14,9 +14,10 @@ from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.models import Forecaster
 
 
-def selected_day_ahead(con, protocol: str = "day_ahead") -> pd.DataFrame:
-    """model_metrics' selected 5-minute day-ahead row (or the protocol's: model,
-    validation_rmse, rmse, params, calibration); no rows before the first benchmark."""
+def selected_row(con, protocol: str = "day_ahead") -> pd.DataFrame:
+    """model_metrics' selected 5-minute row of a protocol (default day-ahead: the deployed
+    model): model, validation_rmse, rmse, params, calibration; no rows before the first
+    benchmark."""
     from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
     try:
