@@ -283,9 +283,11 @@ _TEXT_COLUMNS = {
     "mlflow_run_id",
     "champion_version",
     "window",
+    "method",
+    "kind",
 }
 _TIME_COLUMNS = {"bucket_start", "origin"}
-_BOOL_COLUMNS = {"selected"}
+_BOOL_COLUMNS = {"selected", "spike"}
 
 
 def empty_frame(columns: list[str]):

@@ -347,6 +347,7 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
             features.special_events,
             features.feature_tables,
             anomalies.anomalies_5m,
+            anomalies.anomaly_injection,
             forecasting.benchmark_models,
             forecasting.forecast_next,
             scaling.scaling_forecasts,
@@ -368,6 +369,7 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
         "scaling_forecasts",
         "cost_report",
         "cost_robustness",
+        "anomaly_injection",
     ):
         assert "26 more day(s)" in metadata[skipped]["skipped"].value, skipped
     assert metadata["forecast_next"]["model"].value == "seasonal_naive_day"
@@ -375,6 +377,7 @@ def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_i
     upcoming = con.sql("SELECT min(bucket_start), count(*) FROM nasa.forecast_next").fetchall()
     assert upcoming == [(dt.datetime(2015, 5, 21), 288)]
     assert con.sql("SELECT count(*) FROM nasa.cost_report").fetchall() == [(0,)]
+    assert con.sql("SELECT count(*) FROM nasa.anomaly_flags").fetchall() == [(0,)]
     reasons = con.sql("SELECT policy, reason FROM nasa.recommendation").fetchall()
     assert len(reasons) == 2 and all(p == "predictive" and "untuned" in r for p, r in reasons)
     plan = con.sql("SELECT * FROM nasa.provisioning_plan").df()

@@ -15,7 +15,7 @@ from nasa_autoscale.forecasting.next import choose, selected_row
 from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import data_source, replace_table
+from nasa_autoscale.warehouse import data_source, empty_frame, replace_table
 
 GROUP = "anomalies"
 
@@ -78,8 +78,11 @@ def anomaly_injection(
         selected = selected_row(con, "one_step")
     indexed = traffic.set_index("bucket_start")
     calendar = Calendar.of(indexed, config.test_days, config.validation_days)
-    if not calendar.enough:
+    if not calendar.enough:  # empty tables: no flags of an earlier history stay behind
         context.log.warning(f"not evaluated: {calendar.shortfall()}")
+        with warehouse.connect() as con:
+            replace_table(con, "anomaly_injection", empty_frame(benchmark.COLUMNS))
+            replace_table(con, "anomaly_flags", empty_frame(benchmark.FLAG_COLUMNS))
         return dg.MaterializeResult(metadata={"skipped": calendar.shortfall()})
     residual = None
     if len(selected):  # the selected one-step model, fitted before the validation window
