@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nasa_autoscale.anomalies.detect import seasonal_baseline
+from nasa_autoscale.ingest.traffic import MINUTE_DETAIL
 
 SIZES = (2.0, 3.0, 4.0, 6.0)
 KINDS = ("spike", "dip", "level_shift", "outage")
@@ -41,6 +42,7 @@ COUNTS = (
     "status_3xx",
     "status_4xx",
     "status_5xx",
+    *MINUTE_DETAIL,
 )
 COPIES_NOTE = (
     "Each copy holds one injection of each kind and size (two outages), at least two hours apart; "

@@ -14,10 +14,15 @@ from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.benchmark import ENSEMBLE_MEMBERS, run_granularity
 from nasa_autoscale.forecasting.deploy import refit_day
+from nasa_autoscale.forecasting.metrics import interpolation_rmse
 from nasa_autoscale.forecasting.next import NoSelectedModel
 from nasa_autoscale.forecasting.next import forecast_next as next_day
 from nasa_autoscale.forecasting.protocols import Calendar
-from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
+from nasa_autoscale.forecasting.report import (
+    INTERPOLATION_SIDE,
+    write_reports,
+    write_skipped_report,
+)
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import data_source, empty_frame, replace_table
@@ -34,7 +39,8 @@ def register_champions(metrics, traffic, events, mlflow: MLflowResource, tags) -
     deployed = metrics["selected"] & (metrics["protocol"] == champion.DEPLOYED_PROTOCOL)
     for i in np.flatnonzero(deployed.to_numpy()):
         row = metrics.iloc[i]
-        example = traffic[row["granularity"]].tail(12)[["requests"]].reset_index()
+        columns = ["requests", *champion.OPTIONAL_INPUTS]
+        example = traffic[row["granularity"]].tail(12)[columns].reset_index()
         spec = champion.recipe(row, events)
         versions[i] = mlflow.register_champion(spec, example, tags)
     return versions
@@ -96,7 +102,7 @@ def benchmark_models(
     tags = {"dagster_run_id": context.run.run_id, "data_source": source}
     group = mlflow.start_group(f"benchmark {context.run.run_id[:8]}", tags)
     all_forecasts, all_metrics, all_timings, run_ids, params = [], [], [], {}, {}
-    importance = {}  # granularity -> the LightGBM's gain importance
+    importance = {}  # (granularity, model) -> a LightGBM's gain importance
     for granularity in config.forecast_granularities:
         minutes = GRANULARITIES[granularity]
 
@@ -116,7 +122,7 @@ def benchmark_models(
             }
             params[(model.name, granularity)] = json.dumps(model.params(), default=str)
             if hasattr(model, "importance"):
-                importance[granularity] = model.importance()
+                importance[(granularity, model.name)] = model.importance()
             example = traffic[granularity].tail(12)[["requests"]].reset_index()
             run_ids[(model.name, granularity)] = mlflow.log_run(
                 f"{model.name}_{granularity}",
@@ -134,14 +140,29 @@ def benchmark_models(
         forecasts, metrics, timings = run_granularity(
             traffic[granularity], granularity, minutes, events, context.log.info, log_model
         )
-        if (forecasts.model == "ensemble").any():
-            scores = metrics[metrics.model == "ensemble"]
-            params[("ensemble", granularity)] = json.dumps(
-                {m: json.loads(params[(m, granularity)]) for m in ENSEMBLE_MEMBERS}, default=str
-            )
-            run_ids[("ensemble", granularity)] = mlflow.log_run(
-                f"ensemble_{granularity}",
-                {"members": ",".join(ENSEMBLE_MEMBERS), "granularity": granularity},
+        members = {m: json.loads(v) for (m, g), v in params.items() if g == granularity}
+        if "params" in metrics:  # ensemble_weighted's weights per protocol, with its members'
+            weighted = metrics["params"].notna()
+            metrics.loc[weighted, "params"] = [
+                json.dumps({**{m: members[m] for m in w["weights"]}, **w}, default=str)
+                for w in map(json.loads, metrics.loc[weighted, "params"])
+            ]
+        for name in ("ensemble", "ensemble_weighted"):
+            scores = metrics[metrics.model == name]
+            if not len(scores):
+                continue
+            if name == "ensemble":
+                params[(name, granularity)] = json.dumps(
+                    {m: members[m] for m in ENSEMBLE_MEMBERS}, default=str
+                )
+            weights = {
+                f"weights_{r.protocol}": json.dumps(json.loads(r.params)["weights"])
+                for r in scores.itertuples()
+                if isinstance(getattr(r, "params", None), str)
+            }
+            run_ids[(name, granularity)] = mlflow.log_run(
+                f"{name}_{granularity}",
+                {"members": ",".join(ENSEMBLE_MEMBERS), "granularity": granularity, **weights},
                 {
                     f"{r.protocol}_{n}": getattr(r, n)
                     for r in scores.itertuples()
@@ -158,7 +179,12 @@ def benchmark_models(
     metrics = pd.concat(all_metrics, ignore_index=True)
     keys = list(zip(metrics.model, metrics.granularity, strict=True))
     metrics["mlflow_run_id"] = [run_ids.get(key) for key in keys]
-    metrics["params"] = [params.get(key) for key in keys]  # what forecast_next refits with
+    # what forecast_next refits with (ensemble_weighted's rows hold their own, per protocol)
+    own = metrics["params"] if "params" in metrics else pd.Series(None, index=metrics.index)
+    metrics["params"] = [
+        stored if isinstance(stored, str) else params.get(key)
+        for stored, key in zip(own, keys, strict=True)
+    ]
     metrics["champion_version"] = register_champions(metrics, traffic, events, mlflow, tags)
     timings = pd.concat(all_timings, ignore_index=True)
     with warehouse.connect() as con:
@@ -172,7 +198,13 @@ def benchmark_models(
         source,
         config.reports_dir,
         calendar,
-        importance.get("5m"),
+        {name: table for (g, name), table in importance.items() if g == "5m"},
+        {
+            g: interpolation_rmse(
+                traffic[g]["requests"], calendar.test_start, calendar.test_end, INTERPOLATION_SIDE
+            )
+            for g in config.forecast_granularities
+        },
     )
     yield dg.MaterializeResult(
         asset_key="forecasts",

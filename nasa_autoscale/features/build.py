@@ -6,7 +6,9 @@ Five families (the README lists every column):
 - rolling: mean, std, min, max (and median) of the W buckets before this one;
 - advanced: spike score, velocity, acceleration, momentum, trend, change against the same slot
   yesterday and last week;
-- aggregation: bytes, unique hosts, error rate and status mix, lagged like the target.
+- aggregation: bytes, unique hosts, error rate and status mix, lagged like the target;
+- minute detail (only for models that ask, detail=True): the last known bucket's first, last,
+  busiest and quietest minute, its last minute's slope and share.
 
 No leakage: every lag, rolling and derived feature of row t reads only buckets before t. For a
 forecast `horizon` buckets ahead the whole table is shifted: with horizon h, lag_K is the value
@@ -21,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from nasa_autoscale.features.events import FEATURE_FLAGS, HINDSIGHT_KINDS
+from nasa_autoscale.ingest.traffic import MINUTE_DETAIL
 
 LAGS = (1, 2, 3, 6, 12)
 ROLLING_WINDOWS = (3, 6, 12, 36)  # plus one day, added per granularity
@@ -32,8 +35,12 @@ def buckets_per_day(minutes: int) -> int:
     return 24 * 60 // minutes
 
 
-def feature_expressions(minutes: int, horizon: int = 1) -> tuple[dict[str, str], dict[str, str]]:
-    """(base, derived) feature SQL expressions; derived ones refer to base names."""
+def feature_expressions(
+    minutes: int, horizon: int = 1, detail: bool = False
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(base, derived) feature SQL expressions; derived ones refer to base names. detail: add the
+    minute detail of the last bucket known (ingest.traffic.MINUTE_DETAIL, lagged like the
+    target), for the 5- and 15-minute models that read it."""
     if horizon < 1:
         raise ValueError("horizon must be at least 1 bucket")
     day = buckets_per_day(minutes)
@@ -109,11 +116,17 @@ def feature_expressions(minutes: int, horizon: int = 1) -> tuple[dict[str, str],
         "change_vs_last_week": "lag_1 - lag_week_plus_1",
         "change_vs_last_week_pct": "(lag_1 - lag_week_plus_1) / nullif(lag_week_plus_1, 0)",
     }
+    if detail:
+        for column in MINUTE_DETAIL:
+            base[f"{column}_lag_1"] = lag(column, 1)
+        derived["minute_slope"] = "minute_last_lag_1 - minute_first_lag_1"
+        # the last minute's rate against the bucket's: above 1, traffic was rising at the end
+        derived["minute_last_share"] = f"minute_last_lag_1 * {minutes} / nullif(lag_1, 0)"
     return base, derived
 
 
-def feature_names(minutes: int) -> list[str]:
-    base, derived = feature_expressions(minutes)
+def feature_names(minutes: int, detail: bool = False) -> list[str]:
+    base, derived = feature_expressions(minutes, detail=detail)
     return [*base, *derived]
 
 
@@ -140,6 +153,7 @@ def build_features(
     events: pd.DataFrame,
     minutes: int,
     horizon: int = 1,
+    detail: bool = False,
 ) -> pd.DataFrame:
     """Features for every bucket of `traffic` (a table or view name with the traffic columns).
 
@@ -147,7 +161,8 @@ def build_features(
     are offsets in time. An event flags row t only if it was known at the row's forecast origin,
     t - (horizon - 1) buckets (events.known_from): the same rule in training and forecasting.
     """
-    base, derived = feature_expressions(minutes, horizon)
+    base, derived = feature_expressions(minutes, horizon, detail)
+    detail_columns = "".join(f", t.{c}" for c in MINUTE_DETAIL) if detail else ""
     flag_max = ", ".join(f"max(e.{flag}) AS {flag}" for flag in FEATURE_FLAGS)
     sql = f"""
     WITH grid AS (
@@ -157,7 +172,7 @@ def build_features(
     ), series AS (
         SELECT g.bucket_start, t.requests, t.bytes, t.unique_hosts, t.error_rate,
                t.status_2xx, t.status_3xx, t.status_4xx, t.status_5xx,
-               coalesce(t.is_missing, TRUE) AS is_missing
+               coalesce(t.is_missing, TRUE) AS is_missing{detail_columns}
         FROM grid g LEFT JOIN {traffic} t USING (bucket_start)
     ), events AS (
         SELECT g.bucket_start, {flag_max}

@@ -21,7 +21,7 @@ import pandas as pd
 from nasa_autoscale.forecasting import registry
 from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.next import Choice, forecast_next
-from nasa_autoscale.ingest.traffic import GRANULARITIES
+from nasa_autoscale.ingest.traffic import GRANULARITIES, MINUTE_DETAIL
 
 ALIAS = "champion"
 DEPLOYED_PROTOCOL = "day_ahead"  # the daily path forecasts the next day from each midnight
@@ -49,9 +49,24 @@ def recipe(row: pd.Series, events: pd.DataFrame) -> dict:
     }
 
 
+# The traffic columns a model may read besides bucket_start and requests (whole_days'); the input
+# may leave them out, and a model that reads them then sees them as unknown (NULL).
+OPTIONAL_INPUTS = (
+    "bytes",
+    "unique_hosts",
+    "error_rate",
+    "status_2xx",
+    "status_3xx",
+    "status_4xx",
+    "status_5xx",
+    *MINUTE_DETAIL,
+)
+
+
 class ChampionModel(mlflow.pyfunc.PythonModel):
-    """A recipe as an MLflow pyfunc: input bucket_start, requests (NaN: no log); output the
-    next day's buckets with yhat and its 80% interval."""
+    """A recipe as an MLflow pyfunc: input bucket_start, requests (NaN: no log) and, best, the
+    other traffic columns (OPTIONAL_INPUTS); output the next day's buckets with yhat and its 80%
+    interval."""
 
     def __init__(self, spec: dict):
         self.spec = spec
@@ -76,8 +91,12 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         minutes = GRANULARITIES[self.spec["granularity"]]
-        traffic = model_input.set_index("bucket_start").sort_index()
+        traffic = model_input.assign(bucket_start=pd.to_datetime(model_input["bucket_start"]))
+        traffic = traffic.set_index("bucket_start").sort_index()
         traffic["requests"] = traffic["requests"].astype(float)
+        for column in OPTIONAL_INPUTS:
+            if column not in traffic:
+                traffic[column] = float("nan")
         if "is_missing" not in traffic:
             traffic["is_missing"] = traffic["requests"].isna()
         fit_before = (params or {}).get("fit_before")

@@ -38,3 +38,17 @@ def score(forecasts: pd.DataFrame, actuals: pd.Series, scale: float) -> dict:
         "coverage": float(inside[has_interval].mean()) if has_interval.any() else np.nan,
         "n": int(len(y)),
     }
+
+
+def interpolation_rmse(actuals: pd.Series, start: pd.Timestamp, end: pd.Timestamp, side: int = 2):
+    """RMSE over [start, end) of the mean of the `side` buckets either side of each bucket (those
+    present): an interpolation that sees the future, not a forecast, so a yardstick of the noise
+    in the series. A forecast one bucket ahead sees one side only; it is not expected to do much
+    better than this."""
+    values = actuals.astype(float)
+    around = pd.concat([values.shift(k) for k in range(-side, side + 1) if k != 0], axis=1).mean(
+        axis=1
+    )
+    inside = (values.index >= start) & (values.index < end)
+    error = (values - around)[inside].dropna()
+    return float(np.sqrt(np.mean(error**2))) if len(error) else float("nan")

@@ -22,6 +22,21 @@ import numpy as np
 import pandas as pd
 
 INTERVAL = (0.10, 0.90)
+# Every LightGBM's parameters unless tuning or the caller says otherwise (one thread per model:
+# the benchmark fits two at a time).
+LGBM_DEFAULTS = {
+    "objective": "poisson",
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "verbose": -1,
+    "n_jobs": 1,
+    "random_state": 0,
+}
 # Fourier terms are phases of the day and the week in local time, counted from a Monday 00:00
 # (any Monday gives the same phases: the remainder is exact).
 MONDAY = pd.Timestamp("1970-01-05")
@@ -168,6 +183,9 @@ class LightGBMDirect(Forecaster):
     the model of the smallest horizon >= step, whose features stop before the origin. Intervals:
     quantiles of each model's errors on the validation week, from a first fit that did not see it;
     the model is then refitted on the whole training window.
+
+    detail=True (`lightgbm_detail`): the features also hold the minute detail of the last bucket
+    known (ingest.traffic.MINUTE_DETAIL; NULL where the traffic has none).
     """
 
     name = "lightgbm_direct"
@@ -176,33 +194,29 @@ class LightGBMDirect(Forecaster):
         self,
         horizons: list[int],
         validation_start: pd.Timestamp | None,
+        detail: bool = False,
         **lgbm_params,
     ):
         self.horizons = sorted(horizons)
         self.validation_start = validation_start
-        self.lgbm_params = {
-            "objective": "poisson",
-            "n_estimators": 300,
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 20,
-            "subsample": 0.8,
-            "subsample_freq": 1,
-            "colsample_bytree": 0.8,
-            "verbose": -1,
-            "n_jobs": 1,
-            "random_state": 0,
-            **lgbm_params,
-        }
+        self.detail = detail
+        if detail:
+            self.name = "lightgbm_detail"
+        self.lgbm_params = {**LGBM_DEFAULTS, **lgbm_params}
 
     def _features(self, traffic: pd.DataFrame, horizon: int) -> pd.DataFrame:
         import duckdb
 
         from nasa_autoscale.features.build import build_features
+        from nasa_autoscale.ingest.traffic import MINUTE_DETAIL
 
+        frame = traffic.reset_index()
+        if self.detail:  # traffic without minute detail (no traffic_1m): the features are NULL
+            absent = [c for c in MINUTE_DETAIL if c not in frame]
+            frame = frame.assign(**dict.fromkeys(absent, np.nan))
         con = duckdb.connect()
-        con.register("traffic", traffic.reset_index())
-        return build_features(con, "traffic", self.events, self.minutes, horizon)
+        con.register("traffic", frame)
+        return build_features(con, "traffic", self.events, self.minutes, horizon, self.detail)
 
     def _model(self):
         import lightgbm
@@ -228,7 +242,7 @@ class LightGBMDirect(Forecaster):
 
         self.events = _events_or_none(events)
         self.minutes = minutes
-        self.columns = feature_names(minutes)
+        self.columns = feature_names(minutes, self.detail)
         self.models, self.quantiles = {}, {}
         # One single-threaded LightGBM per horizon, two at a time: the models are independent and
         # LightGBM releases the GIL, which beats two OpenMP threads inside each fit.
@@ -387,14 +401,16 @@ class ProphetModel(Forecaster):
 
     name = "prophet"
 
-    def _holidays(self) -> pd.DataFrame:
+    def _holidays(self) -> pd.DataFrame | None:
+        """Prophet's holidays table; None without scheduled events (Prophet refuses an empty
+        table)."""
         rows = []
         for event in self._scheduled().itertuples():
             for day in pd.date_range(event.start_ts.normalize(), event.end_ts.normalize()):
                 rows.append(
                     {"holiday": event.kind, "ds": day, "lower_window": 0, "upper_window": 0}
                 )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows) if rows else None
 
     def fit(self, train, minutes, events=None):
         import logging
@@ -459,28 +475,40 @@ class ProphetModel(Forecaster):
         return {"prophet.json": model_to_json(self.model)}
 
 
-def ensemble(forecasts: pd.DataFrame, members: list[str], name: str = "ensemble") -> pd.DataFrame:
-    """The equal-weight mean of the members' forecasts (and of their interval bounds), per
-    granularity, protocol, origin and bucket. Members are fixed in advance, not picked on the
-    test window."""
+def ensemble(
+    forecasts: pd.DataFrame,
+    members: list[str],
+    name: str = "ensemble",
+    weights: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """The mean of the members' forecasts (and of their interval bounds), per granularity,
+    protocol, origin and bucket: equal weights, or `weights` by member (chosen on the validation
+    window: combine.choose). Members are fixed in advance, never picked on the test window."""
     keys = ["granularity", "protocol", "origin", "bucket_start", "step"]
+    values = ["yhat", "yhat_lower", "yhat_upper"]
     chosen = forecasts[forecasts["model"].isin(members)]
     complete = chosen.groupby(keys)["model"].transform("nunique") == len(members)
-    mean = (
-        chosen[complete].groupby(keys, as_index=False)[["yhat", "yhat_lower", "yhat_upper"]].mean()
-    )
+    chosen = chosen[complete]
+    if weights is None:
+        mean = chosen.groupby(keys, as_index=False)[values].mean()
+    else:
+        scaled = chosen[values].mul(chosen["model"].map(weights).to_numpy(float), axis=0)
+        grouped = pd.concat([chosen[keys], scaled], axis=1).groupby(keys, as_index=False)
+        # a bound some member lacks (LightGBM's, calibrated elsewhere) is NaN, not a partial sum
+        mean = grouped[values].sum(min_count=len(members))
     mean.insert(0, "model", name)
     return mean
 
 
 class Ensemble(Forecaster):
-    """The equal-weight mean of fresh member models, for a forecast outside the benchmark (the
-    benchmark averages its members' stored forecasts with ensemble())."""
+    """The mean of fresh member models (equal weights, or `weights` by member name), for a
+    forecast outside the benchmark (the benchmark combines its members' stored forecasts with
+    ensemble())."""
 
-    name = "ensemble"
-
-    def __init__(self, members: list[Forecaster]):
+    def __init__(self, members: list[Forecaster], weights: dict[str, float] | None = None):
         self.members = members
+        self.weights = weights
+        self.name = "ensemble" if weights is None else "ensemble_weighted"
 
     def fit(self, train, minutes, events=None):
         for member in self.members:
@@ -492,8 +520,10 @@ class Ensemble(Forecaster):
             member.predict(traffic, plan).assign(model=member.name, granularity="", protocol="")
             for member in self.members
         ]
-        combined = ensemble(pd.concat(frames, ignore_index=True), [m.name for m in self.members])
+        names = [m.name for m in self.members]
+        combined = ensemble(pd.concat(frames, ignore_index=True), names, weights=self.weights)
         return combined.drop(columns=["model", "granularity", "protocol"])
 
     def params(self):
-        return {"members": [m.name for m in self.members]}
+        members = {"members": [m.name for m in self.members]}
+        return members if self.weights is None else {**members, "weights": self.weights}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nasa_autoscale.forecasting.dayahead import LightGBMDayAhead
 from nasa_autoscale.forecasting.models import (
     Ensemble,
     Forecaster,
@@ -21,6 +22,9 @@ from nasa_autoscale.forecasting.models import (
 
 BASELINES = ("seasonal_naive_day", "seasonal_naive_week", "slot_median_3w")
 ENSEMBLE_MEMBERS = ["lightgbm_direct", "sarima_fourier", "prophet"]
+# The candidates of ensemble_weighted, whose weights per protocol are chosen on the validation
+# window (combine.py); a member with no forecast under a protocol gets no weight there.
+WEIGHTED_MEMBERS = [*ENSEMBLE_MEMBERS, "slot_median_3w", "lightgbm_detail", "lightgbm_day"]
 # The grids tune() tries on the validation week; the keys are the parameters it may set.
 CANDIDATES = {
     "sarima_fourier": [{"daily_order": k} for k in (6, 10, 14)],
@@ -35,8 +39,17 @@ _FACTORIES = {
     "lightgbm_direct": lambda horizons, validation_start, params: LightGBMDirect(
         horizons, validation_start, **params
     ),
+    "lightgbm_detail": lambda horizons, validation_start, params: LightGBMDirect(
+        horizons, validation_start, detail=True, **params
+    ),
+    "lightgbm_day": lambda horizons, validation_start, params: LightGBMDayAhead(**params),
+    "lightgbm_day_scaled": lambda horizons, validation_start, params: LightGBMDayAhead(
+        scaled=True, **params
+    ),
 }
-NAMES = (*_FACTORIES, "ensemble")
+# Models that take another's tuned parameters rather than tuning their own.
+TUNED_LIKE = {"lightgbm_detail": "lightgbm_direct"}
+NAMES = (*_FACTORIES, "ensemble", "ensemble_weighted")
 
 
 class UnknownModel(ValueError):
@@ -51,8 +64,10 @@ def build(
 ) -> Forecaster:
     """A fresh, unfitted model.
 
-    params: its hyper-parameters (for the ensemble, {member: its parameters}); horizons: the
-    leads in buckets a direct model trains for (LightGBM; the others forecast any lead);
+    params: its hyper-parameters (for the ensembles, {member: its parameters}, and for
+    ensemble_weighted {"weights": {member: weight}} besides; members of weight 0 are left
+    out); horizons: the leads in buckets a direct model trains for (LightGBM; the others
+    forecast any lead);
     validation_start: where LightGBM holds out data for intervals of its own (None: none, the
     intervals are calibrated elsewhere)."""
     params = dict(params or {})
@@ -60,6 +75,12 @@ def build(
         return Ensemble(
             [build(m, params.get(m), horizons, validation_start) for m in ENSEMBLE_MEMBERS]
         )
+    if name == "ensemble_weighted":
+        weights = {m: w for m, w in params.get("weights", {}).items() if w > 0}
+        if not weights:
+            raise ValueError("ensemble_weighted needs its weights: {'weights': {member: weight}}")
+        members = [build(m, params.get(m), horizons, validation_start) for m in weights]
+        return Ensemble(members, weights)
     if name not in _FACTORIES:
         raise UnknownModel(f"no model named {name!r}; one of {sorted(NAMES)}")
     return _FACTORIES[name](list(horizons), validation_start, params)
@@ -71,5 +92,9 @@ def tuned_params(name: str, stored: dict | None) -> dict:
     stored = stored or {}
     if name == "ensemble":
         return {m: tuned_params(m, stored.get(m)) for m in ENSEMBLE_MEMBERS}
+    if name == "ensemble_weighted":
+        weights = stored.get("weights", {})
+        return {"weights": weights, **{m: tuned_params(m, stored.get(m)) for m in weights}}
+    name = TUNED_LIKE.get(name, name)
     keys = set(CANDIDATES[name][0]) if name in CANDIDATES else set()
     return {k: v for k, v in stored.items() if k in keys}

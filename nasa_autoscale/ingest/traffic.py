@@ -211,13 +211,43 @@ def local_buckets(con: duckdb.DuckDBPyConnection, minutes: int) -> str:
     return view
 
 
+# The minute detail of a 5- or 15-minute bucket, from traffic_1m: requests in its first and last
+# minute and in its busiest and quietest minute (the momentum a bucket's total averages away).
+MINUTE_DETAIL = ("minute_first", "minute_last", "minute_max", "minute_min")
+
+
+def _minute_detail(con: duckdb.DuckDBPyConnection, minutes: int) -> tuple[str, str]:
+    """(columns, join) SQL adding MINUTE_DETAIL to whole_days' select: NULL where a minute has
+    no log, and all NULL when traffic_1m is not there."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = ? AND table_name = 'traffic_1m'",
+        [SCHEMA],
+    ).fetchall()[0][0]
+    if not exists:
+        return ", " + ", ".join(f"CAST(NULL AS DOUBLE) AS {c}" for c in MINUTE_DETAIL), ""
+    once = local_buckets(con, 1)
+    slot = f"(hour(bucket_start) * 60 + minute(bucket_start)) % {minutes}"
+    detail = f"""(
+        SELECT time_bucket(INTERVAL {minutes} MINUTE, bucket_start) AS bucket_start,
+               max(requests) FILTER (WHERE {slot} = 0) AS minute_first,
+               max(requests) FILTER (WHERE {slot} = {minutes - 1}) AS minute_last,
+               max(requests) AS minute_max, min(requests) AS minute_min
+        FROM {once} GROUP BY 1
+    ) d"""
+    columns = ", " + ", ".join(f"CAST(d.{c} AS DOUBLE) AS {c}" for c in MINUTE_DETAIL)
+    return columns, f"LEFT JOIN {detail} USING (bucket_start)"
+
+
 def whole_days(con: duckdb.DuckDBPyConnection, minutes: int) -> pd.DataFrame:
     """traffic_<minutes>m from its first to its last day, days never ingested filled in as
     missing, ordered: a regular grid of local wall-clock times for readers that count in buckets.
+    Coarser than a minute, each bucket also carries its MINUTE_DETAIL.
 
     Under daylight saving the local clock skips an hour (its buckets are missing here) and repeats
     one (the second pass is left out here; traffic_* keep both)."""
     once = local_buckets(con, minutes)
+    detail_columns, detail_join = _minute_detail(con, minutes) if minutes > 1 else ("", "")
     return con.sql(
         f"""
         WITH span AS (
@@ -233,8 +263,8 @@ def whole_days(con: duckdb.DuckDBPyConnection, minutes: int) -> pd.DataFrame:
         SELECT g.bucket_start,
                t.* EXCLUDE (bucket_start, is_missing, missing_minutes, bucket_start_utc),
                coalesce(t.is_missing, TRUE) AS is_missing,
-               coalesce(t.missing_minutes, {minutes}) AS missing_minutes
-        FROM grid g LEFT JOIN {once} t USING (bucket_start)
+               coalesce(t.missing_minutes, {minutes}) AS missing_minutes{detail_columns}
+        FROM grid g LEFT JOIN {once} t USING (bucket_start) {detail_join}
         ORDER BY g.bucket_start
         """
     ).df()

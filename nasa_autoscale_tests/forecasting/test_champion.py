@@ -63,3 +63,26 @@ def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
     expected = forecast_next(traffic, 5, SeasonalNaive(7), events=load_events())
     assert len(loaded) == 288 and loaded["bucket_start"].iloc[0] == pd.Timestamp("1995-08-20")
     pd.testing.assert_series_equal(loaded["yhat"], expected["yhat"], check_names=False)
+
+
+def test_a_feature_model_champion_forecasts_from_requests_alone(real_traffic_5m):
+    # LightGBM reads bytes and the status mix too; given only bucket_start and requests (as
+    # the README's example does, and MLflow's serving check with string times), it still
+    # forecasts the next day
+    history = real_traffic_5m[real_traffic_5m["bucket_start"] < "1995-08-20"].tail(21 * 288)
+    row = pd.Series(
+        {
+            "model": "ensemble_weighted",
+            "granularity": "5m",
+            "params": '{"weights": {"lightgbm_day": 0.5, "slot_median_3w": 0.5}}',
+            "calibration": None,
+            "validation_rmse": 50.0,
+            "rmse": 60.0,
+            "mlflow_run_id": None,
+        }
+    )
+    model = champion.ChampionModel(champion.recipe(row, load_events()))
+    bare = history[["bucket_start", "requests"]].astype({"bucket_start": str})
+    forecast = model.predict(None, bare)
+    assert len(forecast) == 288 and forecast["yhat"].notna().all()
+    assert forecast["model"].eq("ensemble_weighted").all()

@@ -6,6 +6,7 @@ from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting import backtest, metrics, protocols
 from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.models import LightGBMDirect, SeasonalNaive, SlotMedian
+from nasa_autoscale.ingest.traffic import MINUTE_DETAIL
 
 ORIGIN = pd.Timestamp("1995-08-26 13:00")
 # The NASA split the calendar must read from the data (the one the published figures used).
@@ -16,7 +17,23 @@ TEST_END = pd.Timestamp("1995-09-01")
 
 @pytest.fixture(scope="module")
 def traffic(real_traffic_5m):
-    return real_traffic_5m.set_index("bucket_start")
+    """The real 5-minute series with its minute detail (from the real per-second counts)."""
+    from nasa_autoscale.ingest.reference import reference_counts
+
+    frame = real_traffic_5m.set_index("bucket_start")
+    minutes = pd.date_range(frame.index[0], frame.index[-1] + pd.Timedelta("4min"), freq="1min")
+    counts = reference_counts(1).reindex(minutes, fill_value=0).astype(float)
+    bucket = counts.groupby(counts.index.floor("5min"))
+    detail = pd.DataFrame(
+        {
+            "minute_first": bucket.first(),
+            "minute_last": bucket.last(),
+            "minute_max": bucket.max(),
+            "minute_min": bucket.min(),
+        }
+    ).reindex(frame.index)
+    detail[frame["requests"].isna().to_numpy()] = np.nan
+    return frame.join(detail)
 
 
 def small_lightgbm():
@@ -35,6 +52,16 @@ def prophet():
     return ProphetModel()
 
 
+def detail_lightgbm():
+    return LightGBMDirect([1, 12, 288], None, detail=True, n_estimators=20, num_leaves=15)
+
+
+def day_lightgbm(scaled=False):
+    from nasa_autoscale.forecasting.dayahead import LightGBMDayAhead
+
+    return LightGBMDayAhead(scaled=scaled, n_estimators=60, learning_rate=0.15, num_leaves=15)
+
+
 MODELS = [
     lambda: SeasonalNaive(1),
     lambda: SeasonalNaive(7),
@@ -42,6 +69,9 @@ MODELS = [
     small_lightgbm,
     fourier_arima,
     prophet,
+    detail_lightgbm,
+    day_lightgbm,
+    lambda: day_lightgbm(scaled=True),
 ]
 # Prophet is fitted once and forecasts from the calendar alone: it reads no actual at all.
 READS_RECENT_ACTUALS = {"prophet": False}
@@ -118,7 +148,7 @@ def test_forecasts_never_read_the_actuals_they_predict(traffic, make_model):
     changed = traffic.copy()
     later = changed.index >= ORIGIN
     rng = np.random.default_rng(1)
-    for column in ("requests", "bytes", "status_2xx", "status_3xx", "status_4xx"):
+    for column in ("requests", "bytes", "status_2xx", "status_3xx", "status_4xx", *MINUTE_DETAIL):
         changed.loc[later, column] = rng.integers(0, 3000, later.sum())
     after = model.predict(changed, plan)
     pd.testing.assert_frame_equal(before, after)
@@ -322,3 +352,62 @@ def test_prophet_uses_an_event_only_from_origins_that_knew_it(traffic):
     assert informed.set_index("bucket_start").at[day, "yhat"] == pytest.approx(
         after.set_index("bucket_start").at[day, "yhat"]
     )
+
+
+def test_the_detail_model_reads_the_last_minutes_and_the_plain_one_does_not(traffic):
+    plan = [(ORIGIN, 1)]
+    train = traffic[traffic.index < TEST_START]
+    detail = LightGBMDirect([1], None, detail=True).fit(train, 5)
+    plain = small_lightgbm().fit(train, 5)
+    assert "minute_last_lag_1" in detail.columns and "minute_last_lag_1" not in plain.columns
+    used = detail.importance().set_index("feature")["gain_share"]
+    assert used[[c for c in used.index if c.startswith("minute_")]].sum() > 0.01
+    # the last bucket before the origin ended in a burst: all of its requests in its last minute
+    burst = traffic.copy()
+    last = ORIGIN - pd.Timedelta("5min")
+    burst.loc[last, "minute_last"] = burst.loc[last, "requests"]
+    burst.loc[last, ["minute_first", "minute_min"]] = 0
+    assert (
+        detail.predict(burst, plan)["yhat"].iloc[0] != detail.predict(traffic, plan)["yhat"].iloc[0]
+    )
+    assert (
+        plain.predict(burst, plan)["yhat"].iloc[0] == plain.predict(traffic, plan)["yhat"].iloc[0]
+    )
+    # traffic without minute detail (no traffic_1m): the detail features are NULL, not an error
+    bare = traffic.drop(columns=list(MINUTE_DETAIL))
+    assert np.isfinite(detail.predict(bare, plan)["yhat"]).all()
+
+
+def test_the_day_ahead_model_forecasts_days_from_what_the_origin_knew(traffic):
+    model = day_lightgbm().fit(traffic[traffic.index < TEST_START], 5, load_events())
+    forecast = model.predict(traffic, [(TEST_START, 3 * 288)])
+    assert len(forecast) == 3 * 288 and (forecast["yhat"] >= 0).all()
+    assert {"day_smooth_1", "week_1", "last_day", "step"} <= set(model.columns)
+    actual = traffic["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
+    naive = traffic["requests"].shift(7 * 288).reindex(forecast["bucket_start"]).to_numpy(float)
+    assert np.nanmean(np.abs(forecast["yhat"] - actual)) < np.nanmean(np.abs(naive - actual))
+    # the scaled variant: a level twice as high before the origin roughly doubles its forecast
+    scaled = day_lightgbm(scaled=True).fit(traffic[traffic.index < TEST_START], 5)
+    doubled = traffic.copy()
+    doubled.loc[doubled.index < TEST_START, "requests"] *= 2
+    plan = [(TEST_START, 288)]
+    ratio = (
+        scaled.predict(doubled, plan)["yhat"].sum() / scaled.predict(traffic, plan)["yhat"].sum()
+    )
+    assert 1.6 < ratio < 2.4
+
+
+def test_prophet_fits_without_any_special_event(traffic):
+    from nasa_autoscale.forecasting.models import ProphetModel
+
+    model = ProphetModel().fit(traffic[traffic.index < TEST_START], 5, load_events(None))
+    assert model.predict(traffic, [(TEST_START, 12)])["yhat"].notna().all()
+
+
+def test_interpolation_rmse_by_hand():
+    times = pd.date_range("2026-01-01", periods=6, freq="5min")
+    values = pd.Series([10.0, 20.0, 10.0, 20.0, np.nan, 20.0], index=times)
+    # one each side: bucket 1 -> (10 + 10) / 2 = 10 (error 10), bucket 2 -> 20 (error 10),
+    # bucket 3 -> 10 (only one neighbour present; error 10); bucket 4 missing is not scored
+    assert metrics.interpolation_rmse(values, times[1], times[5], side=1) == pytest.approx(10.0)
+    assert np.isnan(metrics.interpolation_rmse(values, times[4], times[5], side=1))

@@ -3,7 +3,13 @@ import datetime as dt
 import pytest
 
 from nasa_autoscale.ingest.load import ingest_days
-from nasa_autoscale.ingest.traffic import mark_missing_minutes, traffic_buckets, write_traffic
+from nasa_autoscale.ingest.traffic import (
+    MINUTE_DETAIL,
+    mark_missing_minutes,
+    traffic_buckets,
+    whole_days,
+    write_traffic,
+)
 
 DAY1, DAY2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
 
@@ -195,3 +201,25 @@ def test_utc_logs_follow_the_sites_zone(con, tmp_path):
         "2024-06-01 00:00:00",
         "2024-05-31 22:00:00",
     ]
+
+
+def test_coarse_buckets_carry_their_minute_detail(con, tmp_path):
+    # 10:00-10:04: 1, 2, 3, 4, 5 requests a minute (rising); 10:05-10:09: 5, 0, 0, 0, 1; the
+    # rest of the day one a minute; 11:00-11:59 has no log (a silence of an hour: missing)
+    stamps = minutes(DAY1, "00:00", "09:59") + minutes(DAY1, "10:10", "10:59")
+    stamps += minutes(DAY1, "12:00", "23:59")
+    for minute, count in enumerate([1, 2, 3, 4, 5, 5, 0, 0, 0, 1]):
+        stamps += [at(DAY1, f"10:{minute:02d}") + dt.timedelta(seconds=s) for s in range(count)]
+    ingest(con, tmp_path, stamps, DAY1, DAY1)
+    write_traffic(con, DAY1, DAY1)
+    five = whole_days(con, 5).set_index("bucket_start")
+    rising, falling = five.loc[at(DAY1, "10:00")], five.loc[at(DAY1, "10:05")]
+    assert rising[list(MINUTE_DETAIL)].tolist() == [1, 5, 5, 1]  # first, last, max, min
+    assert falling[list(MINUTE_DETAIL)].tolist() == [5, 1, 5, 0]
+    assert five.loc[at(DAY1, "11:00"), list(MINUTE_DETAIL)].isna().all()  # no log, not 0
+    fifteen = whole_days(con, 15).set_index("bucket_start").loc[at(DAY1, "10:00")]
+    assert fifteen[list(MINUTE_DETAIL)].tolist() == [1, 1, 5, 0]
+    assert "minute_last" not in whole_days(con, 1)
+    # without traffic_1m the columns are there and NULL
+    con.execute("DROP TABLE nasa.traffic_1m")
+    assert whole_days(con, 5)[list(MINUTE_DETAIL)].isna().all().all()
