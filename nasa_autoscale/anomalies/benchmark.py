@@ -16,7 +16,12 @@ import pandas as pd
 
 from nasa_autoscale.anomalies.detect import detect_anomalies
 from nasa_autoscale.anomalies.inject import evaluate_window, recall_table
-from nasa_autoscale.anomalies.residual import MAX_ALARMS_PER_DAY, ResidualDetector, choose_threshold
+from nasa_autoscale.anomalies.residual import (
+    MAX_ALARMS_PER_DAY,
+    ResidualDetector,
+    choose_threshold,
+    sustained,
+)
 
 TARGET_SIZE = 3.0
 TARGET_RECALL = 0.9
@@ -64,8 +69,8 @@ def run(
     if residual is not None:
         start, end = windows["validation"]
         inside = ((traffic["bucket_start"] >= start) & (traffic["bucket_start"] < end)).to_numpy()
-        z = residual.z(traffic, start, end)
-        residual.threshold = choose_threshold(z[inside], traffic["requests"].notna()[inside])
+        score = sustained(residual.z(traffic, start, end))
+        residual.threshold = choose_threshold(score[inside], traffic["requests"].notna()[inside])
         progress(f"residual detector: threshold {residual.threshold:.2f} sigma (validation)")
     tables = []
     for number, (window, (start, end)) in enumerate(windows.items()):
@@ -146,8 +151,8 @@ def spike_flags(
         for first, last in windows.values():
             scored = residual.z(traffic, first, last)
             z = np.where(np.isnan(scored), z, scored)
-        spike = residual.flags(z) & (np.nan_to_num(z) > 0)
-        score = z
+        score = sustained(z)
+        spike = residual.flags(z) & (score > 0)
     else:
         flagged = detect_anomalies(traffic, 5)
         spike = _flags(flagged)[method] & (flagged["residual"].fillna(0) > 0).to_numpy()

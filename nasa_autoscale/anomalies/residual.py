@@ -1,8 +1,11 @@
 """A detector on the selected one-step model's calibrated residual: at each 5-minute bucket the
 model forecasts the bucket from everything before it (lags included), the calibrated 80% interval
-gives the forecast's sigma, and the bucket is flagged when |actual - forecast| / sigma passes a
-threshold chosen on the validation window (the lowest that keeps the clean window at or under
-MAX_ALARMS_PER_DAY)."""
+gives the forecast's sigma, and z = (actual - forecast) / sigma. The score of a bucket is the
+strongest of the sums of its last 1 to SUSTAINED residuals, each divided by the square root of its
+length: an anomaly that lasts is found even when each bucket alone stays under the threshold (the
+model follows it from its second bucket on, so later residuals shrink). A bucket is flagged when
+|score| passes a threshold chosen on the validation window (the lowest that keeps the clean
+window at or under MAX_ALARMS_PER_DAY)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,20 @@ from nasa_autoscale.forecasting.models import Forecaster
 from nasa_autoscale.forecasting.protocols import origins
 
 Z80 = 1.2816  # an 80% central interval spans +/- 1.2816 sigma of a normal
-THRESHOLDS = np.arange(2.0, 12.01, 0.25)
+THRESHOLDS = np.arange(2.0, 12.001, 0.05)
 MAX_ALARMS_PER_DAY = 1.0
+SUSTAINED = 3  # buckets: sums of up to 15 minutes of residuals
+
+
+def sustained(z: np.ndarray, longest: int = SUSTAINED) -> np.ndarray:
+    """Per bucket, of the sums of the residuals of its last 1..longest buckets (no log: 0), each
+    divided by the square root of its length, the one of the largest magnitude (signed)."""
+    residual = pd.Series(np.nan_to_num(z, nan=0.0))
+    best = residual.to_numpy()
+    for width in range(2, longest + 1):
+        total = residual.rolling(width, min_periods=1).sum().to_numpy() / np.sqrt(width)
+        best = np.where(np.abs(total) > np.abs(best), total, best)
+    return best
 
 
 class ResidualDetector:
@@ -46,13 +61,14 @@ class ResidualDetector:
         return z
 
     def flags(self, z: np.ndarray) -> np.ndarray:
-        return np.nan_to_num(np.abs(z), nan=0.0) > self.threshold
+        """Flags from the residuals z (see z()): |sustained(z)| above the threshold."""
+        return np.abs(sustained(z)) > self.threshold
 
 
-def choose_threshold(z: np.ndarray, present: np.ndarray, budget: float = MAX_ALARMS_PER_DAY):
+def choose_threshold(score: np.ndarray, present: np.ndarray, budget: float = MAX_ALARMS_PER_DAY):
     """The lowest threshold whose alarms per day on a clean window stay within `budget` (the
-    highest one tried when none does)."""
-    size = np.nan_to_num(np.abs(z), nan=0.0)
+    highest one tried when none does); score: sustained(z) of the clean window."""
+    size = np.nan_to_num(np.abs(score), nan=0.0)
     for threshold in THRESHOLDS:
         if alarms_per_day(size > threshold, present) <= budget:
             return float(threshold)

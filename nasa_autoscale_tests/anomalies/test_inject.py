@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from nasa_autoscale.anomalies import benchmark, inject
-from nasa_autoscale.anomalies.residual import THRESHOLDS, choose_threshold
+from nasa_autoscale.anomalies.residual import (
+    THRESHOLDS,
+    ResidualDetector,
+    choose_threshold,
+    sustained,
+)
 from nasa_autoscale.scaling.sweep import load_inputs
 
 
@@ -19,6 +25,7 @@ def flat_traffic(days: int = 3, level: float = 100.0) -> pd.DataFrame:
             "requests": level,
             "bytes": level * 1000,
             "unique_hosts": level / 4,
+            "minute_last": level / 5,
             "is_missing": False,
         }
     )
@@ -56,6 +63,8 @@ def test_injections_land_where_their_labels_say_with_their_size():
     served = injected["requests"] > 0
     per_request = injected.loc[served, "bytes"] / injected.loc[served, "requests"]
     assert np.allclose(per_request, 1000)
+    # so does the minute detail (a spike is in every minute of its buckets)
+    assert np.allclose(injected["minute_last"], injected["requests"] / 5)
 
 
 def test_found_and_alarms_count_runs_of_flags():
@@ -95,6 +104,19 @@ def test_the_residual_threshold_is_the_lowest_within_one_alarm_a_day():
     assert inject.alarms_per_day(np.abs(z) > threshold, present) <= 1
     lower = THRESHOLDS[np.searchsorted(THRESHOLDS, threshold) - 1]
     assert inject.alarms_per_day(np.abs(z) > lower, present) > 1
+
+
+def test_a_lasting_residual_adds_up_where_one_bucket_stays_under_the_threshold():
+    z = np.array([0.0, 2.0, 2.0, 2.0, 0.0, -3.0, np.nan, 0.0])
+    score = sustained(z)
+    assert score[1] == 2.0  # alone
+    assert score[2] == pytest.approx(4 / np.sqrt(2))
+    assert score[3] == pytest.approx(6 / np.sqrt(3))  # three in a row: 3.46 sigma
+    assert score[5] == -3.0  # a dip keeps its sign; a bucket without a log adds nothing
+    assert score[6] == pytest.approx(-3 / np.sqrt(2))
+    detector = ResidualDetector(None, None, threshold=3.0)
+    assert detector.flags(z).tolist() == [False, False, False, True, False, False, False, False]
+    assert not (np.abs(z[:5]) > 3.0).any()  # no single bucket would have passed
 
 
 def _table(rows):
