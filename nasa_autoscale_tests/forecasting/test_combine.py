@@ -128,3 +128,65 @@ def test_a_weighted_ensemble_forecasts_the_next_day(real_traffic_5m):
     ]
     assert len(forecast) == DAY and forecast["model"].eq("ensemble_weighted").all()
     np.testing.assert_allclose(forecast["yhat"], np.mean(members, axis=0))
+
+
+def site_traffic(days: int = 20, seed: int = 3) -> pd.DataFrame:
+    """A small site's 5-minute traffic, not NASA's: 2026 dates, a busy evening, quiet weekends,
+    bursts, and a morning without logs; with its minute detail."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2026-10-05", periods=days * DAY, freq="5min", name="bucket_start")
+    hour = times.hour + times.minute / 60
+    level = 40 + 30 * np.asarray(
+        np.exp(-(((hour - 20) / 3) ** 2)) * np.where(times.dayofweek >= 5, 0.5, 1)
+    )
+    minutes = rng.poisson(
+        np.repeat(level / 5, 5).reshape(-1, 5) * rng.gamma(4, 0.25, (len(times), 1))
+    )
+    requests = minutes.sum(axis=1).astype(float)
+    traffic = pd.DataFrame(
+        {
+            "requests": requests,
+            "bytes": requests * 2000,
+            "unique_hosts": np.ceil(requests / 3),
+            "error_rate": 0.01,
+            **{f"status_{s}": requests * share for s, share in (("2xx", 0.9), ("3xx", 0.09))},
+            "status_4xx": requests * 0.01,
+            "status_5xx": 0.0,
+            "minute_first": minutes[:, 0].astype(float),
+            "minute_last": minutes[:, -1].astype(float),
+            "minute_max": minutes.max(axis=1).astype(float),
+            "minute_min": minutes.min(axis=1).astype(float),
+        },
+        index=times,
+    )
+    gap = (times >= "2026-10-12 06:00") & (times < "2026-10-12 11:00")
+    traffic.loc[gap] = np.nan
+    traffic["is_missing"] = gap
+    return traffic
+
+
+def test_the_benchmark_runs_every_model_on_a_site_that_is_not_nasa(monkeypatch):
+    from nasa_autoscale.forecasting.benchmark import run_granularity
+    from nasa_autoscale.forecasting.next import choose, forecast_next
+    from nasa_autoscale.forecasting.protocols import Calendar
+
+    monkeypatch.setenv("NASA_TEST_DAYS", "2")
+    monkeypatch.setenv("NASA_VALIDATION_DAYS", "2")
+    traffic = site_traffic()
+    forecasts, metrics, _ = run_granularity(traffic, "5m", 5, None, progress=lambda _: None)
+    rows = metrics.set_index(["model", "protocol"])
+    assert {"lightgbm_detail", "lightgbm_day", "lightgbm_day_scaled", "ensemble_weighted"} <= set(
+        metrics["model"]
+    )
+    assert metrics.groupby("protocol")["selected"].sum().eq(1).all()
+    assert rows["rmse"].notna().all() and (rows["n"] == 2 * DAY).all()
+    assert (forecasts["origin"] <= forecasts["bucket_start"]).all()
+    for protocol in ("one_step", "day_ahead"):
+        weights = json.loads(rows.at[("ensemble_weighted", protocol), "params"])["weights"]
+        assert sum(weights.values()) == pytest.approx(1.0)
+    # the day-ahead choice deploys: the model forecast_next builds from its row forecasts a day
+    chosen = metrics[metrics["selected"] & (metrics["protocol"] == "day_ahead")]
+    choice = choose(chosen, Calendar.of(traffic))
+    model = choice.build(5, traffic.index[-1])
+    tomorrow = forecast_next(traffic, 5, model, calibration=choice.calibration)
+    assert len(tomorrow) == DAY and tomorrow["yhat"].notna().all()
