@@ -138,7 +138,13 @@ def benchmark_models(
             )
 
         forecasts, metrics, timings = run_granularity(
-            traffic[granularity], granularity, minutes, events, context.log.info, log_model
+            traffic[granularity],
+            granularity,
+            minutes,
+            events,
+            context.log.info,
+            log_model,
+            Calendar.of(traffic[granularity], config.test_days, config.validation_days),
         )
         members = {m: json.loads(v) for (m, g), v in params.items() if g == granularity}
         if "params" in metrics:  # ensemble_weighted's weights per protocol, with its members'

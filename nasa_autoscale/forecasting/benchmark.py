@@ -196,14 +196,16 @@ def run_granularity(
     events: pd.DataFrame,
     progress: Callable[[str], None] = print,
     on_model: Callable[[Forecaster, pd.DataFrame, dict], None] | None = None,
+    calendar: protocols.Calendar | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(forecasts, model_metrics, timings) for one granularity; on_model(model, metrics with the
-    calibration, timings) is called after each model (the MLflow logging hook).
+    calibration, timings) is called after each model (the MLflow logging hook); calendar: the
+    windows (default: read from the traffic with the process's settings).
 
     Every model runs twice: fitted before the test window and forecasting it (what is scored),
     and fitted before the validation window and forecasting that (what chooses the selected
     model and calibrates the intervals)."""
-    calendar = protocols.Calendar.of(traffic)
+    calendar = calendar or protocols.Calendar.of(traffic)
     actuals = traffic["requests"].astype(float)
     longest = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
     tests, raws, validations, calibrations, timings, scored = [], [], [], {}, [], []

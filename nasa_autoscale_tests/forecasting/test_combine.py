@@ -165,15 +165,16 @@ def site_traffic(days: int = 20, seed: int = 3) -> pd.DataFrame:
     return traffic
 
 
-def test_the_benchmark_runs_every_model_on_a_site_that_is_not_nasa(monkeypatch):
+def test_the_benchmark_runs_every_model_on_a_site_that_is_not_nasa():
     from nasa_autoscale.forecasting.benchmark import run_granularity
     from nasa_autoscale.forecasting.next import choose, forecast_next
     from nasa_autoscale.forecasting.protocols import Calendar
 
-    monkeypatch.setenv("NASA_TEST_DAYS", "2")
-    monkeypatch.setenv("NASA_VALIDATION_DAYS", "2")
     traffic = site_traffic()
-    forecasts, metrics, _ = run_granularity(traffic, "5m", 5, None, progress=lambda _: None)
+    calendar = Calendar.of(traffic, test_days=2, validation_days=2)
+    forecasts, metrics, _ = run_granularity(
+        traffic, "5m", 5, None, progress=lambda _: None, calendar=calendar
+    )
     rows = metrics.set_index(["model", "protocol"])
     assert {"lightgbm_detail", "lightgbm_day", "lightgbm_day_scaled", "ensemble_weighted"} <= set(
         metrics["model"]
@@ -186,7 +187,7 @@ def test_the_benchmark_runs_every_model_on_a_site_that_is_not_nasa(monkeypatch):
         assert sum(weights.values()) == pytest.approx(1.0)
     # the day-ahead choice deploys: the model forecast_next builds from its row forecasts a day
     chosen = metrics[metrics["selected"] & (metrics["protocol"] == "day_ahead")]
-    choice = choose(chosen, Calendar.of(traffic))
+    choice = choose(chosen, calendar)
     model = choice.build(5, traffic.index[-1])
     tomorrow = forecast_next(traffic, 5, model, calibration=choice.calibration)
     assert len(tomorrow) == DAY and tomorrow["yhat"].notna().all()
