@@ -1,5 +1,6 @@
 """The Dagster graph: it loads, and its assets materialize in-process and from the CLI."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -231,6 +232,18 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
         gain["gain_share"].sum() == pytest.approx(1.0)
         and gain["gain_share"].is_monotonic_decreasing
     )
+    # the weighted ensemble: its weights per protocol in its run and its rows' params
+    weighted = metrics[metrics.model == "ensemble_weighted"].set_index("protocol")
+    logged = mlflow.get_run(weighted.at["day_ahead", "mlflow_run_id"])
+    weights = json.loads(weighted.at["day_ahead", "params"])["weights"]
+    assert json.loads(logged.data.params["weights_day_ahead"]) == weights
+    assert sum(weights.values()) == pytest.approx(1.0)
+    example = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=logged.info.run_id, artifact_path="input_example.csv"
+        )
+    )
+    assert {"requests", "bytes", "minute_last"} <= set(example.columns)
     # the model runs of one Dagster run are nested under one group run
     group = mlflow.get_run(run.data.tags["mlflow.parentRunId"])
     assert group.info.run_name.startswith("benchmark ") and group.data.tags["dagster_run_id"] == (

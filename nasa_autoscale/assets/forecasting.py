@@ -18,16 +18,23 @@ from nasa_autoscale.forecasting.metrics import interpolation_rmse
 from nasa_autoscale.forecasting.next import NoSelectedModel
 from nasa_autoscale.forecasting.next import forecast_next as next_day
 from nasa_autoscale.forecasting.protocols import Calendar
+from nasa_autoscale.forecasting.registry import WEIGHTED_MEMBERS
 from nasa_autoscale.forecasting.report import (
     INTERPOLATION_SIDE,
     write_reports,
     write_skipped_report,
 )
-from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
+from nasa_autoscale.ingest.traffic import GRANULARITIES, MODEL_INPUTS, whole_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import data_source, empty_frame, replace_table
 
 GROUP = "forecasting"
+
+
+def input_example(traffic: pd.DataFrame) -> pd.DataFrame:
+    """MLflow's input example: the last hour of traffic, with every column a model may read."""
+    columns = ["requests", *(c for c in MODEL_INPUTS if c in traffic)]
+    return traffic.tail(12)[columns].reset_index()
 
 
 def register_champions(metrics, traffic, events, mlflow: MLflowResource, tags) -> list:
@@ -39,8 +46,7 @@ def register_champions(metrics, traffic, events, mlflow: MLflowResource, tags) -
     deployed = metrics["selected"] & (metrics["protocol"] == champion.DEPLOYED_PROTOCOL)
     for i in np.flatnonzero(deployed.to_numpy()):
         row = metrics.iloc[i]
-        columns = ["requests", *champion.OPTIONAL_INPUTS]
-        example = traffic[row["granularity"]].tail(12)[columns].reset_index()
+        example = input_example(traffic[row["granularity"]])
         spec = champion.recipe(row, events)
         versions[i] = mlflow.register_champion(spec, example, tags)
     return versions
@@ -123,7 +129,6 @@ def benchmark_models(
             params[(model.name, granularity)] = json.dumps(model.params(), default=str)
             if hasattr(model, "importance"):
                 importance[(granularity, model.name)] = model.importance()
-            example = traffic[granularity].tail(12)[["requests"]].reset_index()
             run_ids[(model.name, granularity)] = mlflow.log_run(
                 f"{model.name}_{granularity}",
                 {**model.params(), "granularity": granularity, "model": model.name},
@@ -131,7 +136,7 @@ def benchmark_models(
                 {
                     **model.artifacts(),
                     "calibration.json": scores["calibration"].iloc[0],
-                    "input_example.csv": example.to_csv(index=False),
+                    "input_example.csv": input_example(traffic[granularity]).to_csv(index=False),
                 },
                 {**tags, "granularity": granularity},
                 parent_id=group,
@@ -166,15 +171,19 @@ def benchmark_models(
                 for r in scores.itertuples()
                 if isinstance(getattr(r, "params", None), str)
             }
+            candidates = ENSEMBLE_MEMBERS if name == "ensemble" else WEIGHTED_MEMBERS
             run_ids[(name, granularity)] = mlflow.log_run(
                 f"{name}_{granularity}",
-                {"members": ",".join(ENSEMBLE_MEMBERS), "granularity": granularity, **weights},
+                {"members": ",".join(candidates), "granularity": granularity, **weights},
                 {
                     f"{r.protocol}_{n}": getattr(r, n)
                     for r in scores.itertuples()
                     for n in ("rmse", "coverage", "validation_rmse")
                 },
-                {"calibration.json": scores["calibration"].iloc[0]},
+                {
+                    "calibration.json": scores["calibration"].iloc[0],
+                    "input_example.csv": input_example(traffic[granularity]).to_csv(index=False),
+                },
                 {**tags, "granularity": granularity},
                 parent_id=group,
             )

@@ -21,7 +21,7 @@ import pandas as pd
 from nasa_autoscale.forecasting import registry
 from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.next import Choice, forecast_next
-from nasa_autoscale.ingest.traffic import GRANULARITIES, MINUTE_DETAIL
+from nasa_autoscale.ingest.traffic import GRANULARITIES, MODEL_INPUTS
 
 ALIAS = "champion"
 DEPLOYED_PROTOCOL = "day_ahead"  # the daily path forecasts the next day from each midnight
@@ -49,24 +49,10 @@ def recipe(row: pd.Series, events: pd.DataFrame) -> dict:
     }
 
 
-# The traffic columns a model may read besides bucket_start and requests (whole_days'); the input
-# may leave them out, and a model that reads them then sees them as unknown (NULL).
-OPTIONAL_INPUTS = (
-    "bytes",
-    "unique_hosts",
-    "error_rate",
-    "status_2xx",
-    "status_3xx",
-    "status_4xx",
-    "status_5xx",
-    *MINUTE_DETAIL,
-)
-
-
 class ChampionModel(mlflow.pyfunc.PythonModel):
     """A recipe as an MLflow pyfunc: input bucket_start, requests (NaN: no log) and, best, the
-    other traffic columns (OPTIONAL_INPUTS); output the next day's buckets with yhat and its 80%
-    interval."""
+    other traffic columns (ingest.traffic.MODEL_INPUTS; a model that reads one left out sees it
+    as unknown, NULL); output the next day's buckets with yhat and its 80% interval."""
 
     def __init__(self, spec: dict):
         self.spec = spec
@@ -94,7 +80,7 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
         traffic = model_input.assign(bucket_start=pd.to_datetime(model_input["bucket_start"]))
         traffic = traffic.set_index("bucket_start").sort_index()
         traffic["requests"] = traffic["requests"].astype(float)
-        for column in OPTIONAL_INPUTS:
+        for column in MODEL_INPUTS:
             if column not in traffic:
                 traffic[column] = float("nan")
         if "is_missing" not in traffic:

@@ -214,6 +214,17 @@ def local_buckets(con: duckdb.DuckDBPyConnection, minutes: int) -> str:
 # The minute detail of a 5- or 15-minute bucket, from traffic_1m: requests in its first and last
 # minute and in its busiest and quietest minute (the momentum a bucket's total averages away).
 MINUTE_DETAIL = ("minute_first", "minute_last", "minute_max", "minute_min")
+# The columns of whole_days a model may read besides bucket_start and requests.
+MODEL_INPUTS = (
+    "bytes",
+    "unique_hosts",
+    "error_rate",
+    "status_2xx",
+    "status_3xx",
+    "status_4xx",
+    "status_5xx",
+    *MINUTE_DETAIL,
+)
 
 
 def _minute_detail(con: duckdb.DuckDBPyConnection, minutes: int) -> tuple[str, str]:
