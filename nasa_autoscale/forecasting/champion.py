@@ -102,17 +102,20 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
 
 def register(spec: dict, input_example: pd.DataFrame, tags: dict) -> str:
     """Log the recipe as a pyfunc in its benchmark run (a run of its own when it has none),
+    with `input_example` (the traffic columns it reads) as champion_input_example.csv beside it;
     register it and point the alias `champion` at the new version; returns the version. Needs
     mlflow's tracking URI set (MLflowResource does it)."""
     name = registered_name(spec["granularity"])
     run_id = spec.get("benchmark_run_id")
     with mlflow.start_run(run_id=run_id or None, tags=None if run_id else tags):
+        # The example is a file beside the model, not MLflow's input_example: MLflow would run
+        # predict on it to infer a signature, and a champion needs days of history to forecast.
         info = mlflow.pyfunc.log_model(
             name="champion",
             python_model=ChampionModel(spec),
-            input_example=input_example,
             pip_requirements=["nasa_autoscale"],
         )
+        mlflow.log_text(input_example.to_csv(index=False), "champion_input_example.csv")
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(name, ALIAS, version.version)

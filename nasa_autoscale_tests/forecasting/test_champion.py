@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import mlflow
 import pandas as pd
 
 from nasa_autoscale.features.events import load_events
@@ -40,6 +41,9 @@ def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
     assert store.register_champion(spec, history.tail(12), tags) == "1"
     moved = champion.recipe(row.replace("seasonal_naive_day", "seasonal_naive_week"), load_events())
     assert store.register_champion(moved, history.tail(12), tags) == "2"  # the alias moves on
+    version = mlflow.MlflowClient().get_model_version_by_alias("nasa_autoscale_5m", "champion")
+    example = mlflow.artifacts.load_text(f"runs:/{version.run_id}/champion_input_example.csv")
+    assert example.splitlines()[0] == "bucket_start,requests" and len(example.splitlines()) == 13
     history.assign(requests=history["requests"].astype(float)).to_csv(tmp_path / "in.csv")
     script = textwrap.dedent(
         f"""
