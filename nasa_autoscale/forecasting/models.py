@@ -55,6 +55,7 @@ def plan_frame(plan: list[tuple[pd.Timestamp, int]], minutes: int) -> pd.DataFra
 
 class Forecaster:
     name = "model"
+    thread_safe = True  # two instances may fit and predict at once in two threads
 
     def fit(
         self, train: pd.DataFrame, minutes: int, events: pd.DataFrame | None = None
@@ -400,6 +401,7 @@ class ProphetModel(Forecaster):
     (events.known_from) has its effect taken out of that forecast."""
 
     name = "prophet"
+    thread_safe = False  # predict seeds and draws from numpy's global generator
 
     def _holidays(self) -> pd.DataFrame | None:
         """Prophet's holidays table; None without scheduled events (Prophet refuses an empty
