@@ -37,6 +37,51 @@ def input_example(traffic: pd.DataFrame) -> pd.DataFrame:
     return traffic.tail(12)[columns].reset_index()
 
 
+def log_ensembles(metrics, params, run_ids, granularity, traffic, mlflow, tags, group) -> None:
+    """The two ensembles' MLflow runs (their weights, metrics, calibration and input example)
+    and their params: the equal-weight one's members', and ensemble_weighted's rows' weights of
+    their protocol completed with their members' parameters (what forecast_next rebuilds it
+    from). Fills `params` and `run_ids` by (model, granularity); edits `metrics` in place."""
+    members = {m: json.loads(v) for (m, g), v in params.items() if g == granularity}
+    if "params" in metrics:  # ensemble_weighted's rows: {"weights": ...} from the benchmark
+        weighted = metrics["params"].notna()
+        metrics.loc[weighted, "params"] = [
+            json.dumps({**{m: members[m] for m in w["weights"]}, **w}, default=str)
+            for w in map(json.loads, metrics.loc[weighted, "params"])
+        ]
+    for name, candidates in (
+        ("ensemble", ENSEMBLE_MEMBERS),
+        ("ensemble_weighted", WEIGHTED_MEMBERS),
+    ):
+        scores = metrics[metrics.model == name]
+        if not len(scores):
+            continue
+        if name == "ensemble":
+            params[(name, granularity)] = json.dumps(
+                {m: members[m] for m in ENSEMBLE_MEMBERS}, default=str
+            )
+        weights = {
+            f"weights_{r.protocol}": json.dumps(json.loads(r.params)["weights"])
+            for r in scores.itertuples()
+            if isinstance(getattr(r, "params", None), str)
+        }
+        run_ids[(name, granularity)] = mlflow.log_run(
+            f"{name}_{granularity}",
+            {"members": ",".join(candidates), "granularity": granularity, **weights},
+            {
+                f"{r.protocol}_{n}": getattr(r, n)
+                for r in scores.itertuples()
+                for n in ("rmse", "coverage", "validation_rmse")
+            },
+            {
+                "calibration.json": scores["calibration"].iloc[0],
+                "input_example.csv": input_example(traffic).to_csv(index=False),
+            },
+            {**tags, "granularity": granularity},
+            parent_id=group,
+        )
+
+
 def register_champions(metrics, traffic, events, mlflow: MLflowResource, tags) -> list:
     """Register each granularity's selected day-ahead model as its `champion` in MLflow's
     registry; the version on that row of model_metrics, None elsewhere."""
@@ -151,42 +196,9 @@ def benchmark_models(
             log_model,
             Calendar.of(traffic[granularity], config.test_days, config.validation_days),
         )
-        members = {m: json.loads(v) for (m, g), v in params.items() if g == granularity}
-        if "params" in metrics:  # ensemble_weighted's weights per protocol, with its members'
-            weighted = metrics["params"].notna()
-            metrics.loc[weighted, "params"] = [
-                json.dumps({**{m: members[m] for m in w["weights"]}, **w}, default=str)
-                for w in map(json.loads, metrics.loc[weighted, "params"])
-            ]
-        for name in ("ensemble", "ensemble_weighted"):
-            scores = metrics[metrics.model == name]
-            if not len(scores):
-                continue
-            if name == "ensemble":
-                params[(name, granularity)] = json.dumps(
-                    {m: members[m] for m in ENSEMBLE_MEMBERS}, default=str
-                )
-            weights = {
-                f"weights_{r.protocol}": json.dumps(json.loads(r.params)["weights"])
-                for r in scores.itertuples()
-                if isinstance(getattr(r, "params", None), str)
-            }
-            candidates = ENSEMBLE_MEMBERS if name == "ensemble" else WEIGHTED_MEMBERS
-            run_ids[(name, granularity)] = mlflow.log_run(
-                f"{name}_{granularity}",
-                {"members": ",".join(candidates), "granularity": granularity, **weights},
-                {
-                    f"{r.protocol}_{n}": getattr(r, n)
-                    for r in scores.itertuples()
-                    for n in ("rmse", "coverage", "validation_rmse")
-                },
-                {
-                    "calibration.json": scores["calibration"].iloc[0],
-                    "input_example.csv": input_example(traffic[granularity]).to_csv(index=False),
-                },
-                {**tags, "granularity": granularity},
-                parent_id=group,
-            )
+        log_ensembles(
+            metrics, params, run_ids, granularity, traffic[granularity], mlflow, tags, group
+        )
         all_forecasts.append(forecasts)
         all_metrics.append(metrics)
         all_timings.append(timings)

@@ -6,7 +6,7 @@ Which models run where (1-minute data skips the slow ones, as the issue allows):
 - 5m and 15m also: LightGBM fed the last bucket's minute detail (`lightgbm_detail`), for the
   short leads it can help (hour_ahead, one_step; a day-old minute carries no momentum), and the
   day-ahead LightGBM (`lightgbm_day`, dayahead.py) for the forecasts from midnight (one_shot,
-  day_ahead); both keep their defaults but the leaves tuned for lightgbm_direct.
+  day_ahead); the first takes the leaves tuned for lightgbm_direct, the second its defaults.
 The ensemble is the equal-weight mean of LightGBM, Fourier-ARIMA and Prophet, fixed in advance;
 `ensemble_weighted` combines registry.WEIGHTED_MEMBERS with weights per protocol chosen on the
 validation window (combine.py), judged there by its leave-one-day-out RMSE.
