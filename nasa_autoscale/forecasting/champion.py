@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import mlflow
 import pandas as pd
@@ -79,9 +80,11 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
         minutes = GRANULARITIES[self.spec["granularity"]]
         traffic = model_input.assign(bucket_start=pd.to_datetime(model_input["bucket_start"]))
         traffic = traffic.set_index("bucket_start").sort_index()
-        traffic["requests"] = traffic["requests"].astype(float)
-        for column in MODEL_INPUTS:
-            if column not in traffic:
+        for column in ("requests", *MODEL_INPUTS):  # floats, NaN where unknown
+            if column in traffic:
+                values = pd.array(traffic[column], dtype="Float64")
+                traffic[column] = values.to_numpy(dtype=float, na_value=float("nan"))
+            else:
                 traffic[column] = float("nan")
         if "is_missing" not in traffic:
             traffic["is_missing"] = traffic["requests"].isna()
@@ -100,6 +103,27 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
         )
 
 
+def signature():
+    """What the pyfunc takes: bucket_start and requests, the other traffic columns if there are
+    any, and the parameter fit_before (the refit day, as the daily path passes it; empty: fit on
+    all the history). Without a params schema MLflow would drop fit_before."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    # any type: counts come as integers, nullable integers or floats, times as timestamps or
+    # text (MLflow's serving JSON); predict converts them
+    columns = [ColSpec(AnyType(), "bucket_start"), ColSpec(AnyType(), "requests")]
+    columns += [ColSpec(AnyType(), name, required=False) for name in MODEL_INPUTS]
+    outputs = [ColSpec("string", "model"), ColSpec("datetime", "origin")]
+    outputs += [ColSpec("datetime", "bucket_start")]
+    outputs += [ColSpec("double", name) for name in ("yhat", "yhat_lower", "yhat_upper")]
+    return ModelSignature(
+        inputs=Schema(columns),
+        outputs=Schema(outputs),
+        params=ParamSchema([ParamSpec("fit_before", "string", "")]),
+    )
+
+
 def register(spec: dict, input_example: pd.DataFrame, tags: dict) -> str:
     """Log the recipe as a pyfunc in its benchmark run (a run of its own when it has none),
     with `input_example` (the traffic columns it reads) as champion_input_example.csv beside it;
@@ -110,11 +134,14 @@ def register(spec: dict, input_example: pd.DataFrame, tags: dict) -> str:
     with mlflow.start_run(run_id=run_id or None, tags=None if run_id else tags):
         # The example is a file beside the model, not MLflow's input_example: MLflow would run
         # predict on it to infer a signature, and a champion needs days of history to forecast.
-        info = mlflow.pyfunc.log_model(
-            name="champion",
-            python_model=ChampionModel(spec),
-            pip_requirements=["nasa_autoscale"],
-        )
+        with warnings.catch_warnings():  # no input_example, on purpose (see above)
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
+            info = mlflow.pyfunc.log_model(
+                name="champion",
+                python_model=ChampionModel(spec),
+                signature=signature(),
+                pip_requirements=["nasa_autoscale"],
+            )
         mlflow.log_text(input_example.to_csv(index=False), "champion_input_example.csv")
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     client = mlflow.MlflowClient()

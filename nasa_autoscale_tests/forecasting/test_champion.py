@@ -52,6 +52,11 @@ def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
         model = mlflow.pyfunc.load_model("models:/nasa_autoscale_5m@champion")
         frame = pd.read_csv("{tmp_path / "in.csv"}", index_col=0, parse_dates=["bucket_start"])
         model.predict(frame).to_csv("{tmp_path / "out.csv"}", index=False)
+        refit = model.predict(frame, params={{"fit_before": "1995-08-16"}})
+        refit.to_csv("{tmp_path / "refit.csv"}", index=False)
+        # counts as nullable integers and a column the model does not take, as whole_days has
+        typed = frame.assign(requests=frame["requests"].astype("Int64"), is_missing=False)
+        model.predict(typed).to_csv("{tmp_path / "typed.csv"}", index=False)
         print(model.unwrap_python_model().spec["model"])
         """
     )
@@ -67,6 +72,16 @@ def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
     expected = forecast_next(traffic, 5, SeasonalNaive(7), events=load_events())
     assert len(loaded) == 288 and loaded["bucket_start"].iloc[0] == pd.Timestamp("1995-08-20")
     pd.testing.assert_series_equal(loaded["yhat"], expected["yhat"], check_names=False)
+    typed = pd.read_csv(tmp_path / "typed.csv")
+    pd.testing.assert_series_equal(typed["yhat"], expected["yhat"], check_names=False)
+    # the refit day reaches the model (MLflow drops parameters its signature does not declare):
+    # fitted on less history, its own interval is another
+    refit = pd.read_csv(tmp_path / "refit.csv")
+    before = forecast_next(
+        traffic, 5, SeasonalNaive(7), events=load_events(), fit_before=pd.Timestamp("1995-08-16")
+    )
+    pd.testing.assert_series_equal(refit["yhat_upper"], before["yhat_upper"], check_names=False)
+    assert not before["yhat_upper"].equals(expected["yhat_upper"])
 
 
 def test_a_feature_model_champion_forecasts_from_requests_alone(real_traffic_5m):
