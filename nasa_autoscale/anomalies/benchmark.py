@@ -152,7 +152,7 @@ def spike_flags(
             scored = residual.z(traffic, first, last)
             z = np.where(np.isnan(scored), z, scored)
         score = sustained(z)
-        spike = residual.flags(z) & (score > 0)
+        spike = score > residual.threshold  # flagged (|score| past it) and above expected
     else:
         flagged = detect_anomalies(traffic, 5)
         spike = _flags(flagged)[method] & (flagged["residual"].fillna(0) > 0).to_numpy()

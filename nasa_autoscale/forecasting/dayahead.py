@@ -30,6 +30,7 @@ from nasa_autoscale.forecasting.models import (
     Forecaster,
     _events_or_none,
     _positions,
+    gain_importance,
     plan_frame,
 )
 
@@ -184,9 +185,7 @@ class LightGBMDayAhead(Forecaster):
         return {"train_days": TRAIN_DAYS, **self.lgbm_params}
 
     def importance(self) -> pd.DataFrame:
-        gain = self.model.booster_.feature_importance("gain")
-        table = pd.DataFrame({"feature": self.columns, "gain_share": gain / max(gain.sum(), 1e-12)})
-        return table.sort_values("gain_share", ascending=False, ignore_index=True)
+        return gain_importance(self.columns, [self.model.booster_])
 
     def artifacts(self):
         return {

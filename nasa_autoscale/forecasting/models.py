@@ -78,6 +78,17 @@ class Forecaster:
         return {"model.json": json.dumps(state, indent=2, default=str)}
 
 
+def gain_importance(columns: list[str], boosters: list) -> pd.DataFrame:
+    """(feature, gain_share), largest first: each LightGBM booster's gain per feature as a share
+    of its total, averaged over the boosters."""
+    shares = []
+    for booster in boosters:
+        gain = booster.feature_importance("gain")
+        shares.append(gain / max(gain.sum(), 1e-12))
+    table = pd.DataFrame({"feature": columns, "gain_share": np.mean(shares, axis=0)})
+    return table.sort_values("gain_share", ascending=False, ignore_index=True)
+
+
 def _events_or_none(events: pd.DataFrame | None) -> pd.DataFrame:
     """The events a model learns from; None: no events (an empty, typed table)."""
     from nasa_autoscale.features.events import load_events
@@ -281,12 +292,7 @@ class LightGBMDirect(Forecaster):
     def importance(self) -> pd.DataFrame:
         """Gain importance per feature: each horizon's model's gain as a share of its total,
         averaged over the horizons (feature, gain_share), largest first."""
-        shares = []
-        for model in self.models.values():
-            gain = model.booster_.feature_importance("gain")
-            shares.append(gain / max(gain.sum(), 1e-12))
-        table = pd.DataFrame({"feature": self.columns, "gain_share": np.mean(shares, axis=0)})
-        return table.sort_values("gain_share", ascending=False, ignore_index=True)
+        return gain_importance(self.columns, [m.booster_ for m in self.models.values()])
 
     def artifacts(self):
         files = {f"lightgbm_h{h}.txt": m.booster_.model_to_string() for h, m in self.models.items()}
