@@ -82,7 +82,10 @@ class ChampionModel(mlflow.pyfunc.PythonModel):
         traffic = traffic.set_index("bucket_start").sort_index()
         for column in ("requests", *MODEL_INPUTS):  # floats, NaN where unknown
             if column in traffic:
-                values = pd.array(traffic[column], dtype="Float64")
+                try:
+                    values = pd.array(traffic[column], dtype="Float64")
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"column {column!r} must hold numbers: {error}") from None
                 traffic[column] = values.to_numpy(dtype=float, na_value=float("nan"))
             else:
                 traffic[column] = float("nan")

@@ -9,6 +9,7 @@ import textwrap
 
 import mlflow
 import pandas as pd
+import pytest
 
 from nasa_autoscale.features.events import load_events
 from nasa_autoscale.forecasting import champion
@@ -105,3 +106,6 @@ def test_a_feature_model_champion_forecasts_from_requests_alone(real_traffic_5m)
     forecast = model.predict(None, bare)
     assert len(forecast) == 288 and forecast["yhat"].notna().all()
     assert forecast["model"].eq("ensemble_weighted").all()
+    # a column that is not numbers is named in a clear error
+    with pytest.raises(ValueError, match="column 'requests' must hold numbers"):
+        model.predict(None, bare.assign(requests="many"))
