@@ -62,11 +62,13 @@ def tune(
     before = traffic[traffic.index < start]
     seen = traffic[traffic.index < end]
     plan = protocols.origins("one_step", minutes, start, end)
+    # Looked up once, before the threads: pandas builds an index's lookup table on first use,
+    # and two threads building it at once can see a half-built one ("duplicate labels").
+    actual = seen["requests"].reindex([origin for origin, _ in plan]).to_numpy(float)
 
     def validation_rmse(name: str, params: dict) -> float:
         model = registry.build(name, params)  # scored on yhat: no intervals of its own
-        forecast = model.fit(before, minutes, events).predict(seen, plan)
-        actual = seen["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
+        forecast = model.fit(before, minutes, events).predict(seen, plan)  # one row per origin
         return float(pd.Series(forecast["yhat"].to_numpy() - actual).pow(2).mean() ** 0.5)
 
     chosen = {}
@@ -207,6 +209,8 @@ def run_granularity(
     model and calibrates the intervals)."""
     calendar = calendar or protocols.Calendar.of(traffic)
     actuals = traffic["requests"].astype(float)
+    if not traffic.index.is_unique:  # (also builds its lookup table before the threads below)
+        raise ValueError("traffic has a bucket_start more than once: one row per bucket")
     longest = int((calendar.test_end - calendar.test_start) / pd.Timedelta(minutes=minutes))
     tests, raws, validations, calibrations, timings, scored = [], [], [], {}, [], []
     tuned = {}

@@ -191,3 +191,13 @@ def test_the_benchmark_runs_every_model_on_a_site_that_is_not_nasa():
     model = choice.build(5, traffic.index[-1])
     tomorrow = forecast_next(traffic, 5, model, calibration=choice.calibration)
     assert len(tomorrow) == DAY and tomorrow["yhat"].notna().all()
+
+
+def test_a_bucket_given_twice_is_a_clear_error():
+    from nasa_autoscale.forecasting.benchmark import run_granularity
+    from nasa_autoscale.forecasting.protocols import Calendar
+
+    traffic = site_traffic()
+    twice = pd.concat([traffic, traffic.iloc[[100]]]).sort_index()
+    with pytest.raises(ValueError, match="more than once"):
+        run_granularity(twice, "5m", 5, None, calendar=Calendar.of(traffic, 2, 2))
