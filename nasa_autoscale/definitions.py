@@ -32,17 +32,18 @@ analysis_job = dg.define_asset_job(
 
 # After each day's ingest: what depends on the new traffic, with the model and policy the last
 # benchmark chose (model_metrics.selected, cost_report.selected); minutes, not the benchmark's.
+# The feature tables are not in it: they are for people and the checks (the models build their
+# own features in memory), rebuilt with the analysis.
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh_job",
     selection=dg.AssetSelection.assets(
         features.special_events,
-        features.feature_tables,
         anomalies.anomalies_5m,
         forecasting.forecast_next,
         scaling.recommendation,
         scaling.provisioning_plan,
     ),
-    description="After each ingest: events, features, anomaly flags, the next day's forecast "
+    description="After each ingest: events, anomaly flags, the next day's forecast "
     "from the deployed model, the provisioning plan and the recommendation from the deployed "
     "policy.",
     # small steps: one process saves a Dagster process start per step, most of their time

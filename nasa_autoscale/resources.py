@@ -103,7 +103,8 @@ class SettingsResource(dg.ConfigurableResource):
 
 class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking in a sqlite file (NASA_MLFLOW_URI, default sqlite:///data/mlflow.db), with
-    artifacts next to it in data/mlruns. No server needed; `make mlflow-ui` browses it."""
+    artifacts next to it in data/mlruns. No server needed; `make mlflow-ui` browses it. It is the
+    forecasting package's Tracker (forecasting/tracking.py): it logs runs, and knows no model."""
 
     tracking_uri: str
     artifact_dir: str
@@ -161,12 +162,9 @@ class MLflowResource(dg.ConfigurableResource):
                     mlflow.log_artifacts(tmp)
             return run.info.run_id
 
-    def register_champion(self, spec: dict, input_example, tags: dict) -> str:
-        """Register a deployed recipe as its granularity's `champion` (forecasting/champion.py);
-        returns the model version."""
+    def activate(self) -> None:
+        """Point mlflow's module-level client at this store and experiment (for code that logs
+        through mlflow itself, such as the champion's registration)."""
         import mlflow
 
-        from nasa_autoscale.forecasting import champion
-
         mlflow.set_experiment(experiment_id=self._experiment_id())
-        return champion.register(spec, input_example, tags)

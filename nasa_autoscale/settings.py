@@ -56,6 +56,13 @@ class Settings:
     stale_after_hours: float = 26.0  # a live site's newest data older than this is stale
     refit_days: int = 7  # the deployed model is refitted every this many days from start_date
 
+    def calendar(self, traffic):
+        """The train / validation / test windows of `traffic` (index bucket_start) under these
+        settings' day counts: the one way a window is cut."""
+        from nasa_autoscale.forecasting.protocols import Calendar
+
+        return Calendar.of(traffic, self.test_days, self.validation_days)
+
     @classmethod
     def from_env(cls) -> Settings:
         start = _env_date("NASA_START_DATE", NASA_FIRST_DAY)
@@ -95,9 +102,10 @@ class Settings:
 
 @functools.cache
 def current() -> Settings:
-    """The process's settings, read from the environment once. Dagster definitions, the
-    partitions, the API and the dashboard start from this one object; assets get it through the
-    `settings` resource."""
+    """The process's settings, read from the environment once: the Dagster definitions and the
+    partitions start from this object, and assets get it through the `settings` resource. The
+    other entry points (the API's create_app, each rerun of the dashboard, the benchmark
+    commands) read the environment once at their start; nothing below them does."""
     return Settings.from_env()
 
 

@@ -1,6 +1,7 @@
 """The DuckDB warehouse: schema `nasa`, its tables, and all-or-nothing writes.
 
-Table and column names follow the warehouse contract in DESIGN.md; columns beyond it are extras.
+Table and column names follow the warehouse contract in docs/design.md; columns beyond it are
+extras.
 """
 
 from __future__ import annotations
@@ -120,13 +121,13 @@ PRODUCERS = {
     "ingest_ledger": "requests",
     **{f"traffic_{g}": f"traffic_{g}" for g in ("1m", "5m", "15m")},
     **{f"features_{g}": f"features_{g}" for g in ("1m", "5m", "15m")},
-    "anomaly_flags": "anomaly_injection",
     **{
         name: name
         for name in (
             "special_events",
             "anomalies_5m",
             "anomaly_injection",
+            "anomaly_flags",
             "forecasts",
             "model_metrics",
             "forecast_next",

@@ -87,9 +87,10 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     from nasa_autoscale.forecasting import backtest, deploy
     from nasa_autoscale.forecasting.models import SeasonalNaive
     from nasa_autoscale.forecasting.next import forecast_next
+    from nasa_autoscale.forecasting.protocols import PROTOCOLS
     from nasa_autoscale.scaling.plan import provisioning_plan, score_plan
     from nasa_autoscale.scaling.sweep import run_sweep
-    from nasa_autoscale_tests.golden import naive_scaling_forecasts
+    from nasa_autoscale_tests.golden import naive_scaling_forecasts, nasa_calendar
 
     path = tmp_path_factory.mktemp("served") / "served.duckdb"
     con = warehouse.connect(path)
@@ -111,9 +112,10 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     put("special_events", load_events())
     anomalies = detect_anomalies(real_traffic_5m, 5)
     put("anomalies_5m", anomalies)
-    forecasts, _ = backtest.run(SeasonalNaive(7), traffic, 5, "5m")
+    calendar = nasa_calendar(traffic)
+    forecasts, _ = backtest.run(SeasonalNaive(7), traffic, 5, "5m", PROTOCOLS, calendar)
     put("forecasts", forecasts.drop(columns=["step"]))
-    metrics = backtest.score_all(forecasts, traffic, 5)
+    metrics = backtest.score_all(forecasts, traffic, 5, calendar)
     metrics["mlflow_run_id"] = None
     metrics["selected"] = True  # the only model, so the one chosen
     put("model_metrics", metrics)
@@ -124,7 +126,11 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     scaling_forecasts = naive_scaling_forecasts(traffic)
     put("scaling_forecasts", scaling_forecasts)
     decisions, report, _, _ = run_sweep(
-        traffic["requests"].astype(float), scaling_forecasts, anomalies, progress=lambda _: None
+        traffic["requests"].astype(float),
+        scaling_forecasts,
+        anomalies,
+        calendar,
+        progress=lambda _: None,
     )
     put("scaling_decisions", decisions)
     put("cost_report", report)
@@ -139,7 +145,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     put("forecast_scores", pd.DataFrame(scores))
     put(
         "provisioning_plan",
-        provisioning_plan(demand, scaling_forecasts, anomalies, report, upcoming)[0],
+        provisioning_plan(demand, scaling_forecasts, anomalies, report, upcoming, calendar)[0],
     )
     put("recommendation", pd.DataFrame({"setting": ["realistic"], "target_servers": [5]}))
     con.close()

@@ -44,15 +44,18 @@ def reference_traffic() -> pd.DataFrame:
     return frame
 
 
+NASA_DAYS = (9, 7)  # the NASA trace's test and validation days (the settings' defaults)
+
+
+def nasa_calendar(traffic):
+    """The windows under the default day counts: test Aug 23-31, validation Aug 16-22."""
+    from nasa_autoscale.forecasting.protocols import Calendar
+
+    return Calendar.of(traffic, *NASA_DAYS)
+
+
 def scaling_windows(traffic):
-    try:  # today's code: windows read from the data
-        from nasa_autoscale.scaling.forecasts import windows
-
-        return windows(traffic)
-    except ImportError:  # the code before: fixed windows
-        from nasa_autoscale.scaling.forecasts import WINDOWS
-
-        return WINDOWS
+    return nasa_calendar(traffic).windows()
 
 
 def naive_scaling_forecasts(traffic: pd.DataFrame) -> pd.DataFrame:
@@ -75,6 +78,7 @@ def figures() -> dict:
     from nasa_autoscale.features.events import load_events
     from nasa_autoscale.forecasting import backtest
     from nasa_autoscale.forecasting.models import HarmonicARIMA, SeasonalNaive, SlotMedian
+    from nasa_autoscale.forecasting.protocols import PROTOCOLS
     from nasa_autoscale.scaling import sweep
     from nasa_autoscale.scaling.sweep import run_sweep
 
@@ -82,8 +86,9 @@ def figures() -> dict:
     traffic = frame.set_index("bucket_start")
     metrics = []
     for model in (SeasonalNaive(7), SlotMedian(3), HarmonicARIMA()):
-        forecasts, _ = backtest.run(model, traffic, 5, "5m")
-        metrics.append(backtest.score_all(forecasts, traffic, 5))
+        calendar = nasa_calendar(traffic)
+        forecasts, _ = backtest.run(model, traffic, 5, "5m", PROTOCOLS, calendar)
+        metrics.append(backtest.score_all(forecasts, traffic, 5, calendar))
     metrics = pd.concat(metrics, ignore_index=True)
     anomalies = detect_anomalies(frame, 5)
     scores = evaluate(anomalies, load_events(EVENTS_1CE4E48))
@@ -97,6 +102,7 @@ def figures() -> dict:
             traffic["requests"].astype(float),
             naive_scaling_forecasts(traffic),
             anomalies,
+            nasa_calendar(traffic),
             progress=lambda _: None,
         )
     finally:

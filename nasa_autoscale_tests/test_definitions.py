@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
 ANALYSIS_ASSETS = [
     *("special_events", "features_1m", "features_5m", "features_15m", "anomalies_5m"),
-    "anomaly_injection",
+    *("anomaly_injection", "anomaly_flags"),
     *("forecasts", "model_metrics", "forecast_next", "scaling_forecasts", "scaling_decisions"),
     *("cost_report", "cost_robustness", "recommendation", "provisioning_plan"),
 ]
@@ -45,21 +45,20 @@ def test_definitions_load_with_every_asset_check_and_job():
         ("features_15m", "missing_stays_missing"),
     } <= (checks)
     assert defs.resolve_job_def("ingest_job").partitions_def is not None
-    assert defs.resolve_job_def("analysis_job") is not None
+    analysis = defs.resolve_job_def("analysis_job").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in analysis} == set(ANALYSIS_ASSETS)
     # the daily path refreshes the light assets; the benchmark (every model, the sweep) is weekly
     daily = defs.resolve_job_def("daily_refresh_job").asset_layer.selected_asset_keys
+    # (not the feature tables: no asset reads them, the models build their own features)
     assert {k.to_user_string() for k in daily} == {
         "special_events",
-        "features_1m",
-        "features_5m",
-        "features_15m",
         "anomalies_5m",
         "forecast_next",
         "recommendation",
         "provisioning_plan",
     }
     weekly = defs.resolve_job_def("benchmark_job").asset_layer.selected_asset_keys
-    assert {"model_metrics", "cost_report", "cost_robustness", "anomaly_injection"} <= {
+    assert {"model_metrics", "cost_report", "cost_robustness", "anomaly_flags"} <= {
         k.to_user_string() for k in weekly
     }
     assert defs.resolve_schedule_def("weekly_benchmark").job_name == "benchmark_job"

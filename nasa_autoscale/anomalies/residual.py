@@ -73,3 +73,17 @@ def choose_threshold(score: np.ndarray, present: np.ndarray, budget: float = MAX
         if alarms_per_day(size > threshold, present) <= budget:
             return float(threshold)
     return float(THRESHOLDS[-1])
+
+
+def fit_detector(selected: pd.DataFrame, traffic: pd.DataFrame, calendar, events):
+    """The residual detector of model_metrics' selected one-step row (`selected`, from
+    forecasting.next.selected_row), its model fitted on everything before the calendar's
+    validation window (traffic indexed by bucket_start); None before any benchmark."""
+    from nasa_autoscale.forecasting.next import choose
+
+    if not len(selected):
+        return None
+    choice = choose(selected, calendar)
+    model = choice.build(5, calendar.validation_start - pd.Timedelta(minutes=5))
+    model.fit(traffic[traffic.index < calendar.validation_start], 5, events)
+    return ResidualDetector(model, choice.calibration)

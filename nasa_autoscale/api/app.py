@@ -19,10 +19,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from nasa_autoscale import warehouse
+from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
-from nasa_autoscale.scaling import policies
-from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY, decide_next
-from nasa_autoscale.scaling.simulator import ScalingRules
+from nasa_autoscale.scaling.recommend import UnknownPolicy, decide_next, resolve_policy
 from nasa_autoscale.scaling.sweep import SCENARIOS, SLA_DROPPED, best_policy
 from nasa_autoscale.settings import Settings
 from nasa_autoscale.warehouse import SCHEMA
@@ -184,8 +183,8 @@ def freshness(con, settings: Settings, now_utc: dt.datetime) -> dict:
     }
 
 
-def create_app(duckdb_path: Path | None = None) -> FastAPI:
-    settings = Settings.from_env()
+def create_app(duckdb_path: Path | None = None, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()  # the API's entry point: read once, here
     path = Path(duckdb_path or settings.duckdb_path)
 
     def frame(sql: str, params: list | None = None):
@@ -254,28 +253,12 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
             "SELECT setting, policy, params, dropped_fraction, cost, selected "
             f"FROM {SCHEMA}.cost_report"
         )
-        rows = report[report["setting"] == body.setting]
-        if rows.empty:  # a short history: no sweep yet, the untuned predictive policy
-            known = [FALLBACK_POLICY]
-            name = FALLBACK_POLICY if body.policy == "best" else body.policy
-            params = {**FALLBACK_PARAMS, "rules": SCENARIOS[body.setting].as_dict()}
-        else:
-            known = sorted(set(rows["policy"]) - {"oracle", "hindsight_optimal"})
-            name = best_policy(report, body.setting) if body.policy == "best" else body.policy
-        if name not in known:
-            raise HTTPException(
-                422, f"unknown policy {body.policy!r}; known: best, {', '.join(known)}"
-            )
-        if body.policy != "best":
-            chosen_by = "asked for"
-        elif rows.empty:
-            chosen_by = "the untuned fallback: no benchmark yet"
-        else:
-            chosen_by = "selected on the validation window by the last benchmark (cost_report)"
-        if not rows.empty:
-            params = json.loads(rows.loc[rows["policy"] == name, "params"].iloc[0])
-        rules = ScalingRules(**params.pop("rules"))
-        policy = policies.build(name, params)
+        try:
+            choice = resolve_policy(report, body.setting, body.policy)
+        except UnknownPolicy as error:
+            raise HTTPException(422, str(error)) from None
+        name, params, rules, chosen_by = choice.name, choice.params, choice.rules, choice.chosen_by
+        policy = choice.build()
         policy.reset()
         policy.set_state(body.state.policy)
         loads = np.asarray(body.predicted_load[: rules.boot + 1], float)
@@ -383,17 +366,10 @@ def create_app(duckdb_path: Path | None = None) -> FastAPI:
 
 
 def _champion(con) -> dict | None:
-    """The 5-minute champion's registry name and version, from model_metrics (None before a
-    benchmark that registered one)."""
-    try:
-        rows = warehouse.read(
-            con,
-            f"SELECT model, champion_version FROM {SCHEMA}.model_metrics WHERE granularity = '5m' "
-            "AND protocol = 'day_ahead' AND selected AND champion_version IS NOT NULL",
-        )
-    except warehouse.MissingTable:
-        return None
-    if rows.empty:
+    """The 5-minute champion's registry name and version, from model_metrics' selected
+    day-ahead row (None before a benchmark that registered one)."""
+    rows = selected_row(con)
+    if rows.empty or "champion_version" not in rows or rows["champion_version"].isna().all():
         return None
     return {
         "registered_model": "nasa_autoscale_5m",

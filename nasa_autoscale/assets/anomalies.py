@@ -1,21 +1,19 @@
 """Anomalies group: anomalies_5m, its evaluation against the special events, and the report."""
 
 import dagster as dg
-import pandas as pd
 
 from nasa_autoscale.anomalies import benchmark
 from nasa_autoscale.anomalies.detect import detect_anomalies
 from nasa_autoscale.anomalies.evaluate import evaluate
 from nasa_autoscale.anomalies.report import write_injection_report, write_report
-from nasa_autoscale.anomalies.residual import ResidualDetector
-from nasa_autoscale.assets.common import figure, preview
+from nasa_autoscale.anomalies.residual import fit_detector
+from nasa_autoscale.assets.common import figure, history_too_short, preview
 from nasa_autoscale.assets.features import special_events
-from nasa_autoscale.features.events import load_events
-from nasa_autoscale.forecasting.next import choose, selected_row
-from nasa_autoscale.forecasting.protocols import Calendar
+from nasa_autoscale.features.events import read_events
+from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
-from nasa_autoscale.warehouse import data_source, empty_frame, replace_table
+from nasa_autoscale.warehouse import data_source, replace_table
 
 GROUP = "anomalies"
 
@@ -32,10 +30,10 @@ GROUP = "anomalies"
 )
 def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
     config = settings.get()
-    events = load_events(config.events_path)
     with warehouse.connect() as con:
         source = data_source(con)
-        traffic = whole_days(con, 5)
+        traffic = whole_days(con, 5, detail=False)
+        events = read_events(con)
     anomalies = detect_anomalies(traffic, 5)
     with warehouse.connect() as con:
         rows = replace_table(con, "anomalies_5m", anomalies)
@@ -55,18 +53,33 @@ def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
-    deps=["traffic_5m", "model_metrics", special_events],
-    group_name=GROUP,
-    description=(
-        "What the anomaly flags are worth: spikes, dips, level shifts and outages of known size "
-        "injected into seeded copies of the validation and test windows; per method (3-sigma, "
-        "IsolationForest, both, the selected one-step model's calibrated residual) the alarms "
-        "a day on clean traffic and the recall by kind and size; the method to trust chosen on "
-        "validation (selected), and its spike flags on the real validation and test windows "
-        "(anomaly_flags, what the anomaly guard policy reacts to). Writes "
-        "reports/anomaly_injection.md."
-    ),
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "anomaly_injection",
+            deps=["traffic_5m", "traffic_1m", "model_metrics", special_events],
+            group_name=GROUP,
+            description=(
+                "What the anomaly flags are worth: spikes, dips, level shifts and outages of "
+                "known size injected into seeded copies of the validation and test windows; per "
+                "method (3-sigma, IsolationForest, both, the selected one-step model's calibrated "
+                "residual) the alarms a day on clean traffic and the recall by kind and size; "
+                "the method to trust chosen on validation (selected). Writes "
+                "reports/anomaly_injection.md."
+            ),
+        ),
+        dg.AssetSpec(
+            "anomaly_flags",
+            deps=["traffic_5m", "traffic_1m", "model_metrics", special_events],
+            group_name=GROUP,
+            description=(
+                "The spike flags of the detector anomaly_injection chose on validation, on the "
+                "real validation and test windows: what the anomaly guard policy reacts to. "
+                "Empty while the history is too short (then the guard reads anomalies_5m's "
+                "3-sigma spikes)."
+            ),
+        ),
+    ],
 )
 def anomaly_injection(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
@@ -76,34 +89,35 @@ def anomaly_injection(
         source = data_source(con)
         traffic = whole_days(con, 5)
         selected = selected_row(con, "one_step")
+        events = read_events(con)
     indexed = traffic.set_index("bucket_start")
-    calendar = Calendar.of(indexed, config.test_days, config.validation_days)
+    calendar = config.calendar(indexed)
     if not calendar.enough:  # empty tables: no flags of an earlier history stay behind
-        context.log.warning(f"not evaluated: {calendar.shortfall()}")
-        with warehouse.connect() as con:
-            replace_table(con, "anomaly_injection", empty_frame(benchmark.COLUMNS))
-            replace_table(con, "anomaly_flags", empty_frame(benchmark.FLAG_COLUMNS))
-        return dg.MaterializeResult(metadata={"skipped": calendar.shortfall()})
-    residual = None
-    if len(selected):  # the selected one-step model, fitted before the validation window
-        choice = choose(selected, calendar)
-        model = choice.build(5, calendar.validation_start - pd.Timedelta(minutes=5))
-        model.fit(
-            indexed[indexed.index < calendar.validation_start], 5, load_events(config.events_path)
-        )
-        residual = ResidualDetector(model, choice.calibration)
+        tables = {"anomaly_injection": benchmark.COLUMNS, "anomaly_flags": benchmark.FLAG_COLUMNS}
+        yield from history_too_short(context, warehouse, tables, source, calendar.shortfall())
+        return
+    residual = fit_detector(selected, indexed, calendar, events)
     table, chosen = benchmark.run(traffic, calendar.windows(), residual, progress=context.log.info)
     flags = benchmark.spike_flags(traffic, calendar.windows(), chosen["method"], residual)
     with warehouse.connect() as con:
         replace_table(con, "anomaly_injection", table)
         replace_table(con, "anomaly_flags", flags)
     report = write_injection_report(table, chosen, source, config.reports_dir)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="anomaly_injection",
         metadata={
             "data_source": source,
             "dagster/row_count": len(table),
-            "spikes_flagged": int(flags["spike"].sum()),
             "report": str(report),
             **chosen,
-        }
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="anomaly_flags",
+        metadata={
+            "data_source": source,
+            "dagster/row_count": len(flags),
+            "method": chosen["method"],
+            "spikes_flagged": int(flags["spike"].sum()),
+        },
     )

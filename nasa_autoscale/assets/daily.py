@@ -3,19 +3,19 @@
 (forecast_scores, with a drift check against the benchmark)."""
 
 import datetime as dt
+import warnings
 
 import dagster as dg
 import pandas as pd
 
 from nasa_autoscale.assets.common import preview
-from nasa_autoscale.features.events import load_events
+from nasa_autoscale.features.events import read_events
 from nasa_autoscale.forecasting import deploy
 from nasa_autoscale.forecasting.next import (
     HistoryTooShort,
     NoSelectedModel,
     selected_row,
 )
-from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.partitions import daily_partitions, partition_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
@@ -23,6 +23,9 @@ from nasa_autoscale.scaling import plan
 from nasa_autoscale.warehouse import SCHEMA, MissingTable, read, replace_range, transaction
 
 GROUP = "daily"
+# A single-run backfill is what these assets need; Dagster marks the parameter beta and warns in
+# every process that loads the definitions (each step of a multiprocess run): once is enough.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -48,7 +51,7 @@ def _append(con, table: str, column: str, low, high, frame: pd.DataFrame) -> Non
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=["traffic_5m", "model_metrics"],
+    deps=["traffic_5m", "traffic_1m", "model_metrics", "special_events"],
     group_name=GROUP,
     backfill_policy=dg.BackfillPolicy.single_run(),
     description=(
@@ -71,14 +74,14 @@ def daily_forecasts(
     try:
         with warehouse.connect() as con:
             traffic = whole_days(con, 5).set_index("bucket_start")
-            calendar = Calendar.of(traffic, config.test_days, config.validation_days)
+            events = read_events(con)
+            calendar = config.calendar(traffic)
             choice = deployed_choice(con, calendar, mlflow.tracking_uri, context.log.warning)
     except NoSelectedModel as error:
         raise dg.Failure(str(error)) from None
     except HistoryTooShort as error:  # a new site's first day: nothing to forecast from yet
         context.log.warning(f"no forecast made: {error}")
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": str(error)})
-    events = load_events(config.events_path)
     anchor = dt.date.fromisoformat(config.start_date)
     frames = []
     for day in _days(first, last):
@@ -114,7 +117,7 @@ def _figures(row: pd.Series) -> dict:
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=["traffic_5m", "daily_forecasts", "cost_report"],
+    deps=["traffic_5m", "daily_forecasts", "cost_report", "model_metrics"],
     group_name=GROUP,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
@@ -136,7 +139,7 @@ def _figures(row: pd.Series) -> dict:
 def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     first, last = partition_days(context)
     with warehouse.connect() as con:
-        traffic = whole_days(con, 5).set_index("bucket_start")
+        traffic = whole_days(con, 5, detail=False).set_index("bucket_start")
         forecasts = read(
             con,
             f"SELECT * FROM {SCHEMA}.daily_forecasts WHERE day BETWEEN ? AND ? ORDER BY day, step",

@@ -5,7 +5,7 @@ import dagster as dg
 from nasa_autoscale.assets.common import preview
 from nasa_autoscale.features.build import build_features, feature_names
 from nasa_autoscale.features.checks import lag_check
-from nasa_autoscale.features.events import load_events
+from nasa_autoscale.features.events import load_events, read_events
 from nasa_autoscale.ingest.traffic import GRANULARITIES, local_buckets
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import data_source, replace_table
@@ -53,10 +53,10 @@ def special_events(warehouse: WarehouseResource, settings: SettingsResource):
         for name, minutes in GRANULARITIES.items()
     ],
 )
-def feature_tables(warehouse: WarehouseResource, settings: SettingsResource):
-    events = load_events(settings.get().events_path)
+def feature_tables(warehouse: WarehouseResource):
     with warehouse.connect() as con:
         source = data_source(con)
+        events = read_events(con)
         for name, minutes in GRANULARITIES.items():
             table = f"features_{name}"
             buckets = local_buckets(con, minutes)  # one row per local time, as the models read

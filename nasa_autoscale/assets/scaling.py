@@ -5,18 +5,14 @@ import json
 import time
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
-from nasa_autoscale.assets.common import figure, preview
+from nasa_autoscale.assets.common import figure, history_too_short, preview
 from nasa_autoscale.assets.features import special_events
-from nasa_autoscale.features.events import load_events
-from nasa_autoscale.forecasting.protocols import Calendar
-from nasa_autoscale.forecasting.registry import tuned_params
+from nasa_autoscale.features.events import read_events
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
-from nasa_autoscale.scaling.forecasts import COLUMNS, WINDOW_NAMES, fit_and_forecast
+from nasa_autoscale.scaling.forecasts import COLUMNS, build_scaling_forecasts, tuned_lightgbm
 from nasa_autoscale.scaling.recommend import recommend
 from nasa_autoscale.scaling.report import target_lines, write_report, write_robustness_report
 from nasa_autoscale.scaling.sweep import (
@@ -28,43 +24,37 @@ from nasa_autoscale.scaling.sweep import (
     robustness,
     run_sweep,
 )
-from nasa_autoscale.warehouse import SCHEMA, data_source, empty_frame, read, replace_table
+from nasa_autoscale.warehouse import SCHEMA, data_source, read, replace_table
+from nasa_autoscale.yardsticks import yardsticks_for
 
 GROUP = "scaling"
-# what every sweep reads (anomaly_injection: the spike flags of the detector chosen on validation)
-SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "anomaly_injection", "traffic_5m"]
-
-
-def _tuned_lightgbm(con) -> dict:
-    """The LightGBM leaves tuning chose for 5 minutes (model_metrics.params), if any."""
-    rows = con.execute(
-        f"SELECT params FROM {SCHEMA}.model_metrics WHERE model = 'lightgbm_direct' "
-        "AND granularity = '5m' AND params IS NOT NULL LIMIT 1"
-    ).fetchall()
-    return tuned_params("lightgbm_direct", json.loads(rows[0][0]) if rows else {})
+# what every sweep reads (sweep.load_inputs): the spike flags of the detector chosen on
+# validation (anomaly_flags), else anomalies_5m's 3-sigma spikes
+SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "anomaly_flags", "traffic_5m"]
+DEPLOYMENT_INPUTS = [*SWEEP_INPUTS, "cost_report", "forecast_next"]
 
 
 def _sweep_inputs(warehouse: WarehouseResource, config):
-    """(data source, (requests, scaling forecasts, anomaly flags), calendar) for a sweep."""
+    """(data source, yardsticks, (requests, scaling forecasts, anomaly flags), calendar)."""
     with warehouse.connect() as con:
-        source = data_source(con)
+        source, yardsticks = data_source(con), yardsticks_for(con)
         inputs = load_inputs(con)
-    return source, inputs, Calendar.of(inputs[0], config.test_days, config.validation_days)
+    return source, yardsticks, inputs, config.calendar(inputs[0])
 
 
-def _deployment_inputs(warehouse: WarehouseResource):
-    """(data source, sweep inputs, cost_report, forecast_next): what the recommendation and the
-    provisioning plan read."""
+def _deployment_inputs(warehouse: WarehouseResource, config):
+    """(data source, sweep inputs, cost_report, forecast_next, calendar): what the
+    recommendation and the provisioning plan read."""
     with warehouse.connect() as con:
         source = data_source(con)
         inputs = load_inputs(con)
         cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
         upcoming = read(con, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
-    return source, inputs, cost_report, upcoming
+    return source, inputs, cost_report, upcoming, config.calendar(inputs[0])
 
 
 @dg.asset(
-    deps=["traffic_5m", special_events, "model_metrics"],
+    deps=["traffic_5m", "traffic_1m", special_events, "model_metrics"],
     group_name=GROUP,
     description=(
         "The forecasts the predictive policies act on: LightGBM direct, an origin at every "
@@ -81,43 +71,25 @@ def scaling_forecasts(
     settings: SettingsResource,
 ):
     config = settings.get()
-    events = load_events(config.events_path)
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
-        params = _tuned_lightgbm(con)
-    calendar = Calendar.of(traffic, config.test_days, config.validation_days)
+        events = read_events(con)
+        params = tuned_lightgbm(con)
+    calendar = config.calendar(traffic)
     if not calendar.enough:
-        context.log.warning(f"scaling forecasts skipped: {calendar.shortfall()}")
-        with warehouse.connect() as con:
-            replace_table(con, "scaling_forecasts", empty_frame([*COLUMNS, "mlflow_run_id"]))
-        return dg.MaterializeResult(
-            metadata={
-                "data_source": source,
-                "dagster/row_count": 0,
-                "skipped": calendar.shortfall(),
-            }
-        )
-    frames, run_ids = [], {}
-    for window in WINDOW_NAMES:
-        started = time.perf_counter()
-        model, forecast = fit_and_forecast(traffic, 5, events, forecast_steps() - 1, window, params)
-        elapsed = time.perf_counter() - started
-        actual = traffic["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
-        rmse = float(np.sqrt(np.nanmean((forecast["yhat"].to_numpy() - actual) ** 2)))
-        context.log.info(
-            f"scaling forecasts, {window}: fitted and predicted in {elapsed:.1f} s, RMSE {rmse:.1f}"
-        )
-        run_ids[window] = mlflow.log_run(
-            f"scaling_lightgbm_{window}",
-            {**model.params(), "window": window, "granularity": "5m"},
-            {"rmse": rmse, "total_s": elapsed},
-            model.artifacts(),
-            {"dagster_run_id": context.run.run_id, "data_source": source, "purpose": "scaling"},
-        )
-        forecast["mlflow_run_id"] = run_ids[window]
-        frames.append(forecast)
-    forecasts = pd.concat(frames, ignore_index=True)
+        tables = {"scaling_forecasts": [*COLUMNS, "mlflow_run_id"]}
+        return history_too_short(context, warehouse, tables, source, calendar.shortfall())[0]
+    forecasts, run_ids = build_scaling_forecasts(
+        traffic,
+        events,
+        calendar,
+        forecast_steps() - 1,
+        params,
+        mlflow,
+        {"dagster_run_id": context.run.run_id, "data_source": source},
+        context.log.info,
+    )
     with warehouse.connect() as con:
         rows = replace_table(con, "scaling_forecasts", forecasts)
     return dg.MaterializeResult(
@@ -158,32 +130,23 @@ def policy_sweep(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
 ):
     config = settings.get()
-    source, (requests, forecasts, anomalies), calendar = _sweep_inputs(warehouse, config)
+    source, yardsticks, (requests, forecasts, anomalies), calendar = _sweep_inputs(
+        warehouse, config
+    )
     if not calendar.enough:
-        context.log.warning(f"policy sweep skipped: {calendar.shortfall()}")
-        with warehouse.connect() as con:
-            replace_table(con, "scaling_decisions", empty_frame(DECISION_COLUMNS))
-            replace_table(con, "cost_report", empty_frame(REPORT_COLUMNS))
-        for key in ("scaling_decisions", "cost_report"):
-            yield dg.MaterializeResult(
-                asset_key=key,
-                metadata={
-                    "data_source": source,
-                    "dagster/row_count": 0,
-                    "skipped": calendar.shortfall(),
-                },
-            )
+        tables = {"scaling_decisions": DECISION_COLUMNS, "cost_report": REPORT_COLUMNS}
+        yield from history_too_short(context, warehouse, tables, source, calendar.shortfall())
         return
     started = time.perf_counter()
     decisions, cost_report, tuning, _ = run_sweep(
-        requests, forecasts, anomalies, progress=context.log.info
+        requests, forecasts, anomalies, calendar, progress=context.log.info
     )
     elapsed = time.perf_counter() - started
     with warehouse.connect() as con:
         replace_table(con, "scaling_decisions", decisions)
         replace_table(con, "cost_report", cost_report)
     report = write_report(
-        cost_report, tuning, {"sweep_s": elapsed}, source, config.reports_dir, calendar
+        cost_report, tuning, {"sweep_s": elapsed}, source, config.reports_dir, calendar, yardsticks
     )
     yield dg.MaterializeResult(
         asset_key="scaling_decisions",
@@ -202,7 +165,9 @@ def policy_sweep(
             "data_source": source,
             "dagster/row_count": len(cost_report),
             "report": str(report),
-            "targets": dg.MetadataValue.md("\n".join(target_lines(cost_report))),
+            "targets": dg.MetadataValue.md(
+                "\n".join(target_lines(cost_report, yardsticks and yardsticks.cost_targets_pct))
+            ),
             "cost_report": preview(shown, rows=len(shown)),
             "figure": figure(report.parent / "figures" / "cost_pareto.png"),
         },
@@ -210,7 +175,7 @@ def policy_sweep(
 
 
 @dg.asset(
-    deps=[scaling_forecasts, "anomalies_5m", "traffic_5m"],
+    deps=SWEEP_INPUTS,
     group_name=GROUP,
     description=(
         "Per capacity (20 / 40 / 100 requests per server) x boot delay (2 / 5 / 10 min), the "
@@ -224,19 +189,12 @@ def cost_robustness(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
 ):
     config = settings.get()
-    source, (requests, forecasts, anomalies), calendar = _sweep_inputs(warehouse, config)
+    source, _, (requests, forecasts, anomalies), calendar = _sweep_inputs(warehouse, config)
     if not calendar.enough:
-        with warehouse.connect() as con:
-            replace_table(con, "cost_robustness", empty_frame(ROBUSTNESS_COLUMNS))
-        return dg.MaterializeResult(
-            metadata={
-                "data_source": source,
-                "dagster/row_count": 0,
-                "skipped": calendar.shortfall(),
-            }
-        )
+        tables = {"cost_robustness": ROBUSTNESS_COLUMNS}
+        return history_too_short(context, warehouse, tables, source, calendar.shortfall())[0]
     started = time.perf_counter()
-    cells = robustness(requests, forecasts, anomalies, progress=context.log.info)
+    cells = robustness(requests, forecasts, anomalies, calendar, progress=context.log.info)
     elapsed = time.perf_counter() - started
     with warehouse.connect() as con:
         replace_table(con, "cost_robustness", cells)
@@ -256,7 +214,7 @@ def cost_robustness(
 
 
 @dg.asset(
-    deps=["cost_report", "forecast_next"],
+    deps=DEPLOYMENT_INPUTS,
     group_name=GROUP,
     description=(
         "Per setting: the server count for the first bucket after the data ends, from the policy "
@@ -264,10 +222,12 @@ def cost_robustness(
         "with a short history (no cost report), the untuned predictive policy on forecast_next."
     ),
 )
-def recommendation(warehouse: WarehouseResource):
-    source, (requests, forecasts, anomalies), cost_report, upcoming = _deployment_inputs(warehouse)
+def recommendation(warehouse: WarehouseResource, settings: SettingsResource):
+    source, (requests, forecasts, anomalies), cost_report, upcoming, calendar = _deployment_inputs(
+        warehouse, settings.get()
+    )
     try:
-        table = recommend(requests, forecasts, anomalies, cost_report, upcoming)
+        table = recommend(requests, forecasts, anomalies, cost_report, upcoming, calendar)
     except ValueError as error:
         raise dg.Failure(str(error)) from None
     table["data_source"] = source
@@ -283,7 +243,7 @@ def recommendation(warehouse: WarehouseResource):
 
 
 @dg.asset(
-    deps=["cost_report", "forecast_next", *SWEEP_INPUTS],
+    deps=DEPLOYMENT_INPUTS,
     group_name=GROUP,
     description=(
         "Per setting: servers per 5-minute bucket for the day forecast_next covers, from the "
@@ -291,11 +251,13 @@ def recommendation(warehouse: WarehouseResource):
         "bucket is the recommendation), the expected cost and the times to scale."
     ),
 )
-def provisioning_plan(warehouse: WarehouseResource):
-    source, (requests, forecasts, anomalies), cost_report, upcoming = _deployment_inputs(warehouse)
+def provisioning_plan(warehouse: WarehouseResource, settings: SettingsResource):
+    source, (requests, forecasts, anomalies), cost_report, upcoming, calendar = _deployment_inputs(
+        warehouse, settings.get()
+    )
     try:
         table, summaries = plan.provisioning_plan(
-            requests, forecasts, anomalies, cost_report, upcoming
+            requests, forecasts, anomalies, cost_report, upcoming, calendar
         )
     except ValueError as error:
         raise dg.Failure(str(error)) from None

@@ -14,10 +14,10 @@ import sys
 import time
 
 from nasa_autoscale import warehouse
-from nasa_autoscale.features.events import load_events
+from nasa_autoscale.features.events import read_events
 from nasa_autoscale.forecasting.benchmark import run_granularity
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
-from nasa_autoscale.settings import Settings
+from nasa_autoscale.settings import current
 
 TARGET_SECONDS = 180.0
 
@@ -27,12 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--granularity", default="5m", choices=sorted(GRANULARITIES))
     args = parser.parse_args(argv)
     minutes = GRANULARITIES[args.granularity]
-    settings = Settings.from_env()
-    con = warehouse.connect(settings.duckdb_path, read_only=True)
-    traffic = whole_days(con, minutes).set_index("bucket_start")
-    con.close()
+    settings = current()
+    with warehouse.reading(settings.duckdb_path) as con:
+        traffic = whole_days(con, minutes).set_index("bucket_start")
+        events = read_events(con)
     started = time.perf_counter()
-    _, metrics, timings = run_granularity(traffic, args.granularity, minutes, load_events())
+    _, metrics, timings = run_granularity(
+        traffic, args.granularity, minutes, events, settings.calendar(traffic)
+    )
     wall = time.perf_counter() - started
     timings = timings.sort_values("total_s", ascending=False)
     report = {

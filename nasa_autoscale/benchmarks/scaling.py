@@ -22,7 +22,7 @@ from nasa_autoscale.scaling.sweep import (
     robustness,
     run_sweep,
 )
-from nasa_autoscale.settings import Settings
+from nasa_autoscale.settings import current
 
 TARGET_SECONDS = 60.0
 
@@ -30,24 +30,25 @@ TARGET_SECONDS = 60.0
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    settings = Settings.from_env()
+    settings = current()
     try:
         with warehouse.reading(settings.duckdb_path) as con:
             requests, forecasts, anomalies = load_inputs(con)
     except warehouse.WarehouseError as error:
         print(f"cannot read the scaling inputs: {error}", file=sys.stderr)
         return 1
+    calendar = settings.calendar(requests)
     started = time.perf_counter()
-    _, report, _, _ = run_sweep(requests, forecasts, anomalies)
+    _, report, _, _ = run_sweep(requests, forecasts, anomalies, calendar)
     wall = time.perf_counter() - started
     optimum_s = {}
     for name, rules in SCENARIOS.items():  # the optimum alone, for the record
-        window = make_window("test", requests, forecasts, anomalies, rules)
+        window = make_window("test", requests, forecasts, anomalies, rules, calendar)
         begun = time.perf_counter()
         optimal_provisioning(window.demand, rules)
         optimum_s[name] = round(time.perf_counter() - begun, 2)
     begun = time.perf_counter()
-    cells = robustness(requests, forecasts, anomalies, progress=lambda _: None)
+    cells = robustness(requests, forecasts, anomalies, calendar, progress=lambda _: None)
     robustness_s = time.perf_counter() - begun
     table = report[["setting", "policy", "cost", "pct_above_optimal", "dropped_fraction"]]
     result = {

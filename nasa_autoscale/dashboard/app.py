@@ -18,7 +18,8 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from nasa_autoscale import warehouse
-from nasa_autoscale.forecasting.protocols import PROTOCOLS, Calendar  # noqa: E402
+from nasa_autoscale.forecasting.next import selected_row  # noqa: E402
+from nasa_autoscale.forecasting.protocols import PROTOCOLS  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
 from nasa_autoscale.scaling.plan import PLAN_SETTING  # noqa: E402
@@ -29,6 +30,7 @@ from nasa_autoscale.scaling.simulator import (  # noqa: E402
     simulate,
     summarize,
 )
+from nasa_autoscale.scaling.sweep import BOUNDS  # noqa: E402
 from nasa_autoscale.settings import Settings  # noqa: E402
 from nasa_autoscale.warehouse import SCHEMA  # noqa: E402
 
@@ -42,6 +44,13 @@ def query(path: str, sql: str) -> pd.DataFrame:
     names its asset, shown as a warning."""
     with warehouse.reading(path) as con:
         return warehouse.read(con, sql)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def selected_model(path: str) -> pd.Series:
+    """The model selected on the validation window for 5-minute day-ahead forecasts."""
+    with warehouse.reading(path) as con:
+        return selected_row(con)["model"]
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -62,7 +71,8 @@ def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         freq=step,
     )
     series = requests.drop_duplicates("bucket_start").set_index("bucket_start")["requests"]
-    calendar = Calendar.of(series.reindex(grid).astype(float))
+    # the dashboard is an entry point: each rerun reads the environment, as its start does
+    calendar = Settings.from_env().calendar(series.reindex(grid).astype(float))
     return calendar.test_start, calendar.test_end
 
 
@@ -223,11 +233,7 @@ def forecasts_page(path: str):
         path,
         f"SELECT DISTINCT model FROM {SCHEMA}.forecasts WHERE granularity = '5m' ORDER BY model",
     )["model"].tolist()
-    selected = query(
-        path,
-        f"SELECT model FROM {SCHEMA}.model_metrics WHERE granularity = '5m' "
-        "AND protocol = 'day_ahead' AND selected",
-    )["model"]
+    selected = selected_model(path)
     default = selected.iloc[0] if len(selected) and selected.iloc[0] in models else None
     left, right = st.columns(2)
     model = left.selectbox(
@@ -311,7 +317,7 @@ def scaling_page(path: str):
             "The stored forecasts reach 10 minutes ahead; for longer boot delays the "
             "predictive policies reuse the furthest forecast."
         )
-    names = [name for name in tuned if name not in ("oracle", "hindsight_optimal")]
+    names = [name for name in tuned if name not in BOUNDS]
     chosen = st.multiselect(
         "policies",
         names,

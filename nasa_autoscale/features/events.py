@@ -96,3 +96,17 @@ def load_events(path: Path | None = DEFAULT_EVENTS_PATH) -> pd.DataFrame:
         if not event.source.strip() or not event["name"].strip() or not event.kind.strip():
             raise EventsError(f"{where}: name, kind and source are required")
     return df[COLUMNS]
+
+
+def read_events(con) -> pd.DataFrame:
+    """The special_events table as the asset wrote it (load_events' frame): what every model,
+    detector and report reads, so that the CSV is read once, by its asset."""
+    from nasa_autoscale.warehouse import SCHEMA, read
+
+    events = read(con, f"SELECT {', '.join(COLUMNS)} FROM {SCHEMA}.special_events")
+    for column in COLUMNS:
+        if column in TIMES:
+            events[column] = pd.to_datetime(events[column]).astype("datetime64[ns]")
+        else:
+            events[column] = events[column].astype(object)
+    return events

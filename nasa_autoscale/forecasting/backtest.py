@@ -54,20 +54,19 @@ def run(
     traffic: pd.DataFrame,
     minutes: int,
     granularity: str,
-    protocol_names=protocols.PROTOCOLS,
-    calendar: protocols.Calendar | None = None,
+    protocol_names,
+    calendar: protocols.Calendar,
     window: str = "test",
     events: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Fit on everything before the window, forecast the window under each protocol.
 
     traffic: index bucket_start (a regular grid over train and test), traffic columns; the
-    windows are the calendar's (default: read from traffic): "test", or "validation" (the model
+    windows are the calendar's: "test", or "validation" (the model
     then never sees the validation window's values it predicts nor anything after them).
     events: the special events, passed to fit. Returns (forecasts with a step column, timings
     in s).
     """
-    calendar = calendar or protocols.Calendar.of(traffic)
     start, end = calendar.windows()[window]
     started = time.perf_counter()
     model.fit(traffic[traffic.index < start], minutes, events)
@@ -90,10 +89,9 @@ def score_all(
     forecasts: pd.DataFrame,
     traffic: pd.DataFrame,
     minutes: int,
-    calendar: protocols.Calendar | None = None,
+    calendar: protocols.Calendar,
 ) -> pd.DataFrame:
     """model_metrics rows: one per model x granularity x protocol."""
-    calendar = calendar or protocols.Calendar.of(traffic)
     train = traffic.loc[traffic.index < calendar.test_start, "requests"].astype(float)
     scale = metrics.seasonal_naive_scale(train, 24 * 60 // minutes)
     actuals = traffic["requests"].astype(float)

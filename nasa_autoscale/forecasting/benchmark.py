@@ -36,16 +36,6 @@ from nasa_autoscale.forecasting.registry import (
     WEIGHTED_MEMBERS,
 )
 
-# The original project's published 5-minute one-shot figures (RMSE), for comparison only.
-ORIGINAL_FIGURES = {
-    "prophet (original, best run)": 83.26,
-    "prophet (original, README)": 139.19,
-    "sarima (original)": 150.37,
-    "lightgbm recursive (original)": 236.35,
-}
-TARGETS_5M = {"one_shot": 70.0, "day_ahead": 60.0, "hour_ahead": 47.0, "one_step": 40.0}
-TARGETS_ONE_STEP = {"1m": 12.5, "15m": 105.0}
-
 
 def tune(
     traffic: pd.DataFrame, minutes: int, events: pd.DataFrame, calendar: protocols.Calendar
@@ -196,18 +186,17 @@ def run_granularity(
     granularity: str,
     minutes: int,
     events: pd.DataFrame,
+    calendar: protocols.Calendar,
     progress: Callable[[str], None] = print,
     on_model: Callable[[Forecaster, pd.DataFrame, dict], None] | None = None,
-    calendar: protocols.Calendar | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(forecasts, model_metrics, timings) for one granularity; on_model(model, metrics with the
     calibration, timings) is called after each model (the MLflow logging hook); calendar: the
-    windows (default: read from the traffic with the process's settings).
+    windows (Settings.calendar).
 
     Every model runs twice: fitted before the test window and forecasting it (what is scored),
     and fitted before the validation window and forecasting that (what chooses the selected
     model and calibrates the intervals)."""
-    calendar = calendar or protocols.Calendar.of(traffic)
     actuals = traffic["requests"].astype(float)
     if not traffic.index.is_unique:  # (also builds its lookup table before the threads below)
         raise ValueError("traffic has a bucket_start more than once: one row per bucket")

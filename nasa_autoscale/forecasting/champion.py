@@ -164,21 +164,11 @@ def deployed_choice(con, calendar, tracking_uri: str, log=print) -> Choice:
     model_metrics' row itself (next.choose: a benchmark without a registry, a hand-made row,
     or the seasonal-naive fallback of a short history)."""
     from nasa_autoscale.forecasting.next import choose, selected_row
-    from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
-    choice = choose(selected_row(con), calendar)
-    try:
-        rows = read(
-            con,
-            f"SELECT mlflow_run_id, champion_version FROM {SCHEMA}.model_metrics "
-            "WHERE granularity = '5m' AND protocol = ? AND selected AND champion_version "
-            "IS NOT NULL",
-            [DEPLOYED_PROTOCOL],
-        )
-    except MissingTable:  # a benchmark of an older version: no registry yet
-        return choice
-    if rows.empty:
-        return choice
+    rows = selected_row(con, DEPLOYED_PROTOCOL)
+    choice = choose(rows, calendar)
+    if "champion_version" not in rows or rows["champion_version"].isna().all():
+        return choice  # no benchmark, or one of an older version: no registry yet
     mlflow.set_tracking_uri(tracking_uri)
     try:
         loaded = load("5m")

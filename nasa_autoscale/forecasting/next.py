@@ -13,23 +13,26 @@ from nasa_autoscale.forecasting.backtest import horizon_ladder
 from nasa_autoscale.forecasting.calibrate import Calibration
 from nasa_autoscale.forecasting.models import Forecaster
 
+SELECTED_COLUMNS = ["model", "validation_rmse", "rmse", "params", "calibration"]
 
-def selected_row(con, protocol: str = "day_ahead") -> pd.DataFrame:
-    """model_metrics' selected 5-minute row of a protocol (default day-ahead: the deployed
-    model): model, validation_rmse, rmse, params, calibration; no rows before the first
-    benchmark."""
+
+def selected_row(con, protocol: str = "day_ahead", granularity: str = "5m") -> pd.DataFrame:
+    """model_metrics' selected row of a granularity and protocol (default 5-minute day-ahead:
+    the deployed model), every column (model, validation_rmse, rmse, params, calibration,
+    mlflow_run_id, champion_version, ...); no rows before the first benchmark. The one reader
+    of "the selected model": forecast_next, the daily path, the residual detector, the champion,
+    the API and the dashboard."""
     from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
     try:
         return read(
             con,
-            "SELECT model, validation_rmse, rmse, params, calibration "
-            f"FROM {SCHEMA}.model_metrics "
-            "WHERE granularity = '5m' AND protocol = ? AND selected",
-            [protocol],
+            f"SELECT * FROM {SCHEMA}.model_metrics "
+            "WHERE granularity = ? AND protocol = ? AND selected",
+            [granularity, protocol],
         )
     except MissingTable:
-        return pd.DataFrame(columns=["model", "validation_rmse", "rmse", "params", "calibration"])
+        return pd.DataFrame(columns=SELECTED_COLUMNS)
 
 
 class NoSelectedModel(RuntimeError):

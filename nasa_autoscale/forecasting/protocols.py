@@ -75,22 +75,12 @@ class Calendar:
 
     @classmethod
     def of(
-        cls,
-        traffic: pd.DataFrame | pd.Series,
-        test_days: int | None = None,
-        validation_days: int | None = None,
+        cls, traffic: pd.DataFrame | pd.Series, test_days: int, validation_days: int
     ) -> Calendar:
         """The calendar of a regular grid of buckets (index bucket_start; `requests` NULL where
         missing). The last whole day is the last one whose final bucket is at or before the last
-        bucket with data. Days default to the process's settings (NASA_TEST_DAYS,
-        NASA_VALIDATION_DAYS); assets pass their `settings` resource's."""
-        if test_days is None or validation_days is None:
-            from nasa_autoscale.settings import current
-
-            settings = current()
-            test_days = settings.test_days if test_days is None else test_days
-            if validation_days is None:
-                validation_days = settings.validation_days
+        bucket with data. The day counts come from the caller (Settings.calendar): nothing here
+        reads the environment."""
         requests = traffic["requests"] if isinstance(traffic, pd.DataFrame) else traffic
         present = requests.index[requests.notna().to_numpy()]
         if len(present) == 0:

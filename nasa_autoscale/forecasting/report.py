@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from nasa_autoscale.forecasting import benchmark, protocols  # noqa: E402
+from nasa_autoscale.forecasting import protocols  # noqa: E402
+from nasa_autoscale.forecasting.metrics import interpolation_rmse  # noqa: E402
 
 INTERPOLATION_SIDE = 2  # buckets either side in the noise yardstick
 
@@ -83,11 +84,14 @@ horizons), from the fits before the test window; every feature is in the MLflow 
 """
 
 
-def _noise(metrics: pd.DataFrame, floors: dict[str, float] | None) -> str:
-    """The interpolation yardstick beside the selected one-step forecast, per granularity."""
+def _noise(metrics: pd.DataFrame, floors: dict[str, float], yardsticks) -> str:
+    """The interpolation yardstick beside the selected one-step forecast, per granularity (and
+    the site's one-step targets, where it has any)."""
     if not floors:
         return ""
-    targets = {"5m": benchmark.TARGETS_5M["one_step"], **benchmark.TARGETS_ONE_STEP}
+    targets = {}
+    if yardsticks is not None:
+        targets = {"5m": yardsticks.forecast_targets_5m["one_step"], **yardsticks.one_step_targets}
     rows = []
     for granularity, floor in floors.items():
         chosen = selected_per_protocol(metrics, granularity)
@@ -97,7 +101,7 @@ def _noise(metrics: pd.DataFrame, floors: dict[str, float] | None) -> str:
                 "granularity": granularity,
                 "interpolation RMSE (sees both sides)": floor,
                 "selected one_step test RMSE": rmse,
-                "target": targets.get(granularity, float("nan")),
+                **({"target": targets.get(granularity, float("nan"))} if targets else {}),
             }
         )
     return f"""## How much of the one-step error is noise
@@ -113,19 +117,27 @@ mean). A one-step forecast sees one side only.
 
 
 def write_reports(
-    forecasts: pd.DataFrame,
-    metrics: pd.DataFrame,
-    timings: pd.DataFrame,
-    actuals_5m: pd.Series,
+    result,
+    traffic: dict[str, pd.DataFrame],
     data_source: str,
     reports_dir: Path,
     calendar: protocols.Calendar,
-    importance: dict[str, pd.DataFrame] | None = None,
-    floors: dict[str, float] | None = None,
+    yardsticks=None,
 ) -> Path:
-    """reports/benchmark.md (and benchmark_results.csv, the figure); importance: each 5-minute
-    LightGBM's gain importance by model name (its importance()); floors: the interpolation RMSE
-    on the test window per granularity (metrics.interpolation_rmse), shown when given."""
+    """reports/benchmark.md (and benchmark_results.csv, the figure) from a benchmark's result
+    (tracking.BenchmarkResult) and the traffic it ran on (per granularity, by bucket_start):
+    each 5-minute LightGBM's gain importance, the interpolation RMSE of the test window per
+    granularity (metrics.interpolation_rmse), and the site's yardsticks (targets, the original
+    project's figures) where it has any (yardsticks.yardsticks_for)."""
+    forecasts, metrics, timings = result.forecasts, result.metrics, result.timings
+    importance = {name: table for (g, name), table in result.importance.items() if g == "5m"}
+    floors = {
+        g: interpolation_rmse(
+            traffic[g]["requests"], calendar.test_start, calendar.test_end, INTERPOLATION_SIDE
+        )
+        for g in dict.fromkeys(metrics["granularity"])
+    }
+    actuals_5m = traffic["5m"]["requests"].astype(float)
     reports_dir.mkdir(parents=True, exist_ok=True)
     metrics.to_csv(reports_dir / "benchmark_results.csv", index=False)
     best = selected_per_protocol(metrics, "5m")
@@ -147,34 +159,6 @@ def write_reports(
     coverage = table("coverage").reindex(five.index)
     uncalibrated = table("coverage_uncalibrated").reindex(five.index)
     side_by_side = coverage.round(3).astype(str) + " (" + uncalibrated.round(3).astype(str) + ")"
-    hindsight = hindsight_best(metrics, "5m")
-    targets = pd.DataFrame(
-        {
-            "protocol": list(benchmark.TARGETS_5M),
-            "target RMSE": list(benchmark.TARGETS_5M.values()),
-            "selected model": [best.at[p, "model"] for p in benchmark.TARGETS_5M],
-            "validation RMSE": [best.at[p, "validation_rmse"] for p in benchmark.TARGETS_5M],
-            "test RMSE": [best.at[p, "rmse"] for p in benchmark.TARGETS_5M],
-            "test coverage": [best.at[p, "coverage"] for p in benchmark.TARGETS_5M],
-            "hindsight best on test": [
-                f"{hindsight.at[p, 'model']} {hindsight.at[p, 'rmse']:.2f}"
-                for p in benchmark.TARGETS_5M
-            ],
-        }
-    )
-    targets["met"] = targets["test RMSE"] <= targets["target RMSE"]
-    one_step = []
-    for g, target in benchmark.TARGETS_ONE_STEP.items():
-        chosen = selected_per_protocol(metrics, g)
-        present = "one_step" in chosen.index
-        one_step.append(
-            {
-                "granularity": g,
-                "target RMSE": target,
-                "selected model": chosen.at["one_step", "model"] if present else "-",
-                "test RMSE": chosen.at["one_step", "rmse"] if present else float("nan"),
-            }
-        )
     banner = data_banner(data_source)
     text = f"""# Forecasting benchmark
 
@@ -200,16 +184,9 @@ policy scaling on their upper bound drops more than planned).
 
 {side_by_side.to_markdown()}
 
-## Targets (the selected models)
-{targets.round(3).to_markdown(index=False)}
-
-{pd.DataFrame(one_step).round(2).to_markdown(index=False)}
-
-{_noise(metrics, floors)}
-## The original project's published 5-minute one-shot figures on the NASA trace, for comparison
-{_original().to_markdown(index=False)}
-
-{_importance(importance)}## Run time (seconds)
+{_selected(metrics, yardsticks)}
+{_noise(metrics, floors, yardsticks)}
+{_original(yardsticks)}{_importance(importance)}## Run time (seconds)
 {timings.round(1).to_markdown(index=False)}
 
 ## All metrics
@@ -222,10 +199,61 @@ policy scaling on their upper bound drops more than planned).
     return path
 
 
-def _original() -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"model": k, "one_shot RMSE": v} for k, v in benchmark.ORIGINAL_FIGURES.items()]
+def _selected(metrics: pd.DataFrame, yardsticks) -> str:
+    """The selected 5-minute models per protocol beside the hindsight best; with the site's
+    targets (and whether each is met) where it has any."""
+    best, hindsight = selected_per_protocol(metrics, "5m"), hindsight_best(metrics, "5m")
+    names = [p for p in protocols.PROTOCOLS if p in best.index]
+    rows = pd.DataFrame(
+        {
+            "protocol": names,
+            "selected model": [best.at[p, "model"] for p in names],
+            "validation RMSE": [best.at[p, "validation_rmse"] for p in names],
+            "test RMSE": [best.at[p, "rmse"] for p in names],
+            "test coverage": [best.at[p, "coverage"] for p in names],
+            "hindsight best on test": [
+                f"{hindsight.at[p, 'model']} {hindsight.at[p, 'rmse']:.2f}" for p in names
+            ],
+        }
     )
+    if yardsticks is None:
+        return f"""## The selected models (5 minutes)
+{rows.round(3).to_markdown(index=False)}
+"""
+    rows.insert(1, "target RMSE", [yardsticks.forecast_targets_5m.get(p) for p in names])
+    rows["met"] = rows["test RMSE"] <= rows["target RMSE"]
+    one_step = []
+    for g, target in yardsticks.one_step_targets.items():
+        chosen = selected_per_protocol(metrics, g)
+        present = "one_step" in chosen.index
+        one_step.append(
+            {
+                "granularity": g,
+                "target RMSE": target,
+                "selected model": chosen.at["one_step", "model"] if present else "-",
+                "test RMSE": chosen.at["one_step", "rmse"] if present else float("nan"),
+            }
+        )
+    return f"""## Targets (the selected models; {yardsticks.site})
+{rows.round(3).to_markdown(index=False)}
+
+{pd.DataFrame(one_step).round(2).to_markdown(index=False)}
+"""
+
+
+def _original(yardsticks) -> str:
+    """The original project's published figures: only on the trace they were published for."""
+    if yardsticks is None or not yardsticks.original_figures:
+        return ""
+    rows = pd.DataFrame(
+        [{"model": k, "one_shot RMSE": v} for k, v in yardsticks.original_figures.items()]
+    )
+    return f"""## The original project's published 5-minute one-shot figures on the NASA trace
+For comparison only: they were not measured under this protocol.
+
+{rows.to_markdown(index=False)}
+
+"""
 
 
 def data_banner(data_source: str) -> str:

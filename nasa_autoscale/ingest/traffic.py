@@ -250,15 +250,17 @@ def _minute_detail(con: duckdb.DuckDBPyConnection, minutes: int) -> tuple[str, s
     return columns, f"LEFT JOIN {detail} USING (bucket_start)"
 
 
-def whole_days(con: duckdb.DuckDBPyConnection, minutes: int) -> pd.DataFrame:
+def whole_days(con: duckdb.DuckDBPyConnection, minutes: int, detail: bool = True) -> pd.DataFrame:
     """traffic_<minutes>m from its first to its last day, days never ingested filled in as
     missing, ordered: a regular grid of local wall-clock times for readers that count in buckets.
-    Coarser than a minute, each bucket also carries its MINUTE_DETAIL.
+    Coarser than a minute, each bucket also carries its MINUTE_DETAIL (read from traffic_1m, so
+    its readers declare that table); detail=False leaves it out for readers of the totals.
 
     Under daylight saving the local clock skips an hour (its buckets are missing here) and repeats
     one (the second pass is left out here; traffic_* keep both)."""
     once = local_buckets(con, minutes)
-    detail_columns, detail_join = _minute_detail(con, minutes) if minutes > 1 else ("", "")
+    with_detail = detail and minutes > 1
+    detail_columns, detail_join = _minute_detail(con, minutes) if with_detail else ("", "")
     return con.sql(
         f"""
         WITH span AS (

@@ -14,13 +14,10 @@ against the day's demand and the day's hindsight optimum under the same rules.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from nasa_autoscale.scaling.policies import build
-from nasa_autoscale.scaling.recommend import FALLBACK_PARAMS, FALLBACK_POLICY, fleet_for
+from nasa_autoscale.scaling.recommend import fleet_for, resolve_policy
 from nasa_autoscale.scaling.simulator import (
     ScalingRules,
     cost,
@@ -30,7 +27,7 @@ from nasa_autoscale.scaling.simulator import (
     simulate,
     summarize,
 )
-from nasa_autoscale.scaling.sweep import SCENARIOS, best_policy, make_window
+from nasa_autoscale.scaling.sweep import SCENARIOS, make_window
 
 COLUMNS = [
     "setting",
@@ -62,18 +59,6 @@ def _actions(servers: np.ndarray, before: int) -> list[str]:
     ]
 
 
-def deployed_policy(cost_report: pd.DataFrame, setting: str) -> tuple[str, dict]:
-    """(name, params) of the policy selected on the validation window for `setting`; the untuned
-    predictive policy without a cost report."""
-    if cost_report.empty:
-        return FALLBACK_POLICY, dict(FALLBACK_PARAMS)
-    name = best_policy(cost_report, setting)
-    row = cost_report[(cost_report["setting"] == setting) & (cost_report["policy"] == name)]
-    params = json.loads(row["params"].iloc[0])
-    params.pop("rules", None)
-    return name, params
-
-
 def plan_setting(
     setting: str,
     rules: ScalingRules,
@@ -82,19 +67,22 @@ def plan_setting(
     anomalies: pd.DataFrame,
     cost_report: pd.DataFrame,
     upcoming: pd.DataFrame,
+    calendar,
 ) -> tuple[pd.DataFrame, dict]:
-    """(plan rows, summary) for one scenario."""
+    """(plan rows, summary) for one scenario; the policy's state from the calendar's test
+    window."""
     ahead = forward_forecasts(upcoming, rules.boot + 1)
     expected = upcoming["yhat"].to_numpy(float)
-    name, params = deployed_policy(cost_report, setting)
-    if cost_report.empty:  # a short history: the untuned policy from the fleet now
+    choice = resolve_policy(cost_report, setting)
+    name = choice.name
+    if not choice.tuned:  # a short history: the untuned policy from the fleet now
         before = fleet_for(requests, rules)
-        outcome = simulate(expected, build(name, params), rules, ahead, initial=before)
+        outcome = simulate(expected, choice.build(), rules, ahead, initial=before)
     else:
-        test = make_window("test", requests, scaling_forecasts, anomalies, rules)
+        test = make_window("test", requests, scaling_forecasts, anomalies, rules, calendar)
         outcome = simulate(
             np.concatenate([test.demand, expected]),
-            build(name, params),
+            choice.build(),
             rules,
             np.concatenate([test.forecasts, ahead]),
             np.concatenate([test.flags, np.zeros(len(expected), bool)]),
@@ -134,6 +122,7 @@ def provisioning_plan(
     anomalies: pd.DataFrame,
     cost_report: pd.DataFrame,
     upcoming: pd.DataFrame,
+    calendar,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """(plan rows of every scenario, a summary per scenario)."""
     if upcoming.empty:
@@ -141,7 +130,7 @@ def provisioning_plan(
     plans, summaries = [], []
     for setting, rules in SCENARIOS.items():
         plan, summary = plan_setting(
-            setting, rules, requests, scaling_forecasts, anomalies, cost_report, upcoming
+            setting, rules, requests, scaling_forecasts, anomalies, cost_report, upcoming, calendar
         )
         plans.append(plan)
         summaries.append(summary)
@@ -164,10 +153,11 @@ def score_plan(
     rules = SCENARIOS[setting]
     buckets = pd.DatetimeIndex(forecast["bucket_start"])
     before = fleet_for(requests[requests.index < buckets[0]], rules)
-    name, params = deployed_policy(cost_report, setting)
+    choice = resolve_policy(cost_report, setting)
+    name = choice.name
     ahead = forward_forecasts(forecast, rules.boot + 1)
     planned = simulate(
-        forecast["yhat"].to_numpy(float), build(name, params), rules, ahead, initial=before
+        forecast["yhat"].to_numpy(float), choice.build(), rules, ahead, initial=before
     )["provisioned"].to_numpy(np.int64)
     demand = requests.reindex(buckets).to_numpy(float)
     outcome = summarize(execute(planned, demand, rules, before), rules, before)

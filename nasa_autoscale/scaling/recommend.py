@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,65 @@ def next_servers(
 
 # Untuned: used only while the history is too short for the sweep (recommendation and API alike).
 FALLBACK_POLICY, FALLBACK_PARAMS = "predictive", {"quantile": 0.9}
+BEST = "best"  # ask for the policy selected on the validation window
+
+
+class UnknownPolicy(ValueError):
+    """A policy or setting the cost report does not hold; the message lists the known ones."""
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    """The policy to act on for a setting, with its parameters, its rules and why."""
+
+    setting: str
+    name: str
+    params: dict  # the policy's own parameters (the rules apart)
+    rules: ScalingRules
+    chosen_by: str
+    tuned: bool  # False: the untuned fallback of a short history
+
+    def build(self):
+        from nasa_autoscale.scaling.policies import build
+
+        return build(self.name, self.params)
+
+
+def resolve_policy(cost_report: pd.DataFrame, setting: str, asked: str = BEST) -> PolicyChoice:
+    """The one rule for which policy acts on a setting (recommendation, plan, plan scores, API,
+    dashboard): `asked` = 'best' is the policy selected on the validation window
+    (cost_report.selected), another name that policy's tuned row; with no cost report (a history
+    too short for the sweep), the untuned predictive policy. Bounds are never acted on."""
+    from nasa_autoscale.scaling.sweep import BOUNDS, SCENARIOS, best_policy
+
+    if setting not in SCENARIOS:
+        raise UnknownPolicy(f"unknown setting {setting!r}; known: {', '.join(SCENARIOS)}")
+    rows = cost_report[cost_report["setting"] == setting] if len(cost_report) else cost_report
+    if rows.empty:
+        known = [FALLBACK_POLICY]
+        name = FALLBACK_POLICY if asked == BEST else asked
+    else:
+        known = sorted(set(rows["policy"]) - set(BOUNDS))
+        name = best_policy(cost_report, setting) if asked == BEST else asked
+    if name not in known:
+        raise UnknownPolicy(f"unknown policy {asked!r}; known: {BEST}, {', '.join(known)}")
+    if rows.empty:
+        return PolicyChoice(
+            setting,
+            name,
+            dict(FALLBACK_PARAMS),
+            SCENARIOS[setting],
+            "the untuned fallback: no benchmark yet" if asked == BEST else "asked for",
+            False,
+        )
+    params = json.loads(rows.loc[rows["policy"] == name, "params"].iloc[0])
+    rules = ScalingRules(**params.pop("rules")) if "rules" in params else SCENARIOS[setting]
+    chosen_by = (
+        "selected on the validation window by the last benchmark (cost_report)"
+        if asked == BEST
+        else "asked for"
+    )
+    return PolicyChoice(setting, name, params, rules, chosen_by, True)
 
 
 def fleet_for(requests: pd.Series, rules: ScalingRules) -> int:
@@ -140,16 +200,16 @@ def recommend(
     anomalies: pd.DataFrame,
     cost_report: pd.DataFrame,
     upcoming: pd.DataFrame,
+    calendar,
 ) -> pd.DataFrame:
     """The recommendation table: per scenario, the server count for the first bucket of
     `upcoming` (forecast_next: bucket_start, yhat, yhat_lower, yhat_upper).
 
-    The policy is the one selected on the validation window (cost_report.selected), run over the
+    The policy is resolve_policy's (selected on the validation window), run over the calendar's
     test window to reach its state, then asked about the next bucket; with no cost report (a
     short history), the untuned predictive policy (fallback_decision)."""
-    from nasa_autoscale.scaling.policies import build
     from nasa_autoscale.scaling.simulator import simulate
-    from nasa_autoscale.scaling.sweep import SCENARIOS, best_policy, make_window
+    from nasa_autoscale.scaling.sweep import SCENARIOS, make_window
 
     if upcoming.empty:
         raise ValueError("forecast_next is empty: materialize forecast_next")
@@ -157,14 +217,13 @@ def recommend(
     for setting, rules in SCENARIOS.items():
         ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
         row = {"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0]}
-        if cost_report.empty:  # a short history: no sweep to choose from
+        choice = resolve_policy(cost_report, setting)
+        if not choice.tuned:  # a short history: no sweep to choose from
             rows.append({**row, **fallback_decision(requests, rules, ahead)})
             continue
-        name = best_policy(cost_report, setting)
-        chosen = cost_report[(cost_report["setting"] == setting) & (cost_report["policy"] == name)]
-        policy = build(name, json.loads(chosen["params"].iloc[0]))
-        test = make_window("test", requests, forecasts, anomalies, rules)
-        history = simulate(test.demand, policy, rules, test.forecasts, test.flags)
-        decision = next_servers(policy, history, rules, ahead, bool(test.flags[-1]))
-        rows.append({**row, "policy": name, **decision})
+        policy = choice.build()
+        test = make_window("test", requests, forecasts, anomalies, choice.rules, calendar)
+        history = simulate(test.demand, policy, choice.rules, test.forecasts, test.flags)
+        decision = next_servers(policy, history, choice.rules, ahead, bool(test.flags[-1]))
+        rows.append({**row, "policy": choice.name, **decision})
     return pd.DataFrame(rows)

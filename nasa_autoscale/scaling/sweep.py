@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nasa_autoscale.forecasting import protocols
+from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.scaling import policies
-from nasa_autoscale.scaling.forecasts import forecast_array, windows
+from nasa_autoscale.scaling.forecasts import forecast_array
 from nasa_autoscale.scaling.simulator import (
     ScalingRules,
     optimal_provisioning,
@@ -114,10 +114,11 @@ def make_window(
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     rules: ScalingRules,
+    calendar: Calendar,
 ) -> Window:
-    """requests: indexed by bucket_start (NaN = missing); anomalies: spike flags (see
-    spike_flags)."""
-    start, end = windows(requests)[name]
+    """The calendar's window `name`; requests: indexed by bucket_start (NaN = missing);
+    anomalies: spike flags (see spike_flags)."""
+    start, end = calendar.windows()[name]
     times = pd.date_range(start, end, freq=f"{rules.minutes}min", inclusive="left")
     spikes = spike_flags(anomalies)
     return Window(
@@ -143,19 +144,20 @@ def spike_flags(anomalies: pd.DataFrame) -> pd.Series:
 def load_inputs(con) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
     """(5-minute requests by bucket_start, scaling_forecasts, spike flags) from the warehouse:
     the flags of the detector chosen on validation (anomaly_flags) when the injection benchmark
-    ran, else anomalies_5m's 3-sigma spikes."""
+    ran, else anomalies_5m's 3-sigma spikes. Both tables are read either way (the readers
+    declare both)."""
     from nasa_autoscale.ingest.traffic import whole_days
     from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
-    requests = whole_days(con, 5).set_index("bucket_start")["requests"].astype(float)
+    requests = whole_days(con, 5, detail=False).set_index("bucket_start")["requests"]
+    requests = requests.astype(float)
     forecasts = read(con, f"SELECT * FROM {SCHEMA}.scaling_forecasts")
     try:
-        anomalies = read(con, f"SELECT bucket_start, spike FROM {SCHEMA}.anomaly_flags")
-    except MissingTable:
-        anomalies = pd.DataFrame()
-    if anomalies.empty:
-        anomalies = read(con, f"SELECT bucket_start, is_anomaly_z, kind FROM {SCHEMA}.anomalies_5m")
-    return requests, forecasts, anomalies
+        flags = read(con, f"SELECT bucket_start, spike FROM {SCHEMA}.anomaly_flags")
+    except MissingTable:  # the injection benchmark has never run here
+        flags = pd.DataFrame()
+    detected = read(con, f"SELECT bucket_start, is_anomaly_z, kind FROM {SCHEMA}.anomalies_5m")
+    return requests, forecasts, detected if flags.empty else flags
 
 
 def run_policy(policy, window: Window, rules: ScalingRules) -> tuple[pd.DataFrame, dict]:
@@ -238,15 +240,15 @@ def run_setting(
     requests,
     scaling_forecasts,
     anomalies,
+    calendar: Calendar,
     progress: Callable[[str], None] = print,
 ):
     """(decisions, cost_report rows, tuning table, chosen policies) for one setting."""
     started = time.perf_counter()
-    calendar = protocols.Calendar.of(requests)
     train = requests[requests.index < calendar.test_start]
     typical = float(requests[requests.index < calendar.validation_start].mean())
     validation, test = (
-        make_window(name, requests, scaling_forecasts, anomalies, rules)
+        make_window(name, requests, scaling_forecasts, anomalies, rules, calendar)
         for name in ("validation", "test")
     )
     chosen, tuning, bar = tune(validation, rules, typical, float(train.max()))
@@ -305,15 +307,16 @@ def run_sweep(
     requests: pd.Series,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
+    calendar: Calendar,
     settings: dict[str, ScalingRules] = SCENARIOS,
     progress: Callable[[str], None] = print,
 ):
     """(scaling_decisions, cost_report, tuning table, {setting: chosen policies}) over every
-    setting; requests indexed by bucket_start."""
+    setting; requests indexed by bucket_start; windows from the calendar."""
     decisions, reports, tunings, chosen = [], [], [], {}
     for setting, rules in settings.items():
         frame, report, tuning, policies_ = run_setting(
-            setting, rules, requests, scaling_forecasts, anomalies, progress
+            setting, rules, requests, scaling_forecasts, anomalies, calendar, progress
         )
         decisions.append(frame)
         reports.append(report)
@@ -349,6 +352,7 @@ def robustness(
     requests: pd.Series,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
+    calendar: Calendar,
     progress: Callable[[str], None] = print,
     workers: int = 2,
 ) -> pd.DataFrame:
@@ -363,7 +367,7 @@ def robustness(
 
     started = time.perf_counter()
     cells = robustness_rules()
-    inputs = (requests, scaling_forecasts, anomalies)
+    inputs = (requests, scaling_forecasts, anomalies, calendar)
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             rows = list(pool.map(_robustness_cell, cells, *[[x] * len(cells) for x in inputs]))
@@ -376,12 +380,16 @@ def robustness(
 
 
 def _robustness_cell(
-    rules: ScalingRules, requests: pd.Series, scaling_forecasts: pd.DataFrame, anomalies
+    rules: ScalingRules,
+    requests: pd.Series,
+    scaling_forecasts: pd.DataFrame,
+    anomalies: pd.DataFrame,
+    calendar: Calendar,
 ) -> dict:
     """One row of the robustness table (a separate function so that a worker process runs it)."""
     name = f"capacity {rules.capacity:g}, boot {rules.boot_delay_s // 60} min"
     _, report, _, _ = run_setting(
-        name, rules, requests, scaling_forecasts, anomalies, progress=lambda _: None
+        name, rules, requests, scaling_forecasts, anomalies, calendar, progress=lambda _: None
     )
     selected = report[report["selected"]].iloc[0]
     presets = report[report["policy"].isin(list(policies.PRESETS))].reset_index(drop=True)

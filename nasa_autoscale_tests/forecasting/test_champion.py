@@ -39,9 +39,10 @@ def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
     )
     spec = champion.recipe(row, load_events())
     tags = {"dagster_run_id": "test"}
-    assert store.register_champion(spec, history.tail(12), tags) == "1"
+    store.activate()
+    assert champion.register(spec, history.tail(12), tags) == "1"
     moved = champion.recipe(row.replace("seasonal_naive_day", "seasonal_naive_week"), load_events())
-    assert store.register_champion(moved, history.tail(12), tags) == "2"  # the alias moves on
+    assert champion.register(moved, history.tail(12), tags) == "2"  # the alias moves on
     version = mlflow.MlflowClient().get_model_version_by_alias("nasa_autoscale_5m", "champion")
     example = mlflow.artifacts.load_text(f"runs:/{version.run_id}/champion_input_example.csv")
     assert example.splitlines()[0] == "bucket_start,requests" and len(example.splitlines()) == 13

@@ -173,7 +173,7 @@ def test_the_benchmark_runs_every_model_on_a_site_that_is_not_nasa():
     traffic = site_traffic()
     calendar = Calendar.of(traffic, test_days=2, validation_days=2)
     forecasts, metrics, _ = run_granularity(
-        traffic, "5m", 5, None, progress=lambda _: None, calendar=calendar
+        traffic, "5m", 5, None, calendar, progress=lambda _: None
     )
     rows = metrics.set_index(["model", "protocol"])
     assert {"lightgbm_detail", "lightgbm_day", "lightgbm_day_scaled", "ensemble_weighted"} <= set(

@@ -178,10 +178,13 @@ def test_the_ensemble_never_reads_the_actuals_it_predicts(traffic):
 
 
 def test_a_backtest_scores_every_protocol(traffic):
-    forecasts, timings = backtest.run(SlotMedian(3), traffic, 5, "5m")
+    calendar = protocols.Calendar.of(traffic, 9, 7)
+    forecasts, timings = backtest.run(
+        SlotMedian(3), traffic, 5, "5m", protocols.PROTOCOLS, calendar
+    )
     assert set(forecasts.protocol) == set(protocols.PROTOCOLS)
     assert (forecasts.groupby("protocol").size() == 2592).all()
-    table = backtest.score_all(forecasts, traffic, 5)
+    table = backtest.score_all(forecasts, traffic, 5, calendar)
     assert len(table) == 4 and (table["n"] > 2500).all()
     assert (table["coverage"].between(0, 1)).all() and "fit_s" in timings
 

@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasa_autoscale.forecasting.protocols import Calendar
 from nasa_autoscale.scaling import policies
-from nasa_autoscale.scaling.forecasts import windows
 from nasa_autoscale.scaling.recommend import next_servers
 from nasa_autoscale.scaling.report import write_report
 from nasa_autoscale.scaling.simulator import ScalingRules, simulate
@@ -23,6 +21,8 @@ from nasa_autoscale.scaling.sweep import (
     robustness,
     run_sweep,
 )
+from nasa_autoscale.yardsticks import load as load_yardsticks
+from nasa_autoscale_tests.golden import nasa_calendar
 
 RULES = ScalingRules(capacity=40, min_servers=2)
 
@@ -101,7 +101,7 @@ def synthetic_inputs(real_traffic_5m):
     """The real requests and same-slot-last-week forecasts, shaped as the assets hold them."""
     requests = real_traffic_5m.set_index("bucket_start")["requests"].astype(float)
     rows = []
-    for window, (start, end) in windows(requests).items():
+    for window, (start, end) in nasa_calendar(requests).windows().items():
         origins = pd.date_range(start, end, freq="5min", inclusive="left")
         for step in range(1, forecast_steps() + 1):
             times = origins + pd.Timedelta(minutes=5 * (step - 1))
@@ -126,7 +126,9 @@ def synthetic_inputs(real_traffic_5m):
 def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_path):
     requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
     settings = {"realistic": SCENARIOS["realistic"]}
-    decisions, report, tuning, _ = run_sweep(requests, forecasts, anomalies, settings, print)
+    decisions, report, tuning, _ = run_sweep(
+        requests, forecasts, anomalies, nasa_calendar(requests), settings, print
+    )
     expected = {
         "static",
         "hpa",
@@ -161,25 +163,34 @@ def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_pat
     assert len(decisions) == len(expected) * 9 * 288
     # a different test window changes the results, never what tuning chose
     doubled = requests.copy()
-    doubled[doubled.index >= windows(requests)["test"][0]] *= 2
-    _, report2, tuning2, _ = run_sweep(doubled, forecasts, anomalies, settings, print)
+    doubled[doubled.index >= nasa_calendar(requests).windows()["test"][0]] *= 2
+    _, report2, tuning2, _ = run_sweep(
+        doubled, forecasts, anomalies, nasa_calendar(requests), settings, print
+    )
     pd.testing.assert_frame_equal(tuning, tuning2)
     assert report2["selected"].tolist() == report["selected"].tolist()  # chosen on validation
     assert report.groupby("setting")["selected"].sum().eq(1).all()  # one per setting
     assert not report.loc[report.policy.isin(["oracle", "hindsight_optimal"]), "selected"].any()
     assert not np.allclose(report2["cost"], report["cost"])
     assert report2["params"].tolist() == report["params"].tolist()
-    calendar = Calendar.of(requests)
-    path = write_report(report, tuning, {"sweep_s": 1.0}, "replica", tmp_path, calendar)
+    calendar = nasa_calendar(requests)
+    nasa = load_yardsticks()[0]
+    path = write_report(report, tuning, {"sweep_s": 1.0}, "replica", tmp_path, calendar, nasa)
     text = path.read_text()
     assert "## Targets" in text and "hindsight_optimal" in text
+    assert "target <= 15%" in text  # the NASA trace's yardstick
+    # another site's report: its own figures, no target that means nothing there
+    other = write_report(report, tuning, {"sweep_s": 1.0}, "real", tmp_path / "site", calendar)
+    text_other = other.read_text()
+    assert "## Targets" not in text_other and "target <=" not in text_other
+    assert "## The selected policies" in text_other
     assert "test 1995-08-23 .. 1995-08-31 (the last 9 whole days)" in text
     assert (tmp_path / "figures" / "cost_pareto.png").stat().st_size > 10_000
     # the recommendation follows the best policy from the end of the test window
     name = best_policy(report, "realistic")
     policy = policies.build(name, json.loads(by.at[name, "params"]))
     rules = settings["realistic"]
-    test = make_window("test", requests, forecasts, anomalies, rules)
+    test = make_window("test", requests, forecasts, anomalies, rules, calendar)
     history = simulate(test.demand, policy, rules, test.forecasts, test.flags)
     decision = next_servers(policy, history, rules, np.array([[400, 300, 500]] * 2, float))
     assert decision["action"] in {"scale_out", "scale_in", "hold"}
@@ -208,7 +219,7 @@ def test_the_preset_comparison_says_missed_when_ours_costs_more():
             row("hpa", 160, 0.0),
         ]
     )
-    headline, hindsight, comparison = target_lines(report)
+    headline, hindsight, comparison = target_lines(report, {"realistic": 15.0})
     assert "selected on the validation window is `predictive`" in headline
     assert headline.endswith(
         "+20.0% vs the optimum at 0.40% dropped; target <= 15% at <= 0.5% dropped: missed"
@@ -229,7 +240,9 @@ def test_validation_forecasts_never_use_parameters_tuned_on_the_validation_windo
     traffic = traffic[traffic.index >= pd.Timestamp("1995-08-03")]
     tuned = {"num_leaves": 7}  # as if chosen on the validation window
     models = {
-        window: fit_and_forecast(traffic, 5, load_events(), 1, window, tuned)[0]
+        window: fit_and_forecast(
+            traffic, 5, load_events(), 1, window, nasa_calendar(traffic), tuned
+        )[0]
         for window in ("validation", "test")
     }
     assert models["test"].params()["num_leaves"] == 7
@@ -257,10 +270,14 @@ def test_an_adaptive_predictive_policy_widens_after_demand_beats_its_plan():
 
 def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_traffic_5m):
     requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
-    cells = robustness(requests, forecasts, anomalies, progress=lambda _: None)
+    cells = robustness(
+        requests, forecasts, anomalies, nasa_calendar(requests), progress=lambda _: None
+    )
     assert len(cells) == 9
     # the worker processes compute what one process does
-    alone = robustness(requests, forecasts, anomalies, progress=lambda _: None, workers=1)
+    alone = robustness(
+        requests, forecasts, anomalies, nasa_calendar(requests), progress=lambda _: None, workers=1
+    )
     pd.testing.assert_frame_equal(cells, alone)
     assert set(cells.capacity) == {20.0, 40.0, 100.0} and set(cells.boot_delay_min) == {2, 5, 10}
     assert (cells.selected_pct_above_optimal > -1e-9).all()
@@ -298,7 +315,7 @@ def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_war
     from nasa_autoscale.scaling.recommend import recommend
 
     inputs, report, upcoming = served_inputs(served_warehouse)
-    table = recommend(*inputs, report, upcoming).set_index("setting")
+    table = recommend(*inputs, report, upcoming, nasa_calendar(inputs[0])).set_index("setting")
     assert list(table.index) == list(SCENARIOS)
     for setting in SCENARIOS:
         assert table.at[setting, "policy"] == best_policy(report, setting)
@@ -307,14 +324,14 @@ def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_war
     moved = report.copy()
     moved["selected"] = (moved["policy"] == "static") & (moved["setting"] == "realistic")
     moved.loc[moved["setting"] == "default", "selected"] = report["selected"]
-    assert recommend(*inputs, moved, upcoming).set_index("setting").at["realistic", "policy"] == (
-        "static"
-    )
+    assert recommend(*inputs, moved, upcoming, nasa_calendar(inputs[0])).set_index("setting").at[
+        "realistic", "policy"
+    ] == ("static")
     # no cost report (a short history): the untuned predictive policy, saying so
-    fallback = recommend(*inputs, report.iloc[:0], upcoming)
+    fallback = recommend(*inputs, report.iloc[:0], upcoming, nasa_calendar(inputs[0]))
     assert fallback["reason"].str.contains("untuned").all()
     with pytest.raises(ValueError, match="materialize forecast_next"):
-        recommend(*inputs, report, upcoming.iloc[:0])
+        recommend(*inputs, report, upcoming.iloc[:0], nasa_calendar(inputs[0]))
 
 
 def test_the_plan_runs_the_selected_policy_forward_and_starts_with_the_recommendation(
@@ -324,9 +341,11 @@ def test_the_plan_runs_the_selected_policy_forward_and_starts_with_the_recommend
     from nasa_autoscale.scaling.recommend import recommend
 
     inputs, report, upcoming = served_inputs(served_warehouse)
-    plan, summaries = provisioning_plan(*inputs, report, upcoming)
+    plan, summaries = provisioning_plan(*inputs, report, upcoming, nasa_calendar(inputs[0]))
     assert plan.groupby("setting").size().to_dict() == {s: 288 for s in SCENARIOS}
-    targets = recommend(*inputs, report, upcoming).set_index("setting")["target_servers"]
+    targets = recommend(*inputs, report, upcoming, nasa_calendar(inputs[0])).set_index("setting")[
+        "target_servers"
+    ]
     assert plan.groupby("setting")["servers"].first().to_dict() == targets.to_dict()
     for summary in summaries:
         rows = plan[plan["setting"] == summary["setting"]]
