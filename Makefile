@@ -18,7 +18,7 @@ INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 LOG ?= info
 PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
-.PHONY: help install run raw ingest analysis ingest-day test lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-backfill api dashboard recover mlflow-ui dev clean
+.PHONY: help install run raw ingest analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -48,8 +48,15 @@ analysis: install $(DAGSTER_HOME)/dagster.yaml  ## events, features, anomalies, 
 ingest-day: install $(DAGSTER_HOME)/dagster.yaml  ## one day: make ingest-day DAY=1995-07-13
 	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition $(DAY) $(PROGRESS)
 
-test: install  ## the test suite with coverage (fails under 80%)
-	$(BIN)/pytest --cov=nasa_autoscale --cov-report=term-missing:skip-covered --cov-fail-under=80
+# Two test processes (pytest-xdist): the suite's tests are independent (each its own tmp folder,
+# warehouse and ports), and half the wall time on a 2-core machine.
+TEST_WORKERS ?= 2
+
+test: install  ## every test, with coverage (fails under 80%), in two processes
+	$(BIN)/pytest -n $(TEST_WORKERS) --cov=nasa_autoscale --cov-report=term-missing:skip-covered --cov-fail-under=80
+
+test-fast: install  ## the fast loop: every test not marked slow (no subprocess, browser, database server, full replica), under 90 s
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -q -m "not slow"
 
 lint: install  ## ruff check and ruff format --check
 	$(BIN)/ruff check .

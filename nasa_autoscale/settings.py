@@ -65,9 +65,11 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        start = _env_date("NASA_START_DATE", NASA_FIRST_DAY)
-        # A user's logs run to today unless an end is given; the NASA trace ends in August 1995.
-        default_end = NASA_LAST_DAY if start == NASA_FIRST_DAY else dt.date.today().isoformat()
+        # A start date of the user's own (any date, 1995-07-01 included) means live logs that run
+        # to today unless an end is given; with none, the NASA trace's range, which ends in 1995.
+        own_start = bool(os.environ.get("NASA_START_DATE", "").strip())
+        start = _env_date("NASA_START_DATE", NASA_FIRST_DAY) if own_start else NASA_FIRST_DAY
+        default_end = dt.date.today().isoformat() if own_start else NASA_LAST_DAY
         end = _env_date("NASA_END_DATE", default_end)
         if end < start:
             raise SettingsError(f"NASA_END_DATE {end} is before NASA_START_DATE {start}")
@@ -92,7 +94,7 @@ class Settings:
             test_days=int(_env_number("NASA_TEST_DAYS", 9, 1, 366, integer=True)),
             validation_days=int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True)),
             events_path=_env_events(),
-            open_ended=start != NASA_FIRST_DAY and not os.environ.get("NASA_END_DATE"),
+            open_ended=own_start and not os.environ.get("NASA_END_DATE", "").strip(),
             reports_dir=_env_path("NASA_REPORTS_DIR", DEFAULT_REPORTS_DIR),
             forecast_granularities=_env_granularities(),
             stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),

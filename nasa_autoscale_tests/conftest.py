@@ -18,6 +18,16 @@ from nasa_autoscale.settings import SAMPLES_DIR
 
 NASA_FIRST_DAY = dt.date(1995, 7, 1)
 NASA_LAST_DAY = dt.date(1995, 8, 31)
+# A test that uses one of these is slow (the full replica, a dagster home for CLI runs, a
+# browser, a database server): `make test-fast` leaves it out. Tests that are slow for another
+# reason (a subprocess, a whole-graph run) say so with @pytest.mark.slow.
+SLOW_FIXTURES = {"replica_dir", "replica_warehouse", "replica_copy", "dagster_env", "chromium"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

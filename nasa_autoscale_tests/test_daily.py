@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from nasa_autoscale import warehouse
-from nasa_autoscale.assets import daily, forecasting, ingest
+from nasa_autoscale.assets import daily, features, forecasting, ingest
 from nasa_autoscale.forecasting import backtest, deploy, metrics, protocols, registry
 from nasa_autoscale.ingest.logfiles import read_lines
 from nasa_autoscale.ingest.traffic import whole_days
@@ -120,6 +120,8 @@ def test_replaying_days_gives_the_benchmarks_day_ahead_rmse(replica_copy, replic
     landing.mkdir()
     # the benchmark's rule: one fit before the test window (Aug 23), none inside it
     resources = landing_resources(replica_copy, tmp_path, refit_days=53)  # refits Jul 1, Aug 23
+    # as `make run` left it: the events the daily forecasts read
+    assert dg.materialize([features.special_events], resources=resources).success
     for i in range((LAST - FIRST).days + 1):
         day = FIRST + dt.timedelta(days=i)
         (landing / f"access.log-{day:%Y%m%d}.gz").write_bytes(gzip.compress(days[day]))
@@ -175,6 +177,7 @@ def site_lines(day: dt.date, start_s: int = 0, end_s: int = 86400) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+@pytest.mark.slow  # Dagster runs of the daily path
 def test_a_live_access_log_is_reingested_as_it_grows_and_a_partial_day_is_not_scored_as_zero(
     tmp_path,
 ):
@@ -185,6 +188,8 @@ def test_a_live_access_log_is_reingested_as_it_grows_and_a_partial_day_is_not_sc
     landing.mkdir()
     path = tmp_path / "site.duckdb"
     resources = landing_resources(path, tmp_path)
+    # a new site's set-up: its events (the daily refresh, or `make run`, writes them)
+    assert dg.materialize([features.special_events], resources=resources).success
     sensor = defs.resolve_sensor_def("new_log_files")
     instance = dg.DagsterInstance.ephemeral()
     cursor = None

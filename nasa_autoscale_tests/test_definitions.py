@@ -110,6 +110,7 @@ def ingest_command(partition: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # the dagster CLI, or the whole analysis
 def test_cli_materializes_one_partition_of_a_users_log(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -168,6 +169,7 @@ def test_analysis_assets_materialize_on_the_replica_warehouse(replica_copy, tmp_
     )
 
 
+@pytest.mark.slow  # the dagster CLI, or the whole analysis
 def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     replica_copy, tmp_path, monkeypatch
 ):
@@ -280,6 +282,7 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert (tmp_path / "reports" / "figures" / "cost_pareto.png").exists()
 
 
+@pytest.mark.slow  # the dagster CLI, or the whole analysis
 def test_cli_ingests_a_combined_utc_log_with_only_a_folder_and_a_start_date(tmp_path):
     """A modern site's log through the plain dagster CLI; then a file that is no access log
     fails the run after its lines are stored, saying what to check."""
@@ -320,6 +323,7 @@ def test_cli_ingests_a_combined_utc_log_with_only_a_folder_and_a_start_date(tmp_
     assert con.sql("SELECT count(*) FROM nasa.rejected_lines").fetchall() == [(50,)]
 
 
+@pytest.mark.slow  # a Dagster run of the whole analysis
 def test_a_four_day_history_gets_a_forecast_and_a_recommendation_and_says_what_it_skipped(
     tmp_path, monkeypatch, sample_2k
 ):

@@ -27,6 +27,8 @@ from nasa_autoscale.ingest.logfiles import read_lines
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import PROJECT_ROOT, SAMPLES_DIR
 
+pytestmark = pytest.mark.slow  # subprocesses, servers and whole-graph runs
+
 INGEST_SELECTION = "requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m"
 
 

@@ -17,6 +17,8 @@ import pytest
 from nasa_autoscale.settings import PROJECT_ROOT
 from nasa_autoscale_tests.servers import free_port
 
+pytestmark = pytest.mark.slow  # subprocesses, servers and whole-graph runs
+
 POSTGRES_USER = "postgres"  # Debian's package creates this system user; initdb refuses root
 
 

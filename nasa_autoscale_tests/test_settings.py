@@ -43,6 +43,11 @@ def test_a_users_logs_need_only_a_start_date(monkeypatch):
     assert settings.open_ended and settings.end_date == dt.date.today().isoformat()
     keys = daily_partitions_for(settings).get_partition_keys()
     assert keys[0] == "2026-11-20" and keys[-1] == dt.date.today().isoformat()  # today included
+    # a user's logs that start on the NASA trace's first day are still a user's (live) logs:
+    # only no start date at all means the trace
+    monkeypatch.setenv("NASA_START_DATE", "1995-07-01")
+    assert Settings.from_env().open_ended
+    monkeypatch.setenv("NASA_START_DATE", "2026-11-20")
     monkeypatch.setenv("NASA_END_DATE", "2026-11-22")
     fixed = Settings.from_env()
     assert not fixed.open_ended
@@ -106,6 +111,7 @@ def test_an_unknown_granularity_is_named(monkeypatch):
         Settings.from_env()
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_loading_the_definitions_reads_the_environment_once():
     """One settings object per process: the resources and the partitions share it."""
     import subprocess

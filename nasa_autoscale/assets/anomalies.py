@@ -16,6 +16,9 @@ from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import data_source, replace_table
 
 GROUP = "anomalies"
+# the injection benchmark's step reads these (the selected one-step model's traffic, minute
+# detail included) for both of its tables
+INJECTION_INPUTS = ["traffic_5m", "traffic_1m", "model_metrics", "special_events"]
 
 
 @dg.asset(
@@ -57,7 +60,7 @@ def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
     specs=[
         dg.AssetSpec(
             "anomaly_injection",
-            deps=["traffic_5m", "traffic_1m", "model_metrics", special_events],
+            deps=INJECTION_INPUTS,
             group_name=GROUP,
             description=(
                 "What the anomaly flags are worth: spikes, dips, level shifts and outages of "
@@ -70,7 +73,7 @@ def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
         ),
         dg.AssetSpec(
             "anomaly_flags",
-            deps=["traffic_5m", "traffic_1m", "model_metrics", special_events],
+            deps=INJECTION_INPUTS,
             group_name=GROUP,
             description=(
                 "The spike flags of the detector anomaly_injection chose on validation, on the "

@@ -140,6 +140,7 @@ def test_the_method_is_chosen_on_validation_among_the_quiet_ones():
     assert benchmark.choose_method(nobody_quiet)["target_met"] is False
 
 
+@pytest.mark.slow  # a Dagster run of the injection benchmark
 def test_the_asset_writes_the_table_and_names_a_method_to_trust(served_warehouse, tmp_path):
     import shutil
 

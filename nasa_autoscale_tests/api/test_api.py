@@ -221,6 +221,7 @@ def test_missing_materializations_give_503_naming_the_asset(tmp_path):
     assert nothing.status_code == 503 and "make run" in nothing.json()["detail"]
 
 
+@pytest.mark.slow  # a uvicorn process
 def test_a_real_uvicorn_process_serves_on_loopback(served_warehouse):
     port = free_port()
     env = {**os.environ, "NASA_DUCKDB_PATH": str(served_warehouse)}

@@ -18,6 +18,7 @@ from nasa_autoscale.forecasting.next import forecast_next
 from nasa_autoscale.resources import MLflowResource
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
     tmp_path, real_traffic_5m
 ):

@@ -165,6 +165,7 @@ def site_traffic(days: int = 20, seed: int = 3) -> pd.DataFrame:
     return traffic
 
 
+@pytest.mark.slow  # every model under every protocol
 def test_the_benchmark_runs_every_model_on_a_site_that_is_not_nasa():
     from nasa_autoscale.forecasting.benchmark import run_granularity
     from nasa_autoscale.forecasting.next import choose, forecast_next

@@ -268,6 +268,7 @@ def test_an_adaptive_predictive_policy_widens_after_demand_beats_its_plan():
     assert policy.get_state() == {"log_m": 0.4, "planned": 130.0}
 
 
+@pytest.mark.slow  # eighteen whole sweeps
 def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_traffic_5m):
     requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
     cells = robustness(
