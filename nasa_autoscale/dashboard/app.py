@@ -7,8 +7,6 @@ capacity, boot delay and price; nothing is retrained.
 
 from __future__ import annotations
 
-import json
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -23,6 +21,7 @@ from nasa_autoscale.forecasting.protocols import PROTOCOLS  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
 from nasa_autoscale.scaling.plan import PLAN_SETTING  # noqa: E402
+from nasa_autoscale.scaling.recommend import known_policies, resolve_policy  # noqa: E402
 from nasa_autoscale.scaling.simulator import (  # noqa: E402
     ScalingRules,
     optimal_provisioning,
@@ -30,7 +29,6 @@ from nasa_autoscale.scaling.simulator import (  # noqa: E402
     simulate,
     summarize,
 )
-from nasa_autoscale.scaling.sweep import BOUNDS  # noqa: E402
 from nasa_autoscale.settings import Settings  # noqa: E402
 from nasa_autoscale.warehouse import SCHEMA  # noqa: E402
 
@@ -292,11 +290,7 @@ def scaling_page(path: str):
         "The same simulator as the cost report, with your own fleet. A decision at t reads only "
         "demand before t and forecasts made at t; the optimum knows everything."
     )
-    report = query(path, f"SELECT setting, policy, params FROM {SCHEMA}.cost_report")
-    tuned = {
-        row.policy: json.loads(row.params)
-        for row in report[report["setting"] == "realistic"].itertuples()
-    }
+    report = query(path, f"SELECT setting, policy, params, selected FROM {SCHEMA}.cost_report")
     with st.sidebar:
         st.subheader("Fleet")
         capacity = st.slider("requests per server per 5 minutes", 10, 200, 40, 5)
@@ -317,7 +311,7 @@ def scaling_page(path: str):
             "The stored forecasts reach 10 minutes ahead; for longer boot delays the "
             "predictive policies reuse the furthest forecast."
         )
-    names = [name for name in tuned if name not in BOUNDS]
+    names = known_policies(report, PLAN_SETTING)
     chosen = st.multiselect(
         "policies",
         names,
@@ -333,7 +327,7 @@ def scaling_page(path: str):
     best = summarize(optimum, rules)
     outcomes, rows = {"hindsight_optimal": optimum}, []
     for name in chosen:
-        params = {k: v for k, v in tuned[name].items() if k != "rules"}
+        params = resolve_policy(report, PLAN_SETTING, name).params  # its tuned parameters
         if name == "static":  # sized for the training window's peak, as in the cost report
             params = {"servers": int(np.ceil(training_peak / capacity))}
         outcome = simulate(demand, policies.build(name, params), rules, array)

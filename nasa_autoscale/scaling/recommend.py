@@ -123,21 +123,29 @@ class PolicyChoice:
         return build(self.name, self.params)
 
 
+def known_policies(cost_report: pd.DataFrame, setting: str) -> list[str]:
+    """The policies a setting can act on: the cost report's (the bounds left out), or the
+    untuned fallback alone before any sweep."""
+    from nasa_autoscale.scaling.sweep import BOUNDS
+
+    rows = cost_report[cost_report["setting"] == setting] if len(cost_report) else cost_report
+    return sorted(set(rows["policy"]) - set(BOUNDS)) if len(rows) else [FALLBACK_POLICY]
+
+
 def resolve_policy(cost_report: pd.DataFrame, setting: str, asked: str = BEST) -> PolicyChoice:
     """The one rule for which policy acts on a setting (recommendation, plan, plan scores, API,
     dashboard): `asked` = 'best' is the policy selected on the validation window
     (cost_report.selected), another name that policy's tuned row; with no cost report (a history
     too short for the sweep), the untuned predictive policy. Bounds are never acted on."""
-    from nasa_autoscale.scaling.sweep import BOUNDS, SCENARIOS, best_policy
+    from nasa_autoscale.scaling.sweep import SCENARIOS, best_policy
 
     if setting not in SCENARIOS:
         raise UnknownPolicy(f"unknown setting {setting!r}; known: {', '.join(SCENARIOS)}")
     rows = cost_report[cost_report["setting"] == setting] if len(cost_report) else cost_report
+    known = known_policies(cost_report, setting)
     if rows.empty:
-        known = [FALLBACK_POLICY]
         name = FALLBACK_POLICY if asked == BEST else asked
     else:
-        known = sorted(set(rows["policy"]) - set(BOUNDS))
         name = best_policy(cost_report, setting) if asked == BEST else asked
     if name not in known:
         raise UnknownPolicy(f"unknown policy {asked!r}; known: {BEST}, {', '.join(known)}")

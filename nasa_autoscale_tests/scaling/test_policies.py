@@ -408,3 +408,36 @@ def test_the_guard_reads_the_chosen_detectors_spikes_else_the_3_sigma_ones():
         }
     )
     assert spike_flags(three_sigma).tolist() == [False, True, False, False]  # spikes only
+
+
+def test_one_resolver_says_which_policy_acts_on_a_setting():
+    from nasa_autoscale.scaling.recommend import UnknownPolicy, known_policies, resolve_policy
+
+    rules = SCENARIOS["realistic"].as_dict()
+    report = pd.DataFrame(
+        {
+            "setting": ["realistic"] * 4,
+            "policy": ["predictive", "hpa", "oracle", "hindsight_optimal"],
+            "params": [
+                json.dumps({"quantile": 0.94, "rules": rules}),
+                json.dumps({"target": 0.7, "rules": rules}),
+                json.dumps({"rules": rules}),
+                json.dumps({"rules": rules}),
+            ],
+            "selected": [False, True, False, False],
+        }
+    )
+    best = resolve_policy(report, "realistic")
+    assert (best.name, best.params, best.tuned) == ("hpa", {"target": 0.7}, True)
+    assert best.rules == SCENARIOS["realistic"] and "validation window" in best.chosen_by
+    asked = resolve_policy(report, "realistic", "predictive")
+    assert asked.params == {"quantile": 0.94} and asked.chosen_by == "asked for"
+    assert asked.build().params()["quantile"] == 0.94
+    assert known_policies(report, "realistic") == ["hpa", "predictive"]  # never the bounds
+    with pytest.raises(UnknownPolicy, match="known: best, hpa, predictive"):
+        resolve_policy(report, "realistic", "oracle")
+    with pytest.raises(UnknownPolicy, match="unknown setting 'cheap'"):
+        resolve_policy(report, "cheap")
+    fallback = resolve_policy(report.iloc[:0], "default")  # a short history: no sweep yet
+    assert (fallback.name, fallback.tuned) == ("predictive", False)
+    assert fallback.rules == SCENARIOS["default"] and "untuned" in fallback.chosen_by
