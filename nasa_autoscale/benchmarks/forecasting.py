@@ -17,7 +17,7 @@ from nasa_autoscale import warehouse
 from nasa_autoscale.features.events import read_events
 from nasa_autoscale.forecasting.benchmark import run_granularity
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
-from nasa_autoscale.settings import current
+from nasa_autoscale.settings import Settings
 
 TARGET_SECONDS = 180.0
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--granularity", default="5m", choices=sorted(GRANULARITIES))
     args = parser.parse_args(argv)
     minutes = GRANULARITIES[args.granularity]
-    settings = current()
+    settings = Settings.from_env()  # the command's entry point: the environment, read here
     with warehouse.reading(settings.duckdb_path) as con:
         traffic = whole_days(con, minutes).set_index("bucket_start")
         events = read_events(con)

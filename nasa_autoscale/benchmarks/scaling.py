@@ -22,7 +22,7 @@ from nasa_autoscale.scaling.sweep import (
     robustness,
     run_sweep,
 )
-from nasa_autoscale.settings import current
+from nasa_autoscale.settings import Settings
 
 TARGET_SECONDS = 60.0
 
@@ -30,7 +30,7 @@ TARGET_SECONDS = 60.0
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    settings = current()
+    settings = Settings.from_env()  # the command's entry point: the environment, read here
     try:
         with warehouse.reading(settings.duckdb_path) as con:
             requests, forecasts, anomalies = load_inputs(con)
