@@ -74,6 +74,7 @@ class SettingsResource(dg.ConfigurableResource):
     forecast_granularities: list[str]
     stale_after_hours: float
     refit_days: int
+    fleets_path: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -93,7 +94,14 @@ class SettingsResource(dg.ConfigurableResource):
         return cls.from_settings(dataclasses.replace(Settings.from_env(), **overrides))
 
     def get(self) -> Settings:
-        paths = {"raw_dir", "replica_dir", "duckdb_path", "mlflow_artifacts", "landing_dir"}
+        paths = {
+            "raw_dir",
+            "replica_dir",
+            "duckdb_path",
+            "mlflow_artifacts",
+            "landing_dir",
+            "fleets_path",
+        }
         values = {field.name: getattr(self, field.name) for field in dataclasses.fields(Settings)}
         values.update({name: Path(values[name]) for name in paths | {"reports_dir"}})
         values["events_path"] = Path(self.events_path) if self.events_path else None

@@ -17,6 +17,7 @@ REFERENCE_DIR = DATA_DIR / "reference"
 SAMPLES_DIR = DATA_DIR / "samples"
 DEFAULT_RAW_DIR = DATA_DIR / "raw"
 DEFAULT_EVENTS_PATH = DATA_DIR / "special_events.csv"  # NASA's; they apply only to their dates
+DEFAULT_FLEETS_PATH = DATA_DIR / "fleets.toml"  # the NASA demo's two fleets
 LOG_FORMATS = ("common", "combined", "vhost_combined")
 NASA_FIRST_DAY, NASA_LAST_DAY = "1995-07-01", "1995-08-31"  # the reference trace's default range
 
@@ -55,6 +56,13 @@ class Settings:
     forecast_granularities: tuple[str, ...] = GRANULARITY_NAMES  # what the benchmark forecasts
     stale_after_hours: float = 26.0  # a live site's newest data older than this is stale
     refit_days: int = 7  # the deployed model is refitted every this many days from start_date
+    fleets_path: Path = DEFAULT_FLEETS_PATH  # the fleet profiles (scaling/fleets.py)
+
+    def fleets(self):
+        """The fleet profiles by name (scaling.fleets.Fleet), in the file's order."""
+        from nasa_autoscale.scaling.fleets import load_fleets
+
+        return load_fleets(self.fleets_path)
 
     def calendar(self, traffic):
         """The train / validation / test windows of `traffic` (index bucket_start) under these
@@ -99,6 +107,7 @@ class Settings:
             forecast_granularities=_env_granularities(),
             stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),
             refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 3660, integer=True)),
+            fleets_path=_env_fleets(),
         )
 
 
@@ -180,4 +189,16 @@ def _env_events() -> Path | None:
     path = Path(value).expanduser().resolve()
     if not path.is_file():
         raise SettingsError(f"NASA_EVENTS_PATH={value!r} is not a file (or say 'none')")
+    return path
+
+
+def _env_fleets() -> Path:
+    """NASA_FLEETS_PATH: the fleet profiles, checked whole before anything runs."""
+    from nasa_autoscale.scaling.fleets import FleetError, load_fleets
+
+    path = _env_path("NASA_FLEETS_PATH", DEFAULT_FLEETS_PATH)
+    try:
+        load_fleets(path)
+    except FleetError as error:
+        raise SettingsError(str(error)) from None
     return path

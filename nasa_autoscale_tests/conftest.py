@@ -99,7 +99,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     from nasa_autoscale.forecasting.next import forecast_next
     from nasa_autoscale.forecasting.protocols import PROTOCOLS
     from nasa_autoscale.scaling.plan import provisioning_plan, score_plan
-    from nasa_autoscale.scaling.sweep import run_sweep
+    from nasa_autoscale.scaling.sweep import SCENARIOS, run_sweep
     from nasa_autoscale_tests.golden import naive_scaling_forecasts, nasa_calendar
 
     path = tmp_path_factory.mktemp("served") / "served.duckdb"
@@ -140,6 +140,7 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
         scaling_forecasts,
         anomalies,
         calendar,
+        SCENARIOS,
         progress=lambda _: None,
     )
     put("scaling_decisions", decisions)
@@ -149,13 +150,15 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     day_ahead = forecasts[forecasts["protocol"] == "day_ahead"]
     day_ahead = day_ahead.assign(day=day_ahead["origin"].dt.date)
     scores = [
-        {**deploy.score_day(group, traffic), **score_plan(group, demand, report)}
+        {**deploy.score_day(group, traffic), **score_plan(group, demand, report, SCENARIOS)}
         for _, group in day_ahead.groupby("day")
     ]
     put("forecast_scores", pd.DataFrame(scores))
     put(
         "provisioning_plan",
-        provisioning_plan(demand, scaling_forecasts, anomalies, report, upcoming, calendar)[0],
+        provisioning_plan(
+            demand, scaling_forecasts, anomalies, report, upcoming, calendar, SCENARIOS
+        )[0],
     )
     put("recommendation", pd.DataFrame({"setting": ["realistic"], "target_servers": [5]}))
     con.close()

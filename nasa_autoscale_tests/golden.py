@@ -103,6 +103,7 @@ def figures() -> dict:
             naive_scaling_forecasts(traffic),
             anomalies,
             nasa_calendar(traffic),
+            sweep.SCENARIOS,
             progress=lambda _: None,
         )
     finally:

@@ -146,7 +146,8 @@ def test_replaying_days_gives_the_benchmarks_day_ahead_rmse(replica_copy, replic
     np.testing.assert_allclose(upcoming["yhat"], sep1["yhat"], rtol=1e-9)
     with duckdb.connect(str(replica_copy), read_only=True) as con:
         scores = con.sql(
-            "SELECT * FROM nasa.forecast_scores WHERE day >= '1995-08-23' ORDER BY day"
+            "SELECT * FROM nasa.forecast_scores WHERE day >= '1995-08-23' "
+            "AND plan_setting = 'realistic' ORDER BY day"
         ).df()
         traffic = whole_days(con, 5).set_index("bucket_start")
     assert len(scores) == 9 and scores["complete"].all()
@@ -221,9 +222,15 @@ def test_a_live_access_log_is_reingested_as_it_grows_and_a_partial_day_is_not_sc
             ).fetchall()[0]
             scores = con.execute(
                 "SELECT n, missing_buckets, complete, plan_cost FROM nasa.forecast_scores "
-                "WHERE day = ?",
+                "WHERE day = ? AND plan_setting = 'realistic'",
                 [day],
             ).fetchall()
+            fleets = con.execute(
+                "SELECT list(plan_setting ORDER BY plan_setting) FROM nasa.forecast_scores "
+                "WHERE day = ?",
+                [day],
+            ).fetchall()[0][0]
+            assert fleets == ["default", "realistic"]  # every fleet's plan, priced (shadow mode)
             return stored, traffic, scores
 
     first = yesterday - dt.timedelta(days=1)

@@ -17,6 +17,7 @@ import pytest
 from nasa_autoscale import warehouse
 from nasa_autoscale.definitions import defs
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
+from nasa_autoscale.settings import DEFAULT_FLEETS_PATH
 
 pytestmark = pytest.mark.slow
 
@@ -139,6 +140,13 @@ def test_every_asset_reads_only_what_it_declares_and_the_windows_follow_the_sett
     write_traffic(con, FIRST, last)
     con.close()
     reports = tmp_path / "reports"
+    fleets = tmp_path / "fleets.toml"  # NASA's two and a fleet of pods that boot in a minute
+    fleets.write_text(
+        DEFAULT_FLEETS_PATH.read_text()
+        + '\n[[fleet]]\nname = "pods"\nrequests_per_second = 0.1\nmin_servers = 1\n'
+        "max_servers = 40\nprice_per_hour = 0.034\nboot_s = 60\n"
+        'scale_in_stabilization_s = 300\nbilling = "second"\n'
+    )
     resources = {
         "warehouse": RecordingWarehouse(duckdb_path=str(path)),
         "settings": SettingsResource.from_env(
@@ -153,6 +161,7 @@ def test_every_asset_reads_only_what_it_declares_and_the_windows_follow_the_sett
             test_days=3,  # not the defaults (9 and 7): every window must come from here
             validation_days=2,
             forecast_granularities=("5m",),
+            fleets_path=fleets,
         ),
         "mlflow": MLflowResource(
             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -196,3 +205,13 @@ def test_every_asset_reads_only_what_it_declares_and_the_windows_follow_the_sett
     ).fetchall()[0]
     con.close()
     assert decided[0] == dt.datetime(1995, 8, 20) and decided[2] == 3 * 288
+    # every fleet of the profiles is swept, recommended for and planned
+    con = warehouse.connect(path, read_only=True)
+    for table in ("cost_report", "recommendation", "provisioning_plan"):
+        found = {r[0] for r in con.execute(f"SELECT DISTINCT setting FROM nasa.{table}").fetchall()}
+        assert found == {"default", "realistic", "pods"}, table
+    pods = con.execute(
+        "SELECT params FROM nasa.cost_report WHERE setting = 'pods' LIMIT 1"
+    ).fetchall()[0][0]
+    con.close()
+    assert '"capacity": 30.0' in pods and '"boot_delay_s": 60' in pods  # 0.1 a second

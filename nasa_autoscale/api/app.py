@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from nasa_autoscale import warehouse
 from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
+from nasa_autoscale.scaling.fleets import rules_of
+from nasa_autoscale.scaling.plan import plan_fleet
 from nasa_autoscale.scaling.recommend import UnknownPolicy, decide_next, resolve_policy
-from nasa_autoscale.scaling.sweep import SCENARIOS, SLA_DROPPED, best_policy
+from nasa_autoscale.scaling.sweep import best_policy
 from nasa_autoscale.settings import Settings
 from nasa_autoscale.warehouse import SCHEMA
 
@@ -67,7 +69,12 @@ class RecommendBody(BaseModel):
         max_length=64,
         description="'best' (the policy selected on the validation window) or a cost_report policy",
     )
-    setting: Literal["default", "realistic"] = "realistic"
+    setting: str | None = Field(
+        None,
+        max_length=64,
+        description="a fleet of the profiles (GET /fleets); default 'realistic' when there is "
+        "one, else the first",
+    )
     observed_load: Load | None = Field(None, description="requests in the last bucket")
     spike_flagged: bool = False
     state: ScalingState = Field(default_factory=ScalingState)
@@ -186,6 +193,15 @@ def freshness(con, settings: Settings, now_utc: dt.datetime) -> dict:
 def create_app(duckdb_path: Path | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()  # the API's entry point: read once, here
     path = Path(duckdb_path or settings.duckdb_path)
+    fleets = settings.fleets()  # checked whole when the settings were read
+    fleet_rules = rules_of(fleets)
+
+    def fleet_named(name: str | None) -> str:
+        """The fleet a request names (default plan_fleet's); 422 for one the profiles lack."""
+        name = name or plan_fleet(fleets)
+        if name not in fleets:
+            raise HTTPException(422, f"unknown fleet {name!r}; known: {', '.join(fleets)}")
+        return name
 
     def frame(sql: str, params: list | None = None):
         with warehouse.reading(path) as con:
@@ -253,8 +269,9 @@ def create_app(duckdb_path: Path | None = None, settings: Settings | None = None
             "SELECT setting, policy, params, dropped_fraction, cost, selected "
             f"FROM {SCHEMA}.cost_report"
         )
+        setting = fleet_named(body.setting)
         try:
-            choice = resolve_policy(report, body.setting, body.policy)
+            choice = resolve_policy(report, setting, fleet_rules, body.policy)
         except UnknownPolicy as error:
             raise HTTPException(422, str(error)) from None
         name, params, rules, chosen_by = choice.name, choice.params, choice.rules, choice.chosen_by
@@ -278,7 +295,7 @@ def create_app(duckdb_path: Path | None = None, settings: Settings | None = None
         )
         return {
             "policy": name,
-            "setting": body.setting,
+            "setting": setting,
             "params": params,
             "chosen_by": chosen_by,
             "refresh": _refresh(latest_forecast()),
@@ -306,15 +323,27 @@ def create_app(duckdb_path: Path | None = None, settings: Settings | None = None
         return {"count": len(rows), "metrics": _records(rows)}
 
     @app.get("/cost-report", summary="cost_report and the simulation parameters")
-    def cost_report(setting: Literal["default", "realistic"] | None = None):
+    def cost_report(setting: Annotated[str | None, Query(max_length=64)] = None):
         rows = frame(f"SELECT * FROM {SCHEMA}.cost_report")
         if setting:
-            rows = rows[rows["setting"] == setting]
+            rows = rows[rows["setting"] == fleet_named(setting)]
         return {
-            "sla_dropped_fraction": SLA_DROPPED,
-            "settings": {name: rules.as_dict() for name, rules in SCENARIOS.items()},
+            # the default fleet's budget (each fleet's is in settings[...].dropped_budget)
+            "sla_dropped_fraction": fleets[plan_fleet(fleets)].rules.dropped_budget,
+            # each fleet's simulator rules (capacity per 5-minute bucket, ...) and its profile
+            "settings": {
+                name: {**fleet.rules.as_dict(), **fleet.as_dict()} for name, fleet in fleets.items()
+            },
             "best_policy": {name: best_policy(rows, name) for name in dict.fromkeys(rows.setting)},
             "rows": _records(rows),
+        }
+
+    @app.get("/fleets", summary="The fleet profiles the graph decides for, with their rules")
+    def fleet_profiles():
+        return {
+            "source": str(settings.fleets_path),
+            "default": plan_fleet(fleets),
+            "fleets": [fleet.as_dict() for fleet in fleets.values()],
         }
 
     @app.get("/health", summary="Warehouse and model availability, data source, freshness")

@@ -20,6 +20,7 @@ from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.partitions import daily_partitions, partition_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
+from nasa_autoscale.scaling.fleets import rules_of
 from nasa_autoscale.warehouse import SCHEMA, MissingTable, read, replace_range, transaction
 
 GROUP = "daily"
@@ -131,13 +132,17 @@ def _figures(row: pd.Series) -> dict:
     description=(
         "For each ingested day, its forecast (made at its midnight, daily_forecasts) against "
         "what happened: RMSE, MAE, 80% interval coverage and the buckets scored; buckets "
-        "without a log are counted, never scored as zero traffic. And the day's plan (the "
-        "deployed policy of the realistic setting run on that forecast from midnight): its cost "
-        "and dropped fraction against the day's demand, beside the hindsight optimum's cost."
+        "without a log are counted, never scored as zero traffic. And, one row per fleet of "
+        "the profiles (plan_setting), the day's plan (the fleet's deployed policy run on that "
+        "forecast from midnight): its cost and dropped fraction against the day's demand, "
+        "beside the hindsight optimum's cost: what the fleet would have done in shadow mode."
     ),
 )
-def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def forecast_scores(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
+):
     first, last = partition_days(context)
+    fleets = rules_of(settings.get().fleets())
     with warehouse.connect() as con:
         traffic = whole_days(con, 5, detail=False).set_index("bucket_start")
         forecasts = read(
@@ -150,12 +155,18 @@ def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
         except MissingTable:  # no benchmark yet: the untuned policy plans
             cost_report = pd.DataFrame()
-    rows = [
-        {
-            **deploy.score_day(group, traffic),
-            **plan.score_plan(group, traffic["requests"].astype(float), cost_report),
-        }
+    # the forecast's score once per day, and its plan priced for every fleet (the default
+    # fleet's row first: the figures plotted per partition and the drift check read it)
+    order = [plan.plan_fleet(fleets), *(f for f in fleets if f != plan.plan_fleet(fleets))]
+    demand = traffic["requests"].astype(float)
+    days = [
+        (deploy.score_day(group, traffic), group)
         for _, group in forecasts.groupby("day", sort=True)
+    ]
+    rows = [
+        {**score, **plan.score_plan(group, demand, cost_report, fleets, fleet)}
+        for score, group in days
+        for fleet in order
     ]
     scores = pd.DataFrame(rows, columns=deploy.SCORE_COLUMNS + deploy.PLAN_SCORE_COLUMNS)
     with warehouse.connect() as con:
@@ -170,8 +181,9 @@ def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         metadata.update(_figures(scores.iloc[0]))
     yield dg.MaterializeResult(metadata=metadata)
     reference = {r.model: float(r.rmse) for r in benchmark.itertuples() if r.rmse == r.rmse}
-    results = [deploy.drift(row, reference.get(row["model"])) for row in rows]
-    drifted = [row["day"] for row, (passed, _) in zip(rows, results, strict=True) if not passed]
+    scored = [score for score, _ in days]
+    results = [deploy.drift(row, reference.get(row["model"])) for row in scored]
+    drifted = [row["day"] for row, (passed, _) in zip(scored, results, strict=True) if not passed]
     yield dg.AssetCheckResult(
         check_name="day_ahead_drift",
         passed=not drifted,
@@ -179,7 +191,7 @@ def forecast_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         metadata={
             "days_over": ", ".join(str(d) for d in drifted) or "none",
             "days": dg.MetadataValue.json(
-                {str(row["day"]): meta for row, (_, meta) in zip(rows, results, strict=True)}
+                {str(row["day"]): meta for row, (_, meta) in zip(scored, results, strict=True)}
             ),
         },
     )

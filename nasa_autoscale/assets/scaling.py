@@ -12,6 +12,7 @@ from nasa_autoscale.features.events import read_events
 from nasa_autoscale.ingest.traffic import whole_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
+from nasa_autoscale.scaling.fleets import rules_of
 from nasa_autoscale.scaling.forecasts import COLUMNS, build_scaling_forecasts, tuned_lightgbm
 from nasa_autoscale.scaling.recommend import recommend
 from nasa_autoscale.scaling.report import target_lines, write_report, write_robustness_report
@@ -22,6 +23,7 @@ from nasa_autoscale.scaling.sweep import (
     forecast_steps,
     load_inputs,
     robustness,
+    robustness_fleets,
     run_sweep,
 )
 from nasa_autoscale.warehouse import SCHEMA, data_source, read, replace_table
@@ -71,6 +73,7 @@ def scaling_forecasts(
     settings: SettingsResource,
 ):
     config = settings.get()
+    fleets = config.fleets()
     with warehouse.connect() as con:
         source = data_source(con)
         traffic = whole_days(con, 5).set_index("bucket_start")
@@ -84,7 +87,7 @@ def scaling_forecasts(
         traffic,
         events,
         calendar,
-        forecast_steps() - 1,
+        forecast_steps(rules_of(fleets), robustness_fleets(fleets)) - 1,
         params,
         mlflow,
         {"dagster_run_id": context.run.run_id, "data_source": source},
@@ -139,7 +142,7 @@ def policy_sweep(
         return
     started = time.perf_counter()
     decisions, cost_report, tuning, _ = run_sweep(
-        requests, forecasts, anomalies, calendar, progress=context.log.info
+        requests, forecasts, anomalies, calendar, rules_of(config.fleets()), context.log.info
     )
     elapsed = time.perf_counter() - started
     with warehouse.connect() as con:
@@ -194,7 +197,8 @@ def cost_robustness(
         tables = {"cost_robustness": ROBUSTNESS_COLUMNS}
         return history_too_short(context, warehouse, tables, source, calendar.shortfall())[0]
     started = time.perf_counter()
-    cells = robustness(requests, forecasts, anomalies, calendar, progress=context.log.info)
+    robust = robustness_fleets(config.fleets())
+    cells = robustness(requests, forecasts, anomalies, calendar, robust, context.log.info)
     elapsed = time.perf_counter() - started
     with warehouse.connect() as con:
         replace_table(con, "cost_robustness", cells)
@@ -223,11 +227,13 @@ def cost_robustness(
     ),
 )
 def recommendation(warehouse: WarehouseResource, settings: SettingsResource):
+    config = settings.get()
     source, (requests, forecasts, anomalies), cost_report, upcoming, calendar = _deployment_inputs(
-        warehouse, settings.get()
+        warehouse, config
     )
+    fleets = rules_of(config.fleets())
     try:
-        table = recommend(requests, forecasts, anomalies, cost_report, upcoming, calendar)
+        table = recommend(requests, forecasts, anomalies, cost_report, upcoming, calendar, fleets)
     except ValueError as error:
         raise dg.Failure(str(error)) from None
     table["data_source"] = source
@@ -252,12 +258,19 @@ def recommendation(warehouse: WarehouseResource, settings: SettingsResource):
     ),
 )
 def provisioning_plan(warehouse: WarehouseResource, settings: SettingsResource):
+    config = settings.get()
     source, (requests, forecasts, anomalies), cost_report, upcoming, calendar = _deployment_inputs(
-        warehouse, settings.get()
+        warehouse, config
     )
     try:
         table, summaries = plan.provisioning_plan(
-            requests, forecasts, anomalies, cost_report, upcoming, calendar
+            requests,
+            forecasts,
+            anomalies,
+            cost_report,
+            upcoming,
+            calendar,
+            rules_of(config.fleets()),
         )
     except ValueError as error:
         raise dg.Failure(str(error)) from None

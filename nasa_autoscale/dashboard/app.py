@@ -7,6 +7,8 @@ capacity, boot delay and price; nothing is retrained.
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,11 +21,11 @@ from nasa_autoscale import warehouse
 from nasa_autoscale.forecasting.next import selected_row  # noqa: E402
 from nasa_autoscale.forecasting.protocols import PROTOCOLS  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
+from nasa_autoscale.scaling.fleets import rules_of  # noqa: E402
 from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
-from nasa_autoscale.scaling.plan import PLAN_SETTING  # noqa: E402
+from nasa_autoscale.scaling.plan import PLAN_SETTING, plan_fleet  # noqa: E402
 from nasa_autoscale.scaling.recommend import known_policies, resolve_policy  # noqa: E402
 from nasa_autoscale.scaling.simulator import (  # noqa: E402
-    ScalingRules,
     optimal_provisioning,
     replay,
     simulate,
@@ -98,8 +100,14 @@ def tomorrow_page(path: str):
     and how the daily forecasts of the last days scored (forecast_scores)."""
     upcoming = query(path, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
     try:
+        # one row per day: the forecast's score is the same in every fleet's row, so the
+        # default fleet's (a fleet name is letters, digits and '_': safe to inline)
+        fleet = plan_fleet(Settings.from_env().fleets())
         scores = query(
-            path, f"SELECT * FROM {SCHEMA}.forecast_scores ORDER BY day DESC LIMIT {SCORE_DAYS}"
+            path,
+            f"SELECT * FROM {SCHEMA}.forecast_scores "
+            f"QUALIFY row_number() OVER (PARTITION BY day ORDER BY plan_setting = '{fleet}' DESC) "
+            f"= 1 ORDER BY day DESC LIMIT {SCORE_DAYS}",
         ).sort_values("day")
     except warehouse.MissingTable:  # no daily forecast job yet (make run does not run it)
         scores = pd.DataFrame(columns=["day", "rmse", "n"])
@@ -291,14 +299,33 @@ def scaling_page(path: str):
         "demand before t and forecasts made at t; the optimum knows everything."
     )
     report = query(path, f"SELECT setting, policy, params, selected FROM {SCHEMA}.cost_report")
+    fleets = Settings.from_env().fleets()
     with st.sidebar:
         st.subheader("Fleet")
-        capacity = st.slider("requests per server per 5 minutes", 10, 200, 40, 5)
-        boot_min = st.slider("boot delay (minutes)", 0, 15, 5, 5)
-        stabilization_min = st.slider("scale-in stabilization (minutes)", 0, 15, 5, 5)
-        price = st.slider("price per server-hour ($)", 0.01, 1.00, 0.10, 0.01)
-        low, high = st.slider("servers (min, max)", 0, 60, (2, 50))
-    rules = ScalingRules(
+        names = list(fleets)
+        fleet = st.selectbox(
+            "fleet (NASA_FLEETS_PATH)", names, index=names.index(plan_fleet(fleets))
+        )
+        base = fleets[fleet].rules  # the what-if starts from the fleet's own rules
+        top = max(200, int(4 * base.capacity))
+        capacity = st.slider(
+            "requests per server per 5 minutes", 1, top, int(round(base.capacity)), 1
+        )
+        boot_min = st.slider("boot delay (minutes)", 0, 15, base.boot_delay_s // 60, 1)
+        stabilization_min = st.slider(
+            "scale-in stabilization (minutes)", 0, 15, base.stabilization_s // 60, 1
+        )
+        price = st.slider(
+            "price per server-hour ($)",
+            0.01,
+            max(1.0, 4 * base.price_per_hour),
+            base.price_per_hour,
+            0.01,
+        )
+        most = max(60, 2 * base.max_servers)
+        low, high = st.slider("servers (min, max)", 0, most, (base.min_servers, base.max_servers))
+    rules = dataclasses.replace(
+        base,
         capacity=float(capacity),
         min_servers=low,
         max_servers=max(high, 1),
@@ -311,7 +338,7 @@ def scaling_page(path: str):
             "The stored forecasts reach 10 minutes ahead; for longer boot delays the "
             "predictive policies reuse the furthest forecast."
         )
-    names = known_policies(report, PLAN_SETTING)
+    names = known_policies(report, fleet)
     chosen = st.multiselect(
         "policies",
         names,
@@ -327,7 +354,8 @@ def scaling_page(path: str):
     best = summarize(optimum, rules)
     outcomes, rows = {"hindsight_optimal": optimum}, []
     for name in chosen:
-        params = resolve_policy(report, PLAN_SETTING, name).params  # its tuned parameters
+        # the policy as tuned for the picked fleet
+        params = resolve_policy(report, fleet, rules_of(fleets), name).params
         if name == "static":  # sized for the training window's peak, as in the cost report
             params = {"servers": int(np.ceil(training_peak / capacity))}
         outcome = simulate(demand, policies.build(name, params), rules, array)

@@ -27,7 +27,7 @@ from nasa_autoscale.scaling.simulator import (
     simulate,
     summarize,
 )
-from nasa_autoscale.scaling.sweep import SCENARIOS, make_window
+from nasa_autoscale.scaling.sweep import make_window
 
 COLUMNS = [
     "setting",
@@ -39,8 +39,14 @@ COLUMNS = [
     "capacity",
     "action",
 ]
-# The setting whose plan forecast_scores prices (the API's default).
+# The fleet whose plan forecast_scores prices (the API's default) when the profiles have it;
+# else their first.
 PLAN_SETTING = "realistic"
+
+
+def plan_fleet(fleets: dict) -> str:
+    """The fleet the daily plan scores and the API default to."""
+    return PLAN_SETTING if PLAN_SETTING in fleets else next(iter(fleets))
 
 
 def forward_forecasts(upcoming: pd.DataFrame, steps: int) -> np.ndarray:
@@ -68,12 +74,13 @@ def plan_setting(
     cost_report: pd.DataFrame,
     upcoming: pd.DataFrame,
     calendar,
+    fleets: dict[str, ScalingRules],
 ) -> tuple[pd.DataFrame, dict]:
     """(plan rows, summary) for one scenario; the policy's state from the calendar's test
     window."""
     ahead = forward_forecasts(upcoming, rules.boot + 1)
     expected = upcoming["yhat"].to_numpy(float)
-    choice = resolve_policy(cost_report, setting)
+    choice = resolve_policy(cost_report, setting, fleets)
     name = choice.name
     if not choice.tuned:  # a short history: the untuned policy from the fleet now
         before = fleet_for(requests, rules)
@@ -123,14 +130,23 @@ def provisioning_plan(
     cost_report: pd.DataFrame,
     upcoming: pd.DataFrame,
     calendar,
+    fleets: dict[str, ScalingRules],
 ) -> tuple[pd.DataFrame, list[dict]]:
     """(plan rows of every scenario, a summary per scenario)."""
     if upcoming.empty:
         raise ValueError("forecast_next is empty: materialize forecast_next")
     plans, summaries = [], []
-    for setting, rules in SCENARIOS.items():
+    for setting, rules in fleets.items():
         plan, summary = plan_setting(
-            setting, rules, requests, scaling_forecasts, anomalies, cost_report, upcoming, calendar
+            setting,
+            rules,
+            requests,
+            scaling_forecasts,
+            anomalies,
+            cost_report,
+            upcoming,
+            calendar,
+            fleets,
         )
         plans.append(plan)
         summaries.append(summary)
@@ -141,19 +157,22 @@ def score_plan(
     forecast: pd.DataFrame,
     requests: pd.Series,
     cost_report: pd.DataFrame,
-    setting: str = PLAN_SETTING,
+    fleets: dict[str, ScalingRules],
+    setting: str | None = None,
 ) -> dict:
-    """What a day's plan cost and dropped, against the day's hindsight optimum.
+    """What a day's plan cost and dropped, against the day's hindsight optimum, for a fleet
+    (default plan_fleet's).
 
     forecast: the day's forecast made at its midnight (bucket_start, yhat, yhat_lower,
     yhat_upper); requests: traffic by bucket_start (NaN = no log). The deployed policy plans the
     day on the forecast alone, from the fleet the last bucket before the day needed; the plan is
     then run against the demand that came. Buckets without a log count for neither drops nor
     the optimum's needs (servers still run through them)."""
-    rules = SCENARIOS[setting]
+    setting = setting or plan_fleet(fleets)
+    rules = fleets[setting]
     buckets = pd.DatetimeIndex(forecast["bucket_start"])
     before = fleet_for(requests[requests.index < buckets[0]], rules)
-    choice = resolve_policy(cost_report, setting)
+    choice = resolve_policy(cost_report, setting, fleets)
     name = choice.name
     ahead = forward_forecasts(forecast, rules.boot + 1)
     planned = simulate(

@@ -132,15 +132,21 @@ def known_policies(cost_report: pd.DataFrame, setting: str) -> list[str]:
     return sorted(set(rows["policy"]) - set(BOUNDS)) if len(rows) else [FALLBACK_POLICY]
 
 
-def resolve_policy(cost_report: pd.DataFrame, setting: str, asked: str = BEST) -> PolicyChoice:
+def resolve_policy(
+    cost_report: pd.DataFrame,
+    setting: str,
+    fleets: dict[str, ScalingRules],
+    asked: str = BEST,
+) -> PolicyChoice:
     """The one rule for which policy acts on a setting (recommendation, plan, plan scores, API,
     dashboard): `asked` = 'best' is the policy selected on the validation window
     (cost_report.selected), another name that policy's tuned row; with no cost report (a history
-    too short for the sweep), the untuned predictive policy. Bounds are never acted on."""
-    from nasa_autoscale.scaling.sweep import SCENARIOS, best_policy
+    too short for the sweep), the untuned predictive policy. Bounds are never acted on. A setting
+    is a fleet (fleets: its rules by name, from the fleet profiles)."""
+    from nasa_autoscale.scaling.sweep import best_policy
 
-    if setting not in SCENARIOS:
-        raise UnknownPolicy(f"unknown setting {setting!r}; known: {', '.join(SCENARIOS)}")
+    if setting not in fleets:
+        raise UnknownPolicy(f"unknown fleet {setting!r}; known: {', '.join(fleets)}")
     rows = cost_report[cost_report["setting"] == setting] if len(cost_report) else cost_report
     known = known_policies(cost_report, setting)
     if rows.empty:
@@ -154,12 +160,12 @@ def resolve_policy(cost_report: pd.DataFrame, setting: str, asked: str = BEST) -
             setting,
             name,
             dict(FALLBACK_PARAMS),
-            SCENARIOS[setting],
+            fleets[setting],
             "the untuned fallback: no benchmark yet" if asked == BEST else "asked for",
             False,
         )
     params = json.loads(rows.loc[rows["policy"] == name, "params"].iloc[0])
-    rules = ScalingRules(**params.pop("rules")) if "rules" in params else SCENARIOS[setting]
+    rules = ScalingRules(**params.pop("rules")) if "rules" in params else fleets[setting]
     chosen_by = (
         "selected on the validation window by the last benchmark (cost_report)"
         if asked == BEST
@@ -209,23 +215,24 @@ def recommend(
     cost_report: pd.DataFrame,
     upcoming: pd.DataFrame,
     calendar,
+    fleets: dict[str, ScalingRules],
 ) -> pd.DataFrame:
-    """The recommendation table: per scenario, the server count for the first bucket of
-    `upcoming` (forecast_next: bucket_start, yhat, yhat_lower, yhat_upper).
+    """The recommendation table: per fleet (its rules by name), the server count for the first
+    bucket of `upcoming` (forecast_next: bucket_start, yhat, yhat_lower, yhat_upper).
 
     The policy is resolve_policy's (selected on the validation window), run over the calendar's
     test window to reach its state, then asked about the next bucket; with no cost report (a
     short history), the untuned predictive policy (fallback_decision)."""
     from nasa_autoscale.scaling.simulator import simulate
-    from nasa_autoscale.scaling.sweep import SCENARIOS, make_window
+    from nasa_autoscale.scaling.sweep import make_window
 
     if upcoming.empty:
         raise ValueError("forecast_next is empty: materialize forecast_next")
     rows = []
-    for setting, rules in SCENARIOS.items():
+    for setting, rules in fleets.items():
         ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
         row = {"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0]}
-        choice = resolve_policy(cost_report, setting)
+        choice = resolve_policy(cost_report, setting, fleets)
         if not choice.tuned:  # a short history: no sweep to choose from
             rows.append({**row, **fallback_decision(requests, rules, ahead)})
             continue

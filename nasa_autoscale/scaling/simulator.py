@@ -46,6 +46,7 @@ class ScalingRules:
     minutes: int = 5  # bucket length
     billing: str = "second"  # or "hour": each start rounded up to whole hours
     min_billed_s: int = 60
+    dropped_budget: float = 0.005  # the share of requests a tuned policy may drop (the SLA)
 
     def __post_init__(self):
         if self.capacity <= 0:
@@ -56,6 +57,8 @@ class ScalingRules:
             )
         if self.boot_delay_s < 0 or self.stabilization_s < 0 or self.minutes <= 0:
             raise ValueError("boot delay and stabilization must be >= 0, minutes > 0")
+        if not 0 <= self.dropped_budget < 1:
+            raise ValueError(f"dropped_budget must be in [0, 1), got {self.dropped_budget}")
         if self.billing not in ("second", "hour"):
             raise ValueError(f"billing must be 'second' or 'hour', got {self.billing!r}")
 

@@ -169,7 +169,7 @@ def test_health_reports_tables_source_and_models(client):
             "Extra inputs",
         ),
         ("get", "/metrics?granularity=7m", None, 422, "'1m', '5m' or '15m'"),
-        ("get", "/cost-report?setting=cheap", None, 422, "'default' or 'realistic'"),
+        ("get", "/cost-report?setting=cheap", None, 422, "unknown fleet 'cheap'; known: default"),
     ],
 )
 def test_bad_input_gets_a_clear_422(client, method, url, payload, status, says):
@@ -365,3 +365,39 @@ def test_health_names_the_registered_champion_forecast_next_came_from(served_war
         "version": "3",
         "model": "seasonal_naive_week",
     }
+
+
+def test_fleets_lists_the_profiles_and_any_fleet_is_a_setting(served_warehouse, tmp_path):
+    import dataclasses
+
+    from nasa_autoscale.settings import DEFAULT_FLEETS_PATH, Settings
+
+    path = tmp_path / "fleets.toml"
+    path.write_text(
+        DEFAULT_FLEETS_PATH.read_text()
+        + '\n[[fleet]]\nname = "pods"\nrequests_per_second = 50\nmin_servers = 3\n'
+        "max_servers = 400\nprice_per_hour = 0.034\nboot_s = 60\n"
+        'scale_in_stabilization_s = 300\nbilling = "second"\n'
+    )
+    settings = dataclasses.replace(Settings.from_env(), fleets_path=path)
+    client = TestClient(create_app(served_warehouse, settings))
+    listed = client.get("/fleets").json()
+    assert [f["name"] for f in listed["fleets"]] == ["default", "realistic", "pods"]
+    assert listed["default"] == "realistic"
+    pods = listed["fleets"][2]
+    assert (pods["requests_per_second"], pods["max_servers"], pods["boot_s"]) == (50, 400, 60)
+    # a fleet the last benchmark did not sweep: the untuned policy, under the fleet's own rules
+    answer = client.post(
+        "/recommend-scaling",
+        json={"predicted_load": [3_000_000, 3_000_000], "current_servers": 3, "setting": "pods"},
+    ).json()
+    assert answer["setting"] == "pods" and answer["chosen_by"].startswith("the untuned")
+    assert answer["target_servers"] == 200  # 3M a bucket at 15,000 a server: no cap of 50
+    unknown = client.post(
+        "/recommend-scaling",
+        json={"predicted_load": [10], "current_servers": 3, "setting": "nope"},
+    )
+    assert unknown.status_code == 422
+    assert "unknown fleet 'nope'; known: default, realistic, pods" in unknown.text
+    costs = client.get("/cost-report").json()
+    assert costs["settings"]["pods"]["capacity"] == 15_000

@@ -97,13 +97,16 @@ def test_policies_rebuild_from_their_params():
         policies.build("crystal_ball", {})
 
 
+ROBUST = {"realistic": SCENARIOS["realistic"]}  # the fleet the shipped robustness table sweeps
+
+
 def synthetic_inputs(real_traffic_5m):
     """The real requests and same-slot-last-week forecasts, shaped as the assets hold them."""
     requests = real_traffic_5m.set_index("bucket_start")["requests"].astype(float)
     rows = []
     for window, (start, end) in nasa_calendar(requests).windows().items():
         origins = pd.date_range(start, end, freq="5min", inclusive="left")
-        for step in range(1, forecast_steps() + 1):
+        for step in range(1, forecast_steps(SCENARIOS, ROBUST) + 1):
             times = origins + pd.Timedelta(minutes=5 * (step - 1))
             yhat = requests.reindex(times - pd.Timedelta(days=7)).to_numpy()
             rows.append(
@@ -272,15 +275,22 @@ def test_an_adaptive_predictive_policy_widens_after_demand_beats_its_plan():
 def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_traffic_5m):
     requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
     cells = robustness(
-        requests, forecasts, anomalies, nasa_calendar(requests), progress=lambda _: None
+        requests, forecasts, anomalies, nasa_calendar(requests), ROBUST, progress=lambda _: None
     )
     assert len(cells) == 9
     # the worker processes compute what one process does
     alone = robustness(
-        requests, forecasts, anomalies, nasa_calendar(requests), progress=lambda _: None, workers=1
+        requests,
+        forecasts,
+        anomalies,
+        nasa_calendar(requests),
+        ROBUST,
+        progress=lambda _: None,
+        workers=1,
     )
     pd.testing.assert_frame_equal(cells, alone)
     assert set(cells.capacity) == {20.0, 40.0, 100.0} and set(cells.boot_delay_min) == {2, 5, 10}
+    assert set(cells.fleet) == {"realistic"}  # around the fleet's own rules: 40, 5 min
     assert (cells.selected_pct_above_optimal > -1e-9).all()
     assert cells.presets_dropping_no_more.between(0, 3).all()
     # a 2-minute boot rounds up to the 5-minute bucket: the same figures as 5 minutes
@@ -316,7 +326,9 @@ def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_war
     from nasa_autoscale.scaling.recommend import recommend
 
     inputs, report, upcoming = served_inputs(served_warehouse)
-    table = recommend(*inputs, report, upcoming, nasa_calendar(inputs[0])).set_index("setting")
+    table = recommend(*inputs, report, upcoming, nasa_calendar(inputs[0]), SCENARIOS).set_index(
+        "setting"
+    )
     assert list(table.index) == list(SCENARIOS)
     for setting in SCENARIOS:
         assert table.at[setting, "policy"] == best_policy(report, setting)
@@ -325,14 +337,14 @@ def test_the_recommendation_follows_the_selected_policy_or_falls_back(served_war
     moved = report.copy()
     moved["selected"] = (moved["policy"] == "static") & (moved["setting"] == "realistic")
     moved.loc[moved["setting"] == "default", "selected"] = report["selected"]
-    assert recommend(*inputs, moved, upcoming, nasa_calendar(inputs[0])).set_index("setting").at[
-        "realistic", "policy"
-    ] == ("static")
+    assert recommend(*inputs, moved, upcoming, nasa_calendar(inputs[0]), SCENARIOS).set_index(
+        "setting"
+    ).at["realistic", "policy"] == ("static")
     # no cost report (a short history): the untuned predictive policy, saying so
-    fallback = recommend(*inputs, report.iloc[:0], upcoming, nasa_calendar(inputs[0]))
+    fallback = recommend(*inputs, report.iloc[:0], upcoming, nasa_calendar(inputs[0]), SCENARIOS)
     assert fallback["reason"].str.contains("untuned").all()
     with pytest.raises(ValueError, match="materialize forecast_next"):
-        recommend(*inputs, report, upcoming.iloc[:0], nasa_calendar(inputs[0]))
+        recommend(*inputs, report, upcoming.iloc[:0], nasa_calendar(inputs[0]), SCENARIOS)
 
 
 def test_the_plan_runs_the_selected_policy_forward_and_starts_with_the_recommendation(
@@ -342,11 +354,13 @@ def test_the_plan_runs_the_selected_policy_forward_and_starts_with_the_recommend
     from nasa_autoscale.scaling.recommend import recommend
 
     inputs, report, upcoming = served_inputs(served_warehouse)
-    plan, summaries = provisioning_plan(*inputs, report, upcoming, nasa_calendar(inputs[0]))
+    plan, summaries = provisioning_plan(
+        *inputs, report, upcoming, nasa_calendar(inputs[0]), SCENARIOS
+    )
     assert plan.groupby("setting").size().to_dict() == {s: 288 for s in SCENARIOS}
-    targets = recommend(*inputs, report, upcoming, nasa_calendar(inputs[0])).set_index("setting")[
-        "target_servers"
-    ]
+    targets = recommend(*inputs, report, upcoming, nasa_calendar(inputs[0]), SCENARIOS).set_index(
+        "setting"
+    )["target_servers"]
     assert plan.groupby("setting")["servers"].first().to_dict() == targets.to_dict()
     for summary in summaries:
         rows = plan[plan["setting"] == summary["setting"]]
@@ -374,8 +388,8 @@ def test_a_days_plan_is_priced_against_the_demand_that_came_and_the_hindsight_op
     came = pd.concat([before, pd.Series(shape, index=buckets)])
     surge = pd.concat([before, pd.Series(shape * 2, index=buckets)])
     met, missed = (
-        score_plan(forecast, came, pd.DataFrame()),
-        score_plan(forecast, surge, pd.DataFrame()),
+        score_plan(forecast, came, pd.DataFrame(), SCENARIOS),
+        score_plan(forecast, surge, pd.DataFrame(), SCENARIOS),
     )
     # the plan was made from the forecast alone: the same plan, the same cost, whatever came
     assert met["plan_cost"] == missed["plan_cost"] > 0
@@ -389,7 +403,7 @@ def test_a_days_plan_is_priced_against_the_demand_that_came_and_the_hindsight_op
     # an hour without a log is neither dropped nor needed: the figures stay finite
     gap = came.copy()
     gap[buckets[:12]] = np.nan
-    partial = score_plan(forecast, gap, pd.DataFrame())
+    partial = score_plan(forecast, gap, pd.DataFrame(), SCENARIOS)
     assert partial["plan_cost"] == met["plan_cost"] and partial["plan_dropped"] < 0.01
     assert 0 < partial["optimum_cost"] <= met["optimum_cost"]
 
@@ -427,17 +441,46 @@ def test_one_resolver_says_which_policy_acts_on_a_setting():
             "selected": [False, True, False, False],
         }
     )
-    best = resolve_policy(report, "realistic")
+    best = resolve_policy(report, "realistic", SCENARIOS)
     assert (best.name, best.params, best.tuned) == ("hpa", {"target": 0.7}, True)
     assert best.rules == SCENARIOS["realistic"] and "validation window" in best.chosen_by
-    asked = resolve_policy(report, "realistic", "predictive")
+    asked = resolve_policy(report, "realistic", SCENARIOS, "predictive")
     assert asked.params == {"quantile": 0.94} and asked.chosen_by == "asked for"
     assert asked.build().params()["quantile"] == 0.94
     assert known_policies(report, "realistic") == ["hpa", "predictive"]  # never the bounds
     with pytest.raises(UnknownPolicy, match="known: best, hpa, predictive"):
-        resolve_policy(report, "realistic", "oracle")
-    with pytest.raises(UnknownPolicy, match="unknown setting 'cheap'"):
-        resolve_policy(report, "cheap")
-    fallback = resolve_policy(report.iloc[:0], "default")  # a short history: no sweep yet
+        resolve_policy(report, "realistic", SCENARIOS, "oracle")
+    with pytest.raises(UnknownPolicy, match="unknown fleet 'cheap'; known: default, realistic"):
+        resolve_policy(report, "cheap", SCENARIOS)
+    fallback = resolve_policy(
+        report.iloc[:0], "default", SCENARIOS
+    )  # a short history: no sweep yet
     assert (fallback.name, fallback.tuned) == ("predictive", False)
     assert fallback.rules == SCENARIOS["default"] and "untuned" in fallback.chosen_by
+
+
+def test_a_site_twenty_times_the_trace_gets_a_fleet_in_the_hundreds_within_its_budget(
+    real_traffic_5m,
+):
+    """Every request of the real trace repeated 20 times, on the realistic fleet's servers with
+    room to grow (2..400): the selected policy stays within its dropped budget on the test
+    window, with a fleet in the hundreds (capped at 50 it dropped about half)."""
+    import dataclasses
+
+    requests, forecasts, anomalies = synthetic_inputs(real_traffic_5m)
+    requests = requests * 20
+    forecasts = forecasts.assign(
+        **{c: forecasts[c] * 20 for c in ("yhat", "yhat_lower", "yhat_upper")}
+    )
+    big = dataclasses.replace(SCENARIOS["realistic"], max_servers=400)
+    _, report, _, _ = run_sweep(
+        requests, forecasts, anomalies, nasa_calendar(requests), {"big": big}, lambda _: None
+    )
+    selected = report[report["selected"]].iloc[0]
+    assert selected["dropped_fraction"] <= big.dropped_budget
+    assert selected["peak_servers"] > 100
+    capped = dataclasses.replace(big, max_servers=50)
+    _, small, _, _ = run_sweep(
+        requests, forecasts, anomalies, nasa_calendar(requests), {"capped": capped}, lambda _: None
+    )
+    assert small[small["selected"]]["dropped_fraction"].iloc[0] > 0.3  # wrong by construction

@@ -1,0 +1,175 @@
+"""Fleet profiles: the user's servers, as they size and pay for them, in a TOML file
+(NASA_FLEETS_PATH, default data/fleets.toml, which holds the NASA demo's two settings).
+
+    [[fleet]]
+    name = "web"
+    requests_per_second = 50      # what one server serves at its target utilization
+    min_servers = 3               # (or requests_per_minute = 3000)
+    max_servers = 400
+    price_per_hour = 0.034        # per server-hour
+    boot_s = 90                   # from the launch to the first request served
+    scale_in_stabilization_s = 300
+    billing = "second"            # per second with a minimum (min_billed_s), or "hour"
+    min_billed_s = 60
+    dropped_budget = 0.005        # the share of requests a policy may drop (default 0.5%)
+    decision_interval_s = 300     # how often the autoscaler decides (see DECISION_INTERVALS)
+
+Every field is checked before any work starts: a bad profile is a FleetError naming the fleet
+and the field, and nothing runs on a half-valid file.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from nasa_autoscale.scaling.simulator import ScalingRules
+
+# The simulator decides once per bucket of traffic_5m: 300 s is the interval it can honour today.
+DECISION_INTERVALS = (300,)
+REQUIRED = (
+    "name",
+    "min_servers",
+    "max_servers",
+    "price_per_hour",
+    "boot_s",
+    "scale_in_stabilization_s",
+    "billing",
+)
+OPTIONAL = {
+    "requests_per_second": None,
+    "requests_per_minute": None,
+    "min_billed_s": 60,
+    "dropped_budget": 0.005,
+    "decision_interval_s": 300,
+    "robustness": True,
+    "description": "",
+}
+BILLING = ("second", "hour")
+
+
+class FleetError(ValueError):
+    """A fleet profile the project cannot use; the message names the file, fleet and field."""
+
+
+@dataclass(frozen=True)
+class Fleet:
+    name: str
+    rules: ScalingRules  # the simulator's rules: capacity in requests per decision interval
+    requests_per_second: float
+    robustness: bool  # whether the robustness table sweeps around this fleet's rules
+    description: str = ""
+
+    def as_dict(self) -> dict:
+        """The profile as the API and the reports show it."""
+        rules = self.rules
+        return {
+            "name": self.name,
+            "description": self.description,
+            "requests_per_second": self.requests_per_second,
+            "requests_per_interval": rules.capacity,
+            "min_servers": rules.min_servers,
+            "max_servers": rules.max_servers,
+            "price_per_hour": rules.price_per_hour,
+            "boot_s": rules.boot_delay_s,
+            "scale_in_stabilization_s": rules.stabilization_s,
+            "billing": rules.billing,
+            "min_billed_s": rules.min_billed_s,
+            "dropped_budget": rules.dropped_budget,
+            "decision_interval_s": rules.bucket_s,
+        }
+
+
+def _number(where: str, profile: dict, field: str, low: float, integer: bool = False):
+    value = profile[field]
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise FleetError(f"{where}: {field} must be a {'whole ' if integer else ''}number")
+    if not math.isfinite(value) or value < low:
+        raise FleetError(f"{where}: {field} must be >= {low:g}, got {value!r}")
+    return value
+
+
+def parse_fleet(profile: dict, where: str) -> Fleet:
+    """One [[fleet]] table, checked field by field."""
+    if isinstance(profile.get("name"), str):
+        where = f"{where} ({profile['name']!r})"
+    unknown = sorted(set(profile) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise FleetError(f"{where}: unknown field(s) {unknown}")
+    missing = [f for f in REQUIRED if f not in profile]
+    if missing:
+        raise FleetError(f"{where}: missing field(s) {missing}")
+    values = {**OPTIONAL, **profile}
+    name = values["name"]
+    if not isinstance(name, str) or not name.strip() or not name.replace("_", "").isalnum():
+        raise FleetError(f"{where}: name must be letters, digits and '_', got {name!r}")
+    rates = [f for f in ("requests_per_second", "requests_per_minute") if values[f] is not None]
+    if len(rates) != 1:
+        raise FleetError(f"{where}: give exactly one of requests_per_second, requests_per_minute")
+    rate = _number(where, values, rates[0], 0)
+    if rate <= 0:
+        raise FleetError(f"{where}: {rates[0]} must be positive")
+    low = _number(where, values, "min_servers", 0, integer=True)
+    high = _number(where, values, "max_servers", 1, integer=True)
+    if low > high:
+        raise FleetError(f"{where}: min_servers {low} is above max_servers {high}")
+    price = _number(where, values, "price_per_hour", 0)
+    boot = _number(where, values, "boot_s", 0, integer=True)
+    stabilization = _number(where, values, "scale_in_stabilization_s", 0, integer=True)
+    billed = _number(where, values, "min_billed_s", 0, integer=True)
+    budget = _number(where, values, "dropped_budget", 0)
+    if budget >= 1:
+        raise FleetError(f"{where}: dropped_budget is a share of requests, below 1")
+    interval = _number(where, values, "decision_interval_s", 1, integer=True)
+    if interval not in DECISION_INTERVALS:
+        raise FleetError(
+            f"{where}: decision_interval_s {interval} is not one the simulator decides at "
+            f"(supported: {', '.join(map(str, DECISION_INTERVALS))})"
+        )
+    if values["billing"] not in BILLING:
+        raise FleetError(f"{where}: billing must be one of {', '.join(BILLING)}")
+    if not isinstance(values["robustness"], bool):
+        raise FleetError(f"{where}: robustness must be true or false")
+    # per minute when given so: 20 a minute is exactly 100 per 5-minute bucket
+    per_interval = rate * interval / (60 if rates[0] == "requests_per_minute" else 1)
+    per_second = rate / 60 if rates[0] == "requests_per_minute" else rate
+    rules = ScalingRules(
+        capacity=float(per_interval),
+        min_servers=low,
+        max_servers=high,
+        price_per_hour=float(price),
+        boot_delay_s=boot,
+        stabilization_s=stabilization,
+        minutes=interval // 60,
+        billing=values["billing"],
+        min_billed_s=billed,
+        dropped_budget=float(budget),
+    )
+    return Fleet(name, rules, float(per_second), values["robustness"], str(values["description"]))
+
+
+def load_fleets(path: Path) -> dict[str, Fleet]:
+    """The fleets of a profile file, in its order; a FleetError for anything wrong in it."""
+    try:
+        document = tomllib.loads(Path(path).read_text())
+    except OSError as error:
+        raise FleetError(f"NASA_FLEETS_PATH={path}: cannot read it ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise FleetError(f"{path}: not valid TOML ({error})") from None
+    profiles = document.get("fleet")
+    if not isinstance(profiles, list) or not profiles:
+        raise FleetError(f"{path}: no [[fleet]] tables")
+    fleets: dict[str, Fleet] = {}
+    for i, profile in enumerate(profiles, 1):
+        fleet = parse_fleet(profile, f"{path}: fleet {i}")
+        if fleet.name in fleets:
+            raise FleetError(f"{path}: fleet {i}: the name {fleet.name!r} is used twice")
+        fleets[fleet.name] = fleet
+    return fleets
+
+
+def rules_of(fleets: dict[str, Fleet]) -> dict[str, ScalingRules]:
+    return {name: fleet.rules for name, fleet in fleets.items()}
