@@ -200,11 +200,21 @@ def test_every_asset_reads_only_what_it_declares_and_the_windows_follow_the_sett
     assert "target <=" not in (reports / "cost_report.md").read_text()
     con = warehouse.connect(path, read_only=True)
     decided = con.execute(
-        "SELECT min(bucket_start), max(bucket_start), count(DISTINCT bucket_start) "
-        "FROM nasa.scaling_decisions"
-    ).fetchall()[0]
+        "SELECT setting, min(bucket_start), count(DISTINCT bucket_start) "
+        "FROM nasa.scaling_decisions GROUP BY setting ORDER BY setting"
+    ).fetchall()
+    planned = con.execute(
+        "SELECT setting, count(*) FROM nasa.provisioning_plan GROUP BY setting ORDER BY setting"
+    ).fetchall()
     con.close()
-    assert decided[0] == dt.datetime(1995, 8, 20) and decided[2] == 3 * 288
+    # NASA's fleets decide every 5 minutes; the pods (no decision_interval_s) every minute
+    day = dt.datetime(1995, 8, 20)
+    assert decided == [
+        ("default", day, 3 * 288),
+        ("pods", day, 3 * 1440),
+        ("realistic", day, 3 * 288),
+    ]
+    assert dict(planned) == {"default": 288, "pods": 1440, "realistic": 288}
     # every fleet of the profiles is swept, recommended for and planned
     con = warehouse.connect(path, read_only=True)
     for table in ("cost_report", "recommendation", "provisioning_plan"):
@@ -214,4 +224,4 @@ def test_every_asset_reads_only_what_it_declares_and_the_windows_follow_the_sett
         "SELECT params FROM nasa.cost_report WHERE setting = 'pods' LIMIT 1"
     ).fetchall()[0][0]
     con.close()
-    assert '"capacity": 30.0' in pods and '"boot_delay_s": 60' in pods  # 0.1 a second
+    assert '"capacity": 6.0' in pods and '"minutes": 1' in pods  # 0.1 a second, each minute

@@ -60,8 +60,10 @@ class RecommendBody(BaseModel):
     predicted_load: list[Load] = Field(
         min_length=1,
         max_length=MAX_BUCKETS,
-        description="Requests per 5-minute bucket from the bucket being decided on, as the "
-        "amount to provision for (pass a high quantile for headroom).",
+        description="Requests per bucket of the fleet's decision interval (GET /fleets: "
+        "decision_interval_s; NASA's fleets decide every 5 minutes, a new fleet every minute) "
+        "from the bucket being decided on, as the amount to provision for (pass a high "
+        "quantile for headroom).",
     )
     current_servers: int = Field(ge=0, le=100_000)
     policy: str = Field(
@@ -330,7 +332,7 @@ def create_app(duckdb_path: Path | None = None, settings: Settings | None = None
         return {
             # the default fleet's budget (each fleet's is in settings[...].dropped_budget)
             "sla_dropped_fraction": fleets[plan_fleet(fleets)].rules.dropped_budget,
-            # each fleet's simulator rules (capacity per 5-minute bucket, ...) and its profile
+            # each fleet's simulator rules (capacity per decision interval, ...) and its profile
             "settings": {
                 name: {**fleet.rules.as_dict(), **fleet.as_dict()} for name, fleet in fleets.items()
             },

@@ -21,6 +21,7 @@ from nasa_autoscale.partitions import daily_partitions, partition_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
 from nasa_autoscale.scaling.fleets import rules_of
+from nasa_autoscale.scaling.sweep import Demand, decision_minutes
 from nasa_autoscale.warehouse import SCHEMA, MissingTable, read, replace_range, transaction
 
 GROUP = "daily"
@@ -118,7 +119,7 @@ def _figures(row: pd.Series) -> dict:
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=["traffic_5m", "daily_forecasts", "cost_report", "model_metrics"],
+    deps=["traffic_5m", "traffic_1m", "daily_forecasts", "cost_report", "model_metrics"],
     group_name=GROUP,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
@@ -145,6 +146,10 @@ def forecast_scores(
     fleets = rules_of(settings.get().fleets())
     with warehouse.connect() as con:
         traffic = whole_days(con, 5, detail=False).set_index("bucket_start")
+        finer = {  # a fleet deciding every minute prices its plan on the day's minutes
+            m: whole_days(con, m, detail=False).set_index("bucket_start")["requests"].astype(float)
+            for m in decision_minutes(fleets) - {5}
+        }
         forecasts = read(
             con,
             f"SELECT * FROM {SCHEMA}.daily_forecasts WHERE day BETWEEN ? AND ? ORDER BY day, step",
@@ -158,7 +163,7 @@ def forecast_scores(
     # the forecast's score once per day, and its plan priced for every fleet (the default
     # fleet's row first: the figures plotted per partition and the drift check read it)
     order = [plan.plan_fleet(fleets), *(f for f in fleets if f != plan.plan_fleet(fleets))]
-    demand = traffic["requests"].astype(float)
+    demand = Demand({5: traffic["requests"].astype(float), **finer})
     days = [
         (deploy.score_day(group, traffic), group)
         for _, group in forecasts.groupby("day", sort=True)

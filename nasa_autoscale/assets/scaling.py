@@ -20,6 +20,7 @@ from nasa_autoscale.scaling.sweep import (
     DECISION_COLUMNS,
     REPORT_COLUMNS,
     ROBUSTNESS_COLUMNS,
+    decision_minutes,
     forecast_steps,
     load_inputs,
     robustness,
@@ -31,8 +32,9 @@ from nasa_autoscale.yardsticks import yardsticks_for
 
 GROUP = "scaling"
 # what every sweep reads (sweep.load_inputs): the spike flags of the detector chosen on
-# validation (anomaly_flags), else anomalies_5m's 3-sigma spikes
-SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "anomaly_flags", "traffic_5m"]
+# validation (anomaly_flags), else anomalies_5m's 3-sigma spikes; the requests at 5 minutes and,
+# for a fleet deciding every minute, at 1
+SWEEP_INPUTS = ["scaling_forecasts", "anomalies_5m", "anomaly_flags", "traffic_5m", "traffic_1m"]
 DEPLOYMENT_INPUTS = [*SWEEP_INPUTS, "cost_report", "forecast_next"]
 
 
@@ -40,7 +42,7 @@ def _sweep_inputs(warehouse: WarehouseResource, config):
     """(data source, yardsticks, (requests, scaling forecasts, anomaly flags), calendar)."""
     with warehouse.connect() as con:
         source, yardsticks = data_source(con), yardsticks_for(con)
-        inputs = load_inputs(con)
+        inputs = load_inputs(con, decision_minutes(rules_of(config.fleets())))
     return source, yardsticks, inputs, config.calendar(inputs[0])
 
 
@@ -49,7 +51,7 @@ def _deployment_inputs(warehouse: WarehouseResource, config):
     recommendation and the provisioning plan read."""
     with warehouse.connect() as con:
         source = data_source(con)
-        inputs = load_inputs(con)
+        inputs = load_inputs(con, decision_minutes(rules_of(config.fleets())))
         cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
         upcoming = read(con, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
     return source, inputs, cost_report, upcoming, config.calendar(inputs[0])
@@ -60,10 +62,10 @@ def _deployment_inputs(warehouse: WarehouseResource, config):
     group_name=GROUP,
     description=(
         "The forecasts the predictive policies act on: LightGBM direct, an origin at every "
-        "5-minute bucket, the next longest-boot-delay + 1 buckets, 80% intervals; the validation "
-        "window "
-        "from a model fitted before it with default hyper-parameters (for tuning the policies), "
-        "the test window from one fitted before it with the leaves tuned on validation."
+        "bucket of each decision interval the fleets use (5 minutes; 1 for a fleet deciding "
+        "every minute), the next longest-boot-delay + 1 buckets, 80% intervals; the validation "
+        "window from a model fitted before it with default hyper-parameters (for tuning the "
+        "policies), the test window from one fitted before it with the leaves tuned on validation."
     ),
 )
 def scaling_forecasts(
@@ -74,11 +76,12 @@ def scaling_forecasts(
 ):
     config = settings.get()
     fleets = config.fleets()
+    steps = forecast_steps(rules_of(fleets), robustness_fleets(fleets))
     with warehouse.connect() as con:
         source = data_source(con)
-        traffic = whole_days(con, 5).set_index("bucket_start")
+        traffic = {m: whole_days(con, m).set_index("bucket_start") for m in steps}
         events = read_events(con)
-        params = tuned_lightgbm(con)
+        params = {m: tuned_lightgbm(con, m) for m in steps}
     calendar = config.calendar(traffic)
     if not calendar.enough:
         tables = {"scaling_forecasts": [*COLUMNS, "mlflow_run_id"]}
@@ -87,7 +90,7 @@ def scaling_forecasts(
         traffic,
         events,
         calendar,
-        forecast_steps(rules_of(fleets), robustness_fleets(fleets)) - 1,
+        {minutes: count - 1 for minutes, count in steps.items()},
         params,
         mlflow,
         {"dagster_run_id": context.run.run_id, "data_source": source},
@@ -112,9 +115,10 @@ def scaling_forecasts(
             deps=SWEEP_INPUTS,
             group_name=GROUP,
             description=(
-                "Per setting x policy x 5-minute bucket of the test window: demand, servers "
-                "serving, capacity, dropped requests, provisioned and recommended servers, from "
-                "the one simulator (boot delay, stabilization, per-second billing)."
+                "Per fleet x policy x bucket of its decision interval over the test window: "
+                "demand, servers serving, capacity, dropped requests, provisioned and "
+                "recommended servers, from the one simulator (boot delay, stabilization, "
+                "per-second billing)."
             ),
         ),
         dg.AssetSpec(
@@ -181,11 +185,11 @@ def policy_sweep(
     deps=SWEEP_INPUTS,
     group_name=GROUP,
     description=(
-        "Per capacity (20 / 40 / 100 requests per server) x boot delay (2 / 5 / 10 min), the "
-        "realistic setting's sweep rerun (tuning and selection on validation): the selected "
-        "policy's test cost above the optimum and dropped share beside the best reactive "
-        "preset's, and whether it is cheaper than every preset dropping no more; "
-        "reports/robustness.md."
+        "Per fleet that asks for it (NASA: realistic) x capacity (0.5 / 1 / 2.5 x its own) x "
+        "boot delay (0.4 / 1 / 2 x its own), the fleet's sweep rerun (tuning and selection on "
+        "validation): the selected policy's test cost above the optimum and dropped share "
+        "beside the best reactive preset's, and whether it is cheaper than every preset "
+        "dropping no more; reports/robustness.md."
     ),
 )
 def cost_robustness(
@@ -252,7 +256,7 @@ def recommendation(warehouse: WarehouseResource, settings: SettingsResource):
     deps=DEPLOYMENT_INPUTS,
     group_name=GROUP,
     description=(
-        "Per setting: servers per 5-minute bucket for the day forecast_next covers, from the "
+        "Per fleet: servers per decision interval for the day forecast_next covers, from the "
         "policy selected on the validation window run forward on that forecast (its first "
         "bucket is the recommendation), the expected cost and the times to scale."
     ),

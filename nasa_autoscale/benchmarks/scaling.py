@@ -13,10 +13,13 @@ from __future__ import annotations
 import sys
 import time
 
+import pandas as pd
+
 from nasa_autoscale import warehouse
 from nasa_autoscale.scaling.fleets import rules_of
 from nasa_autoscale.scaling.simulator import optimal_provisioning
 from nasa_autoscale.scaling.sweep import (
+    decision_minutes,
     load_inputs,
     make_window,
     robustness,
@@ -32,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     settings = Settings.from_env()  # the command's entry point: the environment, read here
+    fleets = settings.fleets()
     try:
         with warehouse.reading(settings.duckdb_path) as con:
-            requests, forecasts, anomalies = load_inputs(con)
+            requests, forecasts, anomalies = load_inputs(con, decision_minutes(rules_of(fleets)))
     except warehouse.WarehouseError as error:
         print(f"cannot read the scaling inputs: {error}", file=sys.stderr)
         return 1
     calendar = settings.calendar(requests)
-    fleets = settings.fleets()
     started = time.perf_counter()
     _, report, _, _ = run_sweep(requests, forecasts, anomalies, calendar, rules_of(fleets))
     wall = time.perf_counter() - started
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table.round(4).to_string(index=False))
+    print("\nselected on the validation window, on the test window:")
+    print(pd.DataFrame(result["selected"]).to_string(index=False))
     print(
         f"\npolicy sweep + tuning + optimum, every fleet ({len(fleets)}): {wall:.1f} s "
         f"[target <= {TARGET_SECONDS:.0f} s]; optimum alone {optimum_s} s"

@@ -22,7 +22,7 @@ from nasa_autoscale.forecasting.next import selected_row  # noqa: E402
 from nasa_autoscale.forecasting.protocols import PROTOCOLS  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
 from nasa_autoscale.scaling.fleets import rules_of  # noqa: E402
-from nasa_autoscale.scaling.forecasts import forecast_array  # noqa: E402
+from nasa_autoscale.scaling.forecasts import forecast_array, made_at  # noqa: E402
 from nasa_autoscale.scaling.plan import PLAN_SETTING, plan_fleet  # noqa: E402
 from nasa_autoscale.scaling.recommend import known_policies, resolve_policy  # noqa: E402
 from nasa_autoscale.scaling.simulator import (  # noqa: E402
@@ -158,7 +158,7 @@ def plan_section(path: str):
     setting = st.radio("setting", settings, index=default, horizontal=True)
     rows = plan[plan["setting"] == setting]
     changes = rows[rows["action"] != "hold"]
-    st.subheader(f"The plan: servers per 5 minutes ({rows['policy'].iloc[0]})")
+    st.subheader(f"The plan: servers per decision interval ({rows['policy'].iloc[0]})")
     fig, ax = plt.subplots(figsize=(14, 2.6))
     ax.step(rows["bucket_start"], rows["servers"], where="post", color="#4c72b0", lw=1.2)
     ax.set_ylabel("servers")
@@ -279,16 +279,28 @@ def forecasts_page(path: str):
     _draw_forecast(ax, rows, model)
 
 
-def simulation_inputs(path: str, boot: int):
-    requests = query(path, f"SELECT bucket_start, requests FROM {SCHEMA}.traffic_5m")
+def simulation_inputs(path: str, boot: int, minutes: int):
+    """(bucket times, demand, forecasts) of the test window at a fleet's decision interval."""
+    requests = query(path, f"SELECT bucket_start, requests FROM {SCHEMA}.traffic_{minutes}m")
     requests = requests.set_index("bucket_start")["requests"].astype(float)
     test_start, test_end = test_window(path)
-    times = pd.date_range(test_start, test_end, freq="5min", inclusive="left")
+    times = pd.date_range(test_start, test_end, freq=f"{minutes}min", inclusive="left")
     forecasts = query(path, f"SELECT * FROM {SCHEMA}.scaling_forecasts WHERE \"window\" = 'test'")
-    array = forecast_array(forecasts, "test", (test_start, test_end), 5, boot + 1)
-    have = int(forecasts["step"].max())
+    array = forecast_array(forecasts, "test", (test_start, test_end), minutes, boot + 1)
+    made = forecasts[made_at(forecasts, minutes)]
+    if made.empty:
+        st.warning(
+            f"No {minutes}-minute scaling forecasts are stored (the benchmark ran with no fleet "
+            "deciding at this interval): the predictive policies hold the fleet."
+        )
+        return times, requests.reindex(times).to_numpy(), array
+    have = int(made["step"].max())
     if boot + 1 > have:  # steps beyond the stored ones: repeat the furthest (an approximation)
         array[:, have:] = array[:, have - 1 : have]
+        st.warning(
+            f"The stored forecasts reach {have} bucket(s) ahead; for a longer boot delay the "
+            "predictive policies reuse the furthest forecast."
+        )
     return times, requests.reindex(times).to_numpy(), array
 
 
@@ -309,12 +321,17 @@ def scaling_page(path: str):
         base = fleets[fleet].rules  # the what-if starts from the fleet's own rules
         top = max(200, int(4 * base.capacity))
         capacity = st.slider(
-            "requests per server per 5 minutes", 1, top, int(round(base.capacity)), 1
+            f"requests per server per {base.minutes} minute(s)",
+            1,
+            top,
+            int(round(base.capacity)),
+            1,
         )
-        boot_min = st.slider("boot delay (minutes)", 0, 15, base.boot_delay_s // 60, 1)
-        stabilization_min = st.slider(
-            "scale-in stabilization (minutes)", 0, 15, base.stabilization_s // 60, 1
+        boot_s = st.slider("boot delay (seconds)", 0, 900, base.boot_delay_s, 15)
+        stabilization_s = st.slider(
+            "scale-in stabilization (seconds)", 0, 900, base.stabilization_s, 15
         )
+        st.caption(f"{fleets[fleet].name} decides every {base.bucket_s} s")
         price = st.slider(
             "price per server-hour ($)",
             0.01,
@@ -330,23 +347,18 @@ def scaling_page(path: str):
         min_servers=low,
         max_servers=max(high, 1),
         price_per_hour=price,
-        boot_delay_s=boot_min * 60,
-        stabilization_s=stabilization_min * 60,
+        boot_delay_s=boot_s,
+        stabilization_s=stabilization_s,
     )
-    if boot_min > 5:
-        st.warning(
-            "The stored forecasts reach 10 minutes ahead; for longer boot delays the "
-            "predictive policies reuse the furthest forecast."
-        )
     names = known_policies(report, fleet)
     chosen = st.multiselect(
         "policies",
         names,
         default=[n for n in ("predictive", "hpa", "reactive_balanced") if n in names],
     )
-    times, demand, array = simulation_inputs(path, rules.boot)
+    times, demand, array = simulation_inputs(path, rules.boot, rules.minutes)
     peak_sql = (
-        f"SELECT max(requests) AS peak FROM {SCHEMA}.traffic_5m "
+        f"SELECT max(requests) AS peak FROM {SCHEMA}.traffic_{rules.minutes}m "
         f"WHERE bucket_start < '{test_window(path)[0]}'"
     )
     training_peak = query(path, peak_sql)["peak"].iloc[0]
@@ -384,7 +396,7 @@ def scaling_page(path: str):
     cost_ax.set_xlabel("dropped requests (%)")
     cost_ax.set_ylabel("cost above the hindsight optimum (%)")
     cost_ax.grid(alpha=0.3)
-    day = slice(0, 288 * 2)
+    day = slice(0, 2 * 1440 // rules.minutes)
     time_ax.plot(
         times[day], demand[day] / capacity, color="black", lw=0.8, label="demand / capacity"
     )

@@ -78,9 +78,12 @@ class Calendar:
         cls, traffic: pd.DataFrame | pd.Series, test_days: int, validation_days: int
     ) -> Calendar:
         """The calendar of a regular grid of buckets (index bucket_start; `requests` NULL where
-        missing). The last whole day is the last one whose final bucket is at or before the last
+        missing; or one such series per bucket length, {minutes: series}: the coarsest's
+        calendar). The last whole day is the last one whose final bucket is at or before the last
         bucket with data. The day counts come from the caller (Settings.calendar): nothing here
         reads the environment."""
+        if isinstance(traffic, dict):  # requests per bucket length (scaling.sweep.Demand)
+            traffic = traffic[max(traffic)]
         requests = traffic["requests"] if isinstance(traffic, pd.DataFrame) else traffic
         present = requests.index[requests.notna().to_numpy()]
         if len(present) == 0:

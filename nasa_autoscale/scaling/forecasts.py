@@ -1,5 +1,6 @@
 """The forecasts the predictive policies act on: an origin at every bucket, covering the buckets a
-server launched at that origin must serve (steps 1 .. boot + 1).
+server launched at that origin must serve (steps 1 .. boot + 1), at every decision interval a
+fleet decides at (`minutes`: 5, and 1 for a fleet deciding every minute).
 
 Two honest sets: the validation window from a model fitted before it, for tuning the policies,
 and the test window from a model fitted on the training window, as the forecasting protocols do
@@ -22,7 +23,16 @@ from nasa_autoscale.forecasting.models import Forecaster
 WINDOW_NAMES = ("validation", "test")
 
 
-COLUMNS = ["window", "origin", "step", "bucket_start", "yhat", "yhat_lower", "yhat_upper"]
+COLUMNS = [
+    "window",
+    "minutes",
+    "origin",
+    "step",
+    "bucket_start",
+    "yhat",
+    "yhat_lower",
+    "yhat_upper",
+]
 
 
 def plan(start: pd.Timestamp, end: pd.Timestamp, minutes: int, steps: int):
@@ -55,9 +65,16 @@ def fit_and_forecast(
     model.fit(traffic[traffic.index < start], minutes, events)
     forecast = model.predict(traffic[traffic.index < end], plan(start, end, minutes, steps))
     forecast.insert(0, "window", window)
+    forecast.insert(1, "minutes", minutes)
     actual = traffic["requests"].reindex(forecast["bucket_start"]).to_numpy(float)
     rmse = float(np.sqrt(np.nanmean((forecast["yhat"].to_numpy() - actual) ** 2)))
     return model, forecast[COLUMNS], rmse
+
+
+def made_at(forecasts: pd.DataFrame, minutes: int) -> pd.Series:
+    """Which rows of scaling_forecasts are at `minutes` buckets (rows of a table without the
+    `minutes` column, written before there were minute fleets, are 5-minute ones)."""
+    return forecasts.get("minutes", pd.Series(5, index=forecasts.index)) == minutes
 
 
 def forecast_array(
@@ -67,10 +84,10 @@ def forecast_array(
     minutes: int,
     steps: int,
 ) -> np.ndarray:
-    """(buckets, steps, 3) array of yhat, lower, upper over the window's span [start, end): row t
-    holds origin t's forecasts; steps past the window's end are NaN."""
+    """(buckets, steps, 3) array of yhat, lower, upper over the window's span [start, end) at
+    `minutes` buckets: row t holds origin t's forecasts; steps past the window's end are NaN."""
     start, end = span
-    rows = forecasts[forecasts["window"] == window]
+    rows = forecasts[(forecasts["window"] == window) & made_at(forecasts, minutes)]
     count = int((end - start) / pd.Timedelta(minutes=minutes))
     out = np.full((count, steps, 3), np.nan)
     t = ((rows["origin"] - start) / pd.Timedelta(minutes=minutes)).to_numpy().astype(int)
@@ -80,42 +97,72 @@ def forecast_array(
     return out
 
 
-def tuned_lightgbm(con) -> dict:
-    """The LightGBM leaves the benchmark's tuning chose for 5 minutes (model_metrics.params),
+def tuned_lightgbm(con, minutes: int = 5) -> dict:
+    """The LightGBM leaves the benchmark's tuning chose at this granularity (model_metrics.params),
     if any: the test window's scaling forecasts use them."""
     from nasa_autoscale.warehouse import SCHEMA, read
 
     rows = read(
         con,
         f"SELECT params FROM {SCHEMA}.model_metrics WHERE model = 'lightgbm_direct' "
-        "AND granularity = '5m' AND params IS NOT NULL LIMIT 1",
+        "AND granularity = ? AND params IS NOT NULL LIMIT 1",
+        [f"{minutes}m"],
     )
     stored = json.loads(rows["params"].iloc[0]) if len(rows) else {}
     return registry.tuned_params("lightgbm_direct", stored)
 
 
 def build_scaling_forecasts(
-    traffic: pd.DataFrame, events, calendar, boot: int, lgbm_params: dict, tracker, tags, progress
+    traffic: dict[int, pd.DataFrame],
+    events,
+    calendar,
+    steps: dict[int, int],
+    lgbm_params: dict[int, dict],
+    tracker,
+    tags,
+    progress,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """(scaling_forecasts, MLflow run id per window): both windows' forecasts, each model a
-    tracked run (tracker: forecasting.tracking.Tracker)."""
+    """(scaling_forecasts, MLflow run id per window and granularity): both windows' forecasts at
+    every bucket length of `steps` ({minutes: the boot delay in buckets to cover}), each model a
+    tracked run (tracker: forecasting.tracking.Tracker); traffic and lgbm_params by minutes."""
     frames, run_ids = [], {}
-    for window in WINDOW_NAMES:
-        started = time.perf_counter()
-        model, forecast, rmse = fit_and_forecast(
-            traffic, 5, events, boot, window, calendar, lgbm_params
-        )
-        elapsed = time.perf_counter() - started
-        progress(
-            f"scaling forecasts, {window}: fitted and predicted in {elapsed:.1f} s, RMSE {rmse:.1f}"
-        )
-        run_ids[window] = tracker.log_run(
-            f"scaling_lightgbm_{window}",
-            {**model.params(), "window": window, "granularity": "5m"},
-            {"rmse": rmse, "total_s": elapsed},
-            model.artifacts(),
-            {**tags, "purpose": "scaling"},
-        )
-        forecast["mlflow_run_id"] = run_ids[window]
-        frames.append(forecast)
+    for minutes, boot in sorted(steps.items(), reverse=True):
+        for window in WINDOW_NAMES:
+            started = time.perf_counter()
+            model, forecast, rmse = fit_and_forecast(
+                traffic[minutes], minutes, events, boot, window, calendar, lgbm_params[minutes]
+            )
+            elapsed = time.perf_counter() - started
+            progress(
+                f"scaling forecasts, {window}, {minutes} min: fitted and predicted in "
+                f"{elapsed:.1f} s, RMSE {rmse:.1f}"
+            )
+            key = window if minutes == 5 else f"{window}_{minutes}m"
+            run_ids[key] = tracker.log_run(
+                f"scaling_lightgbm_{key}",
+                {**model.params(), "window": window, "granularity": f"{minutes}m"},
+                {"rmse": rmse, "total_s": elapsed},
+                model.artifacts(),
+                {**tags, "purpose": "scaling"},
+            )
+            forecast["mlflow_run_id"] = run_ids[key]
+            frames.append(forecast)
     return pd.concat(frames, ignore_index=True), run_ids
+
+
+def spread_to(frame: pd.DataFrame, minutes: int) -> pd.DataFrame:
+    """A forecast frame (bucket_start, yhat, yhat_lower, yhat_upper at one bucket length) at a
+    finer one: each bucket's values shared evenly among its finer buckets (a day-ahead forecast
+    made at 5 minutes, for a fleet deciding every minute). Unchanged at its own length."""
+    times = pd.DatetimeIndex(frame["bucket_start"])
+    step = (times[1] - times[0]) if len(times) > 1 else pd.Timedelta(minutes=5)
+    parts = int(step / pd.Timedelta(minutes=minutes))
+    if parts <= 1:
+        return frame
+    out = frame.loc[frame.index.repeat(parts)].reset_index(drop=True)
+    offsets = np.tile(np.arange(parts), len(frame)) * pd.Timedelta(minutes=minutes)
+    out["bucket_start"] = pd.DatetimeIndex(out["bucket_start"]) + offsets
+    for column in ("yhat", "yhat_lower", "yhat_upper"):
+        if column in out:
+            out[column] = out[column] / parts
+    return out

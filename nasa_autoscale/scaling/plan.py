@@ -1,5 +1,7 @@
-"""provisioning_plan: the deployed policy run forward over the next day's forecast, per scenario:
-servers per 5-minute bucket, the expected cost, and when to scale.
+"""provisioning_plan: the deployed policy run forward over the next day's forecast, per fleet:
+servers per bucket of its decision interval, the expected cost, and when to scale. A fleet
+deciding every minute plans on the 5-minute forecast shared evenly among each bucket's minutes
+(forecasts.spread_to).
 
 The policy selected on the validation window (cost_report.selected) first runs over the test
 window, as the recommendation does, to reach its state; it then runs through the forecast's
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nasa_autoscale.scaling.forecasts import spread_to
 from nasa_autoscale.scaling.recommend import fleet_for, resolve_policy
 from nasa_autoscale.scaling.simulator import (
     ScalingRules,
@@ -27,7 +30,7 @@ from nasa_autoscale.scaling.simulator import (
     simulate,
     summarize,
 )
-from nasa_autoscale.scaling.sweep import make_window
+from nasa_autoscale.scaling.sweep import Demand, make_window
 
 COLUMNS = [
     "setting",
@@ -68,7 +71,7 @@ def _actions(servers: np.ndarray, before: int) -> list[str]:
 def plan_setting(
     setting: str,
     rules: ScalingRules,
-    requests: pd.Series,
+    requests,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     cost_report: pd.DataFrame,
@@ -78,6 +81,7 @@ def plan_setting(
 ) -> tuple[pd.DataFrame, dict]:
     """(plan rows, summary) for one scenario; the policy's state from the calendar's test
     window."""
+    upcoming = spread_to(upcoming, rules.minutes)
     ahead = forward_forecasts(upcoming, rules.boot + 1)
     expected = upcoming["yhat"].to_numpy(float)
     choice = resolve_policy(cost_report, setting, fleets)
@@ -124,7 +128,7 @@ def plan_setting(
 
 
 def provisioning_plan(
-    requests: pd.Series,
+    requests,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     cost_report: pd.DataFrame,
@@ -155,7 +159,7 @@ def provisioning_plan(
 
 def score_plan(
     forecast: pd.DataFrame,
-    requests: pd.Series,
+    requests,
     cost_report: pd.DataFrame,
     fleets: dict[str, ScalingRules],
     setting: str | None = None,
@@ -164,12 +168,15 @@ def score_plan(
     (default plan_fleet's).
 
     forecast: the day's forecast made at its midnight (bucket_start, yhat, yhat_lower,
-    yhat_upper); requests: traffic by bucket_start (NaN = no log). The deployed policy plans the
+    yhat_upper); requests: traffic by bucket_start (NaN = no log), a Demand holding the fleet's
+    decision interval (or one series at it). The deployed policy plans the
     day on the forecast alone, from the fleet the last bucket before the day needed; the plan is
     then run against the demand that came. Buckets without a log count for neither drops nor
     the optimum's needs (servers still run through them)."""
     setting = setting or plan_fleet(fleets)
     rules = fleets[setting]
+    forecast = spread_to(forecast, rules.minutes)
+    requests = Demand.of(requests).at(rules.minutes)
     buckets = pd.DatetimeIndex(forecast["bucket_start"])
     before = fleet_for(requests[requests.index < buckets[0]], rules)
     choice = resolve_policy(cost_report, setting, fleets)

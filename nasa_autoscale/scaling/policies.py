@@ -3,6 +3,15 @@
 Every policy has reset() and decide(observation) -> servers; the simulator applies boot delay,
 stabilization and clamping. Tunable knobs are constructor arguments; tuning happens on the
 validation week only (scaling.sweep).
+
+A policy whose recommendations never depend on the fleet (the predictive policies, the static
+fleet, the anomaly guard over a predictive base) also has open_loop(demand, forecasts, flags,
+rules): the whole series of recommendations at once, which simulate() turns into the same
+outcome as deciding bucket by bucket, without a Python call per bucket (a test holds them equal).
+
+Counts of buckets in the parameters (the presets' cooldown, the guard's hold) are in 5-minute
+buckets, the unit the original project used; at a finer decision interval they last as long
+(a cooldown of 2 is 10 minutes at any interval).
 """
 
 from __future__ import annotations
@@ -15,6 +24,18 @@ from scipy.stats import norm
 from nasa_autoscale.scaling.simulator import Observation
 
 Z80 = norm.ppf(0.90)  # the forecasts' 80% interval spans +-Z80 sigma
+UNIT_S = 300  # the bucket the cooldown and hold parameters count in
+HOLD = "hold"  # open_loop's marker for "keep the fleet as it is" (no forecast for the bucket)
+# Kubernetes' HPA defaults (kubernetes.io, "Horizontal Pod Autoscaling"): the controller syncs
+# every 15 s; a scale-up adds at most 100% or 4 pods per 15 s, whichever is more.
+SYNC_PERIOD_S = 15
+SCALE_UP_PERCENT = 100
+SCALE_UP_PODS = 4
+
+
+def in_buckets(count: int, rules) -> int:
+    """A count of 5-minute buckets as buckets of the rules' decision interval."""
+    return round(count * UNIT_S / rules.bucket_s)
 
 
 class Policy:
@@ -37,6 +58,12 @@ class Policy:
     def set_state(self, state: dict):
         """Restore get_state()'s output (after reset())."""
 
+    def open_loop(self, demand, forecasts, flags, rules) -> np.ndarray | None:
+        """Every bucket's recommendation at once (float, NaN where the policy holds the fleet),
+        for a policy that never reads the fleet; None for one that does (decided bucket by
+        bucket). demand, forecasts and flags as simulate() takes them."""
+        return None
+
 
 class Static(Policy):
     """A fixed fleet, sized once for the training window's peak (the reference a user knows)."""
@@ -48,6 +75,9 @@ class Static(Policy):
 
     def decide(self, observation):
         return self.servers
+
+    def open_loop(self, demand, forecasts, flags, rules):
+        return np.full(len(demand), float(self.servers))
 
     def params(self):
         return {"servers": self.servers}
@@ -77,9 +107,11 @@ class ReactiveThreshold(Policy):
         utilization = demand / (max(serving, 1) * observation.rules.capacity)
         self.target = current
         if utilization > self.up:
-            self.target, self.wait = current + self.step, self.cooldown
+            self.target = current + self.step
+            self.wait = in_buckets(self.cooldown, observation.rules)
         elif utilization < self.down and current > observation.rules.min_servers:
-            self.target, self.wait = current - 1, self.cooldown
+            self.target = current - 1
+            self.wait = in_buckets(self.cooldown, observation.rules)
         return self.target
 
     def params(self):
@@ -108,8 +140,13 @@ def preset(name: str) -> ReactiveThreshold:
 
 
 class HPA(Policy):
-    """Kubernetes' horizontal pod autoscaler rule: ceil(serving * utilization / target), no change
-    while the ratio is within the tolerance."""
+    """Kubernetes' horizontal pod autoscaler: ceil(ready * utilization / target), no change while
+    the ratio is within the tolerance (0.1), a scale-up limited per 15 s sync to +100% or +4
+    pods, whichever is more (so at most that, compounded over the syncs of one decision
+    interval: x16 or +60 in a minute, no limit that binds in 5). The scale-down stabilization
+    window (the highest recommendation of the window) is the simulator's, for every policy.
+    Ready pods are the serving servers; the metric is the last observed bucket's load, which
+    every sync inside the bucket sees alike (traffic is counted per minute at the finest)."""
 
     name = "hpa"
 
@@ -125,10 +162,22 @@ class HPA(Policy):
         ratio = demand / (serving * observation.rules.capacity) / self.target
         if abs(ratio - 1) <= self.tolerance:
             return observation.current
-        return math.ceil(serving * ratio)
+        return min(
+            math.ceil(serving * ratio), scale_up_limit(observation.current, observation.rules)
+        )
 
     def params(self):
         return {"target": self.target, "tolerance": self.tolerance}
+
+
+def scale_up_limit(current: int, rules) -> int:
+    """The most pods the HPA may reach from `current` within one decision interval."""
+    limit = current
+    for _ in range(max(1, rules.bucket_s // SYNC_PERIOD_S)):
+        limit = max(limit + limit * SCALE_UP_PERCENT // 100, limit + SCALE_UP_PODS)
+        if limit >= rules.max_servers:
+            return limit
+    return limit
 
 
 class Predictive(Policy):
@@ -182,6 +231,33 @@ class Predictive(Policy):
         bound = yhat + self.z * spread * math.exp(self.log_m)
         self.planned = float(bound[0])  # for the bucket decided now
         return math.ceil(np.nanmax(bound) / observation.rules.capacity)
+
+    def open_loop(self, demand, forecasts, flags, rules):
+        """decide() over every bucket: the multiplier's updates read only demand and the
+        policy's own plans, so one scalar pass finds them; the bounds follow in one go."""
+        if forecasts is None:
+            return np.full(len(demand), np.nan)
+        yhat = forecasts[:, :, 0]
+        spread = (forecasts[:, :, 2] - yhat) / Z80
+        if self.spread_power:
+            spread = spread * (np.maximum(yhat, 1.0) / self.typical) ** self.spread_power
+        present = ~np.isnan(yhat).all(axis=1)
+        scale = np.ones(len(demand))  # exp(log m) per bucket, by math.exp as decide() takes it
+        if self.gamma:
+            m, planned = 0.0, None
+            first_y, first_s = yhat[:, 0].tolist(), spread[:, 0].tolist()
+            miss = 1 - self.quantile
+            for t in range(len(demand)):
+                if planned is not None and t:
+                    seen = demand[t - 1]
+                    if not math.isnan(seen) and not math.isnan(planned):
+                        m += self.gamma * (float(seen > planned) - miss)
+                scale[t] = math.exp(m)
+                planned = first_y[t] + self.z * first_s[t] * scale[t] if present[t] else None
+        bound = yhat + self.z * spread * scale[:, None]
+        with np.errstate(all="ignore"):
+            peak = np.nanmax(np.where(present[:, None], bound, 0.0), axis=1)
+        return np.where(present, np.ceil(peak / rules.capacity), np.nan)
 
     def params(self):
         params = {
@@ -243,11 +319,25 @@ class AnomalyGuard(Policy):
     def decide(self, observation):
         servers = self.base.decide(observation)
         if observation.flagged:
-            self.left = self.hold
+            self.left = in_buckets(self.hold, observation.rules)
         if self.left > 0:
             self.left -= 1
             return math.ceil(servers * (1 + self.headroom))
         return servers
+
+    def open_loop(self, demand, forecasts, flags, rules):
+        base = self.base.open_loop(demand, forecasts, flags, rules)
+        if base is None or np.isnan(base).any():  # a held bucket reads the fleet
+            return None
+        guarded = np.zeros(len(demand), bool)
+        hold, left = in_buckets(self.hold, rules), 0
+        for t in range(len(demand)):
+            if t and flags[t - 1]:
+                left = hold
+            if left > 0:
+                left -= 1
+                guarded[t] = True
+        return np.where(guarded, np.ceil(base * (1 + self.headroom)), base)
 
     def params(self):
         return {

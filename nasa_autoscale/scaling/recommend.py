@@ -174,20 +174,27 @@ def resolve_policy(
     return PolicyChoice(setting, name, params, rules, chosen_by, True)
 
 
-def fleet_for(requests: pd.Series, rules: ScalingRules) -> int:
-    """The fleet the last observed bucket needed (where no policy has run to carry a fleet)."""
-    observed = requests.dropna()
+def fleet_for(requests, rules: ScalingRules) -> int:
+    """The fleet the last observed bucket (of the rules' decision interval) needed, where no
+    policy has run to carry a fleet; requests: a scaling.sweep.Demand or one series."""
+    observed = _at_interval(requests, rules).dropna()
     last = float(observed.iloc[-1]) if len(observed) else 0.0
     return rules.clamp(math.ceil(last / rules.capacity))
 
 
-def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.ndarray) -> dict:
+def _at_interval(requests, rules: ScalingRules) -> pd.Series:
+    from nasa_autoscale.scaling.sweep import Demand
+
+    return Demand.of(requests).at(rules.minutes)
+
+
+def fallback_decision(requests, rules: ScalingRules, forecast: np.ndarray) -> dict:
     """A recommendation without a cost report (too little history to tune a policy): the
     predictive policy at its untuned 90% quantile on the forecast; the fleet now is taken as the
     one the last observed bucket needed."""
     from nasa_autoscale.scaling.policies import build
 
-    observed = requests.dropna()
+    observed = _at_interval(requests, rules).dropna()
     last = float(observed.iloc[-1]) if len(observed) else 0.0
     current = fleet_for(requests, rules)
     policy = build(FALLBACK_POLICY, FALLBACK_PARAMS)
@@ -209,7 +216,7 @@ def fallback_decision(requests: pd.Series, rules: ScalingRules, forecast: np.nda
 
 
 def recommend(
-    requests: pd.Series,
+    requests,
     forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     cost_report: pd.DataFrame,
@@ -218,11 +225,13 @@ def recommend(
     fleets: dict[str, ScalingRules],
 ) -> pd.DataFrame:
     """The recommendation table: per fleet (its rules by name), the server count for the first
-    bucket of `upcoming` (forecast_next: bucket_start, yhat, yhat_lower, yhat_upper).
+    bucket of `upcoming` (forecast_next: bucket_start, yhat, yhat_lower, yhat_upper; shared among
+    the minutes of its buckets for a fleet deciding every minute).
 
     The policy is resolve_policy's (selected on the validation window), run over the calendar's
     test window to reach its state, then asked about the next bucket; with no cost report (a
     short history), the untuned predictive policy (fallback_decision)."""
+    from nasa_autoscale.scaling.forecasts import spread_to
     from nasa_autoscale.scaling.simulator import simulate
     from nasa_autoscale.scaling.sweep import make_window
 
@@ -230,7 +239,8 @@ def recommend(
         raise ValueError("forecast_next is empty: materialize forecast_next")
     rows = []
     for setting, rules in fleets.items():
-        ahead = upcoming.head(rules.boot + 1)[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
+        coming = spread_to(upcoming.head(rules.boot + 1), rules.minutes).head(rules.boot + 1)
+        ahead = coming[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()
         row = {"setting": setting, "bucket_start": upcoming["bucket_start"].iloc[0]}
         choice = resolve_policy(cost_report, setting, fleets)
         if not choice.tuned:  # a short history: no sweep to choose from

@@ -16,7 +16,6 @@ import pandas as pd  # noqa: E402
 from nasa_autoscale.forecasting.protocols import DAY, Calendar  # noqa: E402
 from nasa_autoscale.forecasting.report import data_banner  # noqa: E402
 from nasa_autoscale.scaling import policies  # noqa: E402
-from nasa_autoscale.scaling.simulator import ScalingRules  # noqa: E402
 from nasa_autoscale.scaling.sweep import (  # noqa: E402
     BOUNDS,
     best_policy,
@@ -164,25 +163,29 @@ def write_report(
         sections.append(
             f"### {setting} setting: {rules['capacity']:g} requests per server per "
             f"{rules['minutes']} minutes, {rules['min_servers']}..{rules['max_servers']} servers, "
-            f"${rules['price_per_hour']:.2f} per server-hour\n"
+            f"${rules['price_per_hour']:.2f} per server-hour, a {rules['boot_delay_s']} s boot, "
+            f"a decision every {rules['minutes']} minute(s)\n"
             f"Selected on the validation window (cheapest within "
             f"{budget_of(cost_report, setting):.1%} dropped "
             f"there): `{best_policy(cost_report, setting)}`\n\n"
             + rows[COLUMNS].round(4).to_markdown(index=False)
         )
     chosen = tuning[tuning["chosen"]][["setting", "tuned_as", "params", "cost", "dropped_fraction"]]
-    rules = ScalingRules(**json.loads(cost_report["params"].iloc[0])["rules"])
     text = f"""# Cost report: autoscaling policies on the test window
 
 {banner} Produced by the `cost_report` asset (`make run`) on {dt.datetime.now():%Y-%m-%d %H:%M}.
-Windows: {calendar.describe()}; 5-minute buckets. One section per fleet of the profiles
-(NASA_FLEETS_PATH, default data/fleets.toml: the NASA demo's `default`, the original project's
-rules, and `realistic`, closer to a real fleet), each with its own rules and dropped budget.
+Windows: {calendar.describe()}. One section per fleet of the profiles (NASA_FLEETS_PATH,
+default data/fleets.toml: the NASA demo's `default`, the original project's rules, and
+`realistic`, closer to a real fleet), each with its own rules, dropped budget and decision
+interval: every 5 minutes (NASA's fleets) or every minute (traffic_1m; a new fleet's default).
 
-Rules (one simulator for every row): a server asked for at t serves from t + {rules.boot_delay_s} s;
-a scale-in waits for a {rules.stabilization_s} s stabilization window (the largest recommendation of
-the window wins, as in Kubernetes' HPA); newest servers stop first; every provisioned server is
-billed per second with a {rules.min_billed_s} s minimum per start; a decision at t reads only
+Rules (one simulator for every row): a server asked for at t serves from t + its fleet's boot
+delay, counted in whole decision intervals (rounded up: at one minute, a 90 s boot serves from the
+second minute); a scale-in waits for the fleet's stabilization window (the largest
+recommendation of the window wins, as in Kubernetes' HPA); newest servers stop first; every
+provisioned server is billed per second with the fleet's minimum per start (or per started
+hour); `hpa` also follows Kubernetes' scale-up limit (+100% or +4 pods per 15 s sync, whichever
+is more) and its 0.1 tolerance; a decision at t reads only
 demand before t, forecasts whose origin is <= t and anomaly flags before t. Missing buckets are
 skipped (billed, never scored). `oracle` is ceil(d/C) per bucket with no boot delay; it is
 cheaper than any schedule under the rules. `hindsight_optimal` is the exact cheapest schedule
@@ -241,7 +244,8 @@ def robustness_section(cells: pd.DataFrame | None) -> str:
         else "Not in every cell: the selected policy costs more than some preset that drops no "
         "more at "
         + "; ".join(
-            f"capacity {r.capacity:g}, boot {r.boot_delay_min} min" for r in failing.itertuples()
+            f"{r.fleet}: capacity {r.capacity:g}, boot {r.boot_delay_s} s"
+            for r in failing.itertuples()
         )
         + "."
     )
@@ -249,7 +253,8 @@ def robustness_section(cells: pd.DataFrame | None) -> str:
         "Each cell reruns the whole sweep under its fleet's rules at 0.5x, 1x and 2.5x its "
         "capacity and 0.4x, 1x and 2x its boot delay, up to four times its servers: tuning and "
         "the selection on the validation window, then the test window. A boot delay is rounded "
-        "up to whole 5-minute buckets (2 and 5 minutes are one bucket, 10 minutes two).\n\n"
+        "up to whole decision intervals of the fleet: at 5 minutes, 2 and 5 minutes are one "
+        "bucket and 10 minutes two; at 1 minute, 24 s is one minute and 2 minutes two.\n\n"
         + shown.to_markdown(index=False)
         + "\n\n"
         + verdict

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ def simulate(
     serving = np.full(steps + pad, initial, np.int64)
     flags = np.zeros(steps, bool) if flags is None else np.asarray(flags, bool)
     policy.reset()
+    planned = getattr(policy, "open_loop", lambda *_: None)(demand, forecasts, flags, rules)
+    if planned is not None:  # the same outcome without a call per bucket
+        return _follow(demand, planned, rules, initial)
     for t in range(steps):
         i = t + pad
         observation = Observation(
@@ -157,12 +161,37 @@ def simulate(
     return _outcome(demand, recommended[pad:], provisioned[pad:], serving[pad:], rules)
 
 
+def _follow(demand, planned, rules: ScalingRules, initial: int) -> pd.DataFrame:
+    """simulate()'s outcome for recommendations known in advance (NaN: hold the fleet)."""
+    steps, boot, window = len(demand), rules.boot, rules.window
+    held = np.isnan(planned)
+    clamped = np.clip(np.nan_to_num(planned), rules.min_servers, rules.max_servers)
+    recommended = np.concatenate([np.full(window - 1, initial), clamped.astype(np.int64)])
+    if held.any():  # a hold recommends the fleet of the bucket before: one pass in order
+        provisioned = np.empty(steps, np.int64)
+        last = initial
+        for t in range(steps):
+            if held[t]:
+                recommended[t + window - 1] = last
+            last = provisioned[t] = recommended[t : t + window].max()
+    else:
+        provisioned = sliding_window_view(recommended, window).max(axis=1)
+    serving = _serving(provisioned, boot, initial)
+    return _outcome(demand, recommended[window - 1 :], provisioned, serving, rules)
+
+
+def _serving(provisioned: np.ndarray, boot: int, initial: int) -> np.ndarray:
+    """Serving servers per bucket: the fewest provisioned over the last boot + 1 buckets (the
+    newest stop first), `initial` serving before the window."""
+    padded = np.concatenate([np.full(boot, initial, np.int64), provisioned])
+    return sliding_window_view(padded, boot + 1).min(axis=1)
+
+
 def execute(provisioned, demand, rules: ScalingRules, initial: int) -> pd.DataFrame:
     """A fixed provisioned path (a plan made in advance) against the demand that came: servers
     serve `boot` buckets after they start, as in simulate(); `initial` servers run before."""
     provisioned = np.asarray(provisioned, np.int64)
-    padded = np.concatenate([np.full(rules.boot, initial, np.int64), provisioned])
-    serving = np.array([padded[t : t + rules.boot + 1].min() for t in range(len(provisioned))])
+    serving = _serving(provisioned, rules.boot, initial)
     return _outcome(np.asarray(demand, float), provisioned, provisioned, serving, rules)
 
 
@@ -329,3 +358,6 @@ class FixedSchedule:
 
     def decide(self, observation: Observation) -> int:
         return int(self.requests[observation.t])
+
+    def open_loop(self, demand, forecasts, flags, rules) -> np.ndarray:
+        return self.requests.astype(float)

@@ -67,6 +67,7 @@ HPA_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
 HYBRID_TARGETS = (0.8, 0.9, 1.0)
 GUARD_HEADROOM = (0.1, 0.25, 0.5)
 BOUNDS = ("oracle", "hindsight_optimal")
+FLAG_MINUTES = 5  # the anomaly flags' bucket (anomaly_flags, anomalies_5m)
 # The tables' columns, for the empty tables of a history too short for the sweep.
 DECISION_COLUMNS = [
     "setting",
@@ -100,6 +101,36 @@ REPORT_COLUMNS = [
 ]
 
 
+class Demand(dict):
+    """Requests by bucket_start (NaN where missing), one series per bucket length in minutes:
+    each fleet reads the one of its decision interval (scaling.fleets)."""
+
+    @classmethod
+    def of(cls, requests) -> Demand:
+        """A Demand from one series (its bucket length read from its index) or {minutes: series}."""
+        if isinstance(requests, Demand):
+            return requests
+        if isinstance(requests, dict):
+            return cls(requests)
+        step = requests.index[1] - requests.index[0] if len(requests) > 1 else pd.Timedelta("5min")
+        return cls({int(step / pd.Timedelta(minutes=1)): requests})
+
+    def at(self, minutes: int) -> pd.Series:
+        if minutes not in self:
+            have = ", ".join(f"{m} min" for m in sorted(self))
+            raise ValueError(f"no {minutes}-minute requests to decide on (have {have})")
+        return self[minutes]
+
+    def coarsest(self) -> pd.Series:
+        """The series the calendar is cut from (every series spans the same whole days)."""
+        return self[max(self)]
+
+
+def decision_minutes(fleets: dict[str, ScalingRules]) -> set[int]:
+    """The bucket lengths the fleets decide at, with the 5 minutes every reader has."""
+    return {5, *(rules.minutes for rules in fleets.values())}
+
+
 @dataclass
 class Window:
     """Everything a simulation of one window reads."""
@@ -113,21 +144,25 @@ class Window:
 
 def make_window(
     name: str,
-    requests: pd.Series,
+    requests: Demand | pd.Series,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     rules: ScalingRules,
     calendar: Calendar,
 ) -> Window:
-    """The calendar's window `name`; requests: indexed by bucket_start (NaN = missing);
-    anomalies: spike flags (see spike_flags)."""
+    """The calendar's window `name` at the rules' decision interval; requests: a Demand (or one
+    series) indexed by bucket_start (NaN = missing); anomalies: spike flags (see spike_flags),
+    per 5-minute bucket: a finer interval sees a bucket's flag from the bucket's last step on
+    (once the bucket is complete)."""
     start, end = calendar.windows()[name]
     times = pd.date_range(start, end, freq=f"{rules.minutes}min", inclusive="left")
     spikes = spike_flags(anomalies)
+    if rules.minutes != FLAG_MINUTES:
+        spikes.index = spikes.index + pd.Timedelta(minutes=FLAG_MINUTES - rules.minutes)
     return Window(
         name=name,
         bucket_start=times,
-        demand=requests.reindex(times).to_numpy(float),
+        demand=Demand.of(requests).at(rules.minutes).reindex(times).to_numpy(float),
         forecasts=forecast_array(
             scaling_forecasts, name, (start, end), rules.minutes, rules.boot + 1
         ),
@@ -144,16 +179,20 @@ def spike_flags(anomalies: pd.DataFrame) -> pd.Series:
     return flags["is_anomaly_z"].fillna(False).astype(bool) & (flags["kind"] == "spike")
 
 
-def load_inputs(con) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
-    """(5-minute requests by bucket_start, scaling_forecasts, spike flags) from the warehouse:
-    the flags of the detector chosen on validation (anomaly_flags) when the injection benchmark
-    ran, else anomalies_5m's 3-sigma spikes. Both tables are read either way (the readers
-    declare both)."""
+def load_inputs(con, minutes=(5,)) -> tuple[Demand, pd.DataFrame, pd.DataFrame]:
+    """(requests by bucket_start at each bucket length of `minutes` (see decision_minutes),
+    scaling_forecasts, spike flags) from the warehouse: the flags of the detector chosen on
+    validation (anomaly_flags) when the injection benchmark ran, else anomalies_5m's 3-sigma
+    spikes. Both tables are read either way (the readers declare both)."""
     from nasa_autoscale.ingest.traffic import whole_days
     from nasa_autoscale.warehouse import SCHEMA, MissingTable, read
 
-    requests = whole_days(con, 5, detail=False).set_index("bucket_start")["requests"]
-    requests = requests.astype(float)
+    requests = Demand(
+        {
+            m: whole_days(con, m, detail=False).set_index("bucket_start")["requests"].astype(float)
+            for m in sorted(set(minutes), reverse=True)
+        }
+    )
     forecasts = read(con, f"SELECT * FROM {SCHEMA}.scaling_forecasts")
     try:
         flags = read(con, f"SELECT bucket_start, spike FROM {SCHEMA}.anomaly_flags")
@@ -247,10 +286,13 @@ def run_setting(
     calendar: Calendar,
     progress: Callable[[str], None] = print,
 ):
-    """(decisions, cost_report rows, tuning table, chosen policies) for one setting."""
+    """(decisions, cost_report rows, tuning table, chosen policies) for one setting, at its
+    decision interval (rules.minutes)."""
     started = time.perf_counter()
-    train = requests[requests.index < calendar.test_start]
-    typical = float(requests[requests.index < calendar.validation_start].mean())
+    requests = Demand.of(requests)
+    demand = requests.at(rules.minutes)
+    train = demand[demand.index < calendar.test_start]
+    typical = float(demand[demand.index < calendar.validation_start].mean())
     validation, test = (
         make_window(name, requests, scaling_forecasts, anomalies, rules, calendar)
         for name in ("validation", "test")
@@ -308,7 +350,7 @@ def run_setting(
 
 
 def run_sweep(
-    requests: pd.Series,
+    requests: Demand | pd.Series,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     calendar: Calendar,
@@ -353,15 +395,21 @@ def robustness_fleets(fleets) -> dict[str, ScalingRules]:
     return {name: fleet.rules for name, fleet in fleets.items() if fleet.robustness}
 
 
-def forecast_steps(fleets: dict[str, ScalingRules], robust: dict[str, ScalingRules]) -> int:
-    """Buckets ahead the scaling forecasts must cover: every fleet's and every robustness
-    cell's boot delay, plus the bucket a launch is asked for in."""
+def forecast_steps(
+    fleets: dict[str, ScalingRules], robust: dict[str, ScalingRules]
+) -> dict[int, int]:
+    """Per decision interval (minutes), the buckets ahead the scaling forecasts must cover: the
+    longest boot delay of its fleets and their robustness cells, plus the bucket a launch is
+    asked for in."""
     cells = [cell for rules in robust.values() for cell in robustness_rules(rules)]
-    return max(r.boot for r in [*fleets.values(), *cells]) + 1
+    steps: dict[int, int] = {}
+    for rules in [*fleets.values(), *cells]:
+        steps[rules.minutes] = max(steps.get(rules.minutes, 0), rules.boot + 1)
+    return steps
 
 
 def robustness(
-    requests: pd.Series,
+    requests: Demand | pd.Series,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     calendar: Calendar,
@@ -405,13 +453,13 @@ def robustness(
 def _robustness_cell(
     fleet: str,
     rules: ScalingRules,
-    requests: pd.Series,
+    requests: Demand | pd.Series,
     scaling_forecasts: pd.DataFrame,
     anomalies: pd.DataFrame,
     calendar: Calendar,
 ) -> dict:
     """One row of the robustness table (a separate function so that a worker process runs it)."""
-    name = f"capacity {rules.capacity:g}, boot {rules.boot_delay_s // 60} min"
+    name = f"{fleet}: capacity {rules.capacity:g}, boot {rules.boot_delay_s} s"
     _, report, _, _ = run_setting(
         name, rules, requests, scaling_forecasts, anomalies, calendar, progress=lambda _: None
     )

@@ -389,10 +389,11 @@ def test_fleets_lists_the_profiles_and_any_fleet_is_a_setting(served_warehouse, 
     # a fleet the last benchmark did not sweep: the untuned policy, under the fleet's own rules
     answer = client.post(
         "/recommend-scaling",
-        json={"predicted_load": [3_000_000, 3_000_000], "current_servers": 3, "setting": "pods"},
+        json={"predicted_load": [600_000, 600_000], "current_servers": 3, "setting": "pods"},
     ).json()
     assert answer["setting"] == "pods" and answer["chosen_by"].startswith("the untuned")
-    assert answer["target_servers"] == 200  # 3M a bucket at 15,000 a server: no cap of 50
+    # a new fleet decides every minute: 600,000 a minute at 3,000 a server, and no cap of 50
+    assert answer["target_servers"] == 200
     unknown = client.post(
         "/recommend-scaling",
         json={"predicted_load": [10], "current_servers": 3, "setting": "nope"},
@@ -400,4 +401,4 @@ def test_fleets_lists_the_profiles_and_any_fleet_is_a_setting(served_warehouse, 
     assert unknown.status_code == 422
     assert "unknown fleet 'nope'; known: default, realistic, pods" in unknown.text
     costs = client.get("/cost-report").json()
-    assert costs["settings"]["pods"]["capacity"] == 15_000
+    assert costs["settings"]["pods"]["capacity"] == 3_000

@@ -56,7 +56,7 @@ def test_the_scaling_page_follows_the_users_fleet(app):
     assert before.at["hindsight_optimal", "above optimum (%)"] == 0
     assert (before["above optimum (%)"] >= 0).all()
     sliders = {s.label: s for s in app.sidebar.slider}
-    sliders["requests per server per 5 minutes"].set_value(100).run()
+    sliders["requests per server per 5 minute(s)"].set_value(100).run()
     sliders = {s.label: s for s in app.sidebar.slider}
     sliders["price per server-hour ($)"].set_value(0.5).run()
     after = app.dataframe[0].value.set_index("policy")

@@ -35,11 +35,12 @@ def test_a_fleet_sized_per_second_becomes_requests_per_decision_interval(tmp_pat
     path = tmp_path / "fleets.toml"
     path.write_text(GOOD)
     pods = load_fleets(path)["pods"]
-    assert pods.rules.capacity == 50 * 300  # 50 a second, decided every 5 minutes
+    assert pods.rules.capacity == 50 * 60  # 50 a second, decided every minute (the default)
+    assert pods.rules.minutes == 1
     assert (pods.rules.min_servers, pods.rules.max_servers) == (3, 400)  # no hidden cap
     assert pods.rules.boot_delay_s == 60 and pods.rules.dropped_budget == 0.005
     shown = pods.as_dict()
-    assert shown["requests_per_second"] == 50 and shown["decision_interval_s"] == 300
+    assert shown["requests_per_second"] == 50 and shown["decision_interval_s"] == 60
 
 
 @pytest.mark.parametrize(

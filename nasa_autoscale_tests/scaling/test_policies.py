@@ -106,7 +106,7 @@ def synthetic_inputs(real_traffic_5m):
     rows = []
     for window, (start, end) in nasa_calendar(requests).windows().items():
         origins = pd.date_range(start, end, freq="5min", inclusive="left")
-        for step in range(1, forecast_steps(SCENARIOS, ROBUST) + 1):
+        for step in range(1, forecast_steps(SCENARIOS, ROBUST)[5] + 1):
             times = origins + pd.Timedelta(minutes=5 * (step - 1))
             yhat = requests.reindex(times - pd.Timedelta(days=7)).to_numpy()
             rows.append(

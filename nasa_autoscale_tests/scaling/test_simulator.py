@@ -193,3 +193,25 @@ def test_a_fixed_plan_serves_after_the_boot_delay():
     # the two servers started at bucket 1 serve from bucket 2; a scale-in is at once
     assert outcome["serving"].tolist() == [2, 2, 4, 1]
     assert outcome["dropped"].tolist() == [0, 15, 0, 0]
+
+
+@pytest.mark.parametrize("boot_s,stabilization_s", [(60, 0), (90, 120), (150, 60), (30, 300)])
+def test_the_optimum_is_exact_at_a_one_minute_step(boot_s, stabilization_s):
+    """A fleet deciding every minute: boots and windows in seconds, counted in whole minutes
+    (a 90 s boot serves from the second minute), against brute force."""
+    rules = ScalingRules(
+        capacity=100,
+        min_servers=1,
+        max_servers=3,
+        boot_delay_s=boot_s,
+        stabilization_s=stabilization_s,
+        minutes=1,
+    )
+    assert rules.boot == -(-boot_s // 60)
+    rng = np.random.default_rng(boot_s + stabilization_s)
+    for _ in range(3):
+        demand = rng.choice([100.0, 200.0, 300.0], size=6)
+        path = optimal_provisioning(demand, rules)
+        replayed = simulate(demand, replay(path, rules), rules)
+        assert (replayed["dropped"] == 0).all()
+        assert path.sum() == brute_force(demand, rules, range(1, 4)), demand
