@@ -301,7 +301,7 @@ def test_the_robustness_table_reruns_the_sweep_per_capacity_and_boot_delay(real_
 
     assert "In every cell" in robustness_section(cells.assign(cheaper_than_each_of_them=True))
     flipped = cells.assign(cheaper_than_each_of_them=cells.index != 4)
-    assert "Not in every cell" in robustness_section(flipped) and "capacity 40, boot 5" in (
+    assert "Not in every cell" in robustness_section(flipped) and "capacity 40, boot 300 s" in (
         robustness_section(flipped)
     )
 
