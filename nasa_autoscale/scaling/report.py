@@ -225,7 +225,7 @@ def robustness_section(cells: pd.DataFrame | None) -> str:
         {
             "fleet": cells["fleet"],
             "capacity": cells["capacity"],
-            "boot (min)": cells["boot_delay_min"],
+            "boot (s)": cells["boot_delay_s"],
             "selected": cells["selected"],
             "% above optimum": cells["selected_pct_above_optimal"].round(1),
             "dropped": (100 * cells["selected_dropped_fraction"]).round(2).astype(str) + "%",
