@@ -93,3 +93,14 @@ def test_a_bad_fleets_file_stops_the_settings_before_any_work(tmp_path, monkeypa
     path.write_text(GOOD)
     monkeypatch.setenv("NASA_FLEETS_PATH", str(path))
     assert list(Settings.from_env().fleets()) == ["pods"]
+
+
+def test_the_three_fleet_example_keeps_nasas_two_and_adds_pods_deciding_every_minute():
+    from pathlib import Path
+
+    shipped = load_fleets(DEFAULT_FLEETS_PATH)
+    example = load_fleets(Path(DEFAULT_FLEETS_PATH).with_name("fleets.pods.toml"))
+    assert list(example) == [*shipped, "pods"]
+    assert all(example[name].rules == shipped[name].rules for name in shipped)
+    pods = example["pods"].rules
+    assert (pods.minutes, pods.boot_delay_s, pods.capacity) == (1, 60, 12.0)
