@@ -84,8 +84,8 @@ bench-daily: install $(DAGSTER_HOME)/dagster.yaml  ## one daily refresh (ingest 
 bench-backfill: install  ## full ingest backfill as weekly runs, 1 vs 2 at a time -> reports/bench_backfill.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.backfill
 
-api: install  ## the HTTP API (read-only, after make run) on http://127.0.0.1:8000, docs at /docs
-	$(BIN)/uvicorn nasa_autoscale.api.app:app --host 127.0.0.1 --port $(or $(API_PORT),8000)
+api: install  ## the HTTP API (read-only, after make run) on http://127.0.0.1:8000, docs at /docs; beyond loopback only with NASA_API_KEYS
+	$(BIN)/python -m nasa_autoscale.api --host $(or $(API_HOST),127.0.0.1) --port $(or $(API_PORT),8000)
 
 dashboard: install  ## the Streamlit dashboard (after make run) on http://127.0.0.1:8501
 	$(BIN)/streamlit run nasa_autoscale/dashboard/app.py --server.address 127.0.0.1 \

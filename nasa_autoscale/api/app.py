@@ -1,7 +1,10 @@
 """The HTTP API: what the graph materialized, for tools. Nothing here trains, refits or writes:
 every request opens the warehouse read-only and reads tables the assets wrote.
 
-    make api     # uvicorn on http://127.0.0.1:8000, OpenAPI docs at /docs
+    make api     # http://127.0.0.1:8000, OpenAPI docs at /docs (python -m nasa_autoscale.api)
+
+With NASA_API_KEYS set, every request needs a key (api/auth.py); without, it answers on loopback
+only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from nasa_autoscale import warehouse
+from nasa_autoscale.api.auth import ApiKeyAuth, api_keys_from_env
 from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
 from nasa_autoscale.scaling.fleets import rules_of
@@ -192,8 +196,13 @@ def freshness(con, settings: Settings, now_utc: dt.datetime) -> dict:
     }
 
 
-def create_app(duckdb_path: Path | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    duckdb_path: Path | None = None,
+    settings: Settings | None = None,
+    api_keys: tuple[str, ...] | None = None,
+) -> FastAPI:
     settings = settings or Settings.from_env()  # the API's entry point: read once, here
+    keys = api_keys_from_env() if api_keys is None else api_keys
     path = Path(duckdb_path or settings.duckdb_path)
     fleets = settings.fleets()  # checked whole when the settings were read
     fleet_rules = rules_of(fleets)
@@ -393,6 +402,7 @@ def create_app(duckdb_path: Path | None = None, settings: Settings | None = None
         }
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(ApiKeyAuth, keys=keys)  # the outermost: no key, nothing else runs
     return app
 
 
