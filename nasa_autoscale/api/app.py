@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import duckdb
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
+from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,7 @@ from nasa_autoscale.forecasting.protocols import PROTOCOLS
 from nasa_autoscale.scaling.fleets import rules_of
 from nasa_autoscale.scaling.plan import plan_fleet
 from nasa_autoscale.scaling.recommend import UnknownPolicy, decide_next, resolve_policy
+from nasa_autoscale.scaling.signal import NoSignal, scaling_signal
 from nasa_autoscale.scaling.sweep import best_policy
 from nasa_autoscale.settings import Settings
 from nasa_autoscale.warehouse import SCHEMA
@@ -311,6 +313,46 @@ def create_app(
             "chosen_by": chosen_by,
             "refresh": _refresh(latest_forecast()),
             **decision,
+        }
+
+    @app.get(
+        "/scaling/{fleet}",
+        summary="What an autoscaler scales on now (KEDA metrics-api): forecast, desired, observed",
+    )
+    def scaling(fleet: Annotated[str, FastPath(max_length=64)]):
+        name = fleet_named(fleet)
+        rules = fleet_rules[name]
+        plan = frame(
+            f"SELECT bucket_start, yhat_upper, servers FROM {SCHEMA}.provisioning_plan "
+            "WHERE setting = ? ORDER BY bucket_start",
+            [name],
+        )
+        if plan.empty:
+            raise Unavailable(f"no provisioning_plan for {name!r}: materialize `provisioning_plan`")
+        observed = frame(
+            "SELECT bucket_start, bucket_start_utc, requests, is_missing "
+            f"FROM {SCHEMA}.traffic_{rules.minutes}m WHERE bucket_start >= ? ORDER BY bucket_start",
+            [plan["bucket_start"].iloc[0] - dt.timedelta(days=2)],
+        )
+        seen = observed[~observed["is_missing"].astype(bool)]
+        if seen.empty:
+            raise Unavailable(f"no traffic_{rules.minutes}m before the plan: materialize it")
+        newest = seen.iloc[-1]
+        data_through = newest["bucket_start"] + dt.timedelta(seconds=rules.bucket_s)
+        if settings.open_ended:  # a live site: now is the clock, in the site's time
+            offset = newest["bucket_start_utc"] - newest["bucket_start"]
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - offset
+            stale_after = dt.timedelta(hours=settings.stale_after_hours)
+        else:  # a fixed date range (the NASA trace): as of its end, never stale
+            now, stale_after = plan["bucket_start"].iloc[0], None
+        try:
+            signal = scaling_signal(plan, observed, rules, now, data_through, stale_after)
+        except NoSignal as error:
+            return JSONResponse(status_code=503, content={"detail": str(error), "fleet": name})
+        return {
+            "fleet": name,
+            "clock": "live" if settings.open_ended else "history: as of the data's end",
+            **signal,
         }
 
     @app.get("/metrics", summary="model_metrics, filterable")

@@ -125,6 +125,7 @@ def launch(args, env):
     )
 
 
+@pytest.mark.slow
 def test_the_launcher_refuses_beyond_loopback_without_keys_and_bad_keys(served_warehouse):
     env = {k: v for k, v in os.environ.items() if k != "NASA_API_KEYS"}
     env["NASA_DUCKDB_PATH"] = str(served_warehouse)

@@ -1,0 +1,102 @@
+"""GET /scaling/{fleet} played from KEDA's metrics-api side, by its documented rules: a 200, a
+number at the GJSON valueLocation, the key in the header it sends, and an error status (so its
+fallback takes over) when the data is stale or the plan does not cover now."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from nasa_autoscale.api.app import create_app
+from nasa_autoscale.scaling.signal import NoSignal, scaling_signal
+from nasa_autoscale.scaling.simulator import ScalingRules
+from nasa_autoscale.settings import Settings
+
+KEY = "metrics-api-key-0123456789"
+LOCATIONS = ("forecast.load_rps", "desired_servers", "observed.load_rps")
+
+
+def gjson(document: dict, path: str):
+    """The value at a dotted GJSON path (the subset KEDA's examples use)."""
+    value = document
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+@pytest.fixture(scope="module")
+def keda_client(served_warehouse):
+    return TestClient(create_app(served_warehouse, api_keys=(KEY,)))
+
+
+def test_keda_reads_a_number_at_each_value_location_for_every_fleet(keda_client):
+    fleets = keda_client.get("/fleets", headers={"X-API-KEY": KEY}).json()["fleets"]
+    for fleet in fleets:
+        answer = keda_client.get(f"/scaling/{fleet['name']}", headers={"X-API-KEY": KEY})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        for location in LOCATIONS:
+            value = gjson(body, location)
+            assert isinstance(value, int | float) and math.isfinite(value) and value >= 0
+        # KEDA's AverageValue on the forecast: ceil(value / targetValue) is the desired count
+        replicas = math.ceil(body["forecast"]["load_rps"] / body["server_rps"] - 1e-9)
+        bounded = min(max(replicas, fleet["min_servers"]), fleet["max_servers"])
+        assert body["desired_servers"] == bounded
+        assert body["server_rps"] == pytest.approx(fleet["requests_per_second"], rel=1e-5)
+        assert keda_client.get(f"/scaling/{fleet['name']}").status_code == 401
+
+
+def test_a_stale_refresh_is_an_error_never_an_old_number(served_warehouse):
+    live = dataclasses.replace(Settings.from_env(), open_ended=True, stale_after_hours=26.0)
+    answer = TestClient(create_app(served_warehouse, live, api_keys=())).get("/scaling/realistic")
+    assert answer.status_code == 503 and "older than 26 h" in answer.json()["detail"]
+    assert "load_rps" not in answer.text
+
+
+def test_an_unknown_fleet_is_a_422_listing_the_known_ones(keda_client):
+    answer = keda_client.get("/scaling/nope", headers={"X-API-KEY": KEY})
+    assert answer.status_code == 422 and "known: " in answer.json()["detail"]
+
+
+RULES = ScalingRules(capacity=60.0, min_servers=2, max_servers=10, boot_delay_s=120, minutes=1)
+START = pd.Timestamp("2026-01-01 10:00")
+
+
+def plan_of(uppers):
+    buckets = pd.date_range(START, periods=len(uppers), freq="1min")
+    return pd.DataFrame({"bucket_start": buckets, "yhat_upper": uppers, "servers": 3})
+
+
+def traffic_of(requests):
+    buckets = pd.date_range(
+        START - pd.Timedelta(minutes=len(requests)), periods=len(requests), freq="1min"
+    )
+    return pd.DataFrame({"bucket_start": buckets, "requests": requests, "is_missing": False})
+
+
+def test_the_signal_is_the_upper_bound_maximised_over_the_boot():
+    plan = plan_of([60, 300, 120, 900, 900])  # boot 120 s: now, +1 and +2 minutes count
+    now = START + pd.Timedelta(seconds=20)
+    signal = scaling_signal(plan, traffic_of([30, 90]), RULES, now, START, None)
+    assert signal["forecast"]["load_rps"] == 300 / 60 and signal["forecast"]["buckets"] == 3
+    assert signal["desired_servers"] == 5 and signal["planned_servers"] == 3
+    assert signal["observed"]["load_rps"] == 90 / 60  # the last complete minute
+    big = scaling_signal(plan_of([6000]), traffic_of([1]), RULES, START, START, None)
+    low = scaling_signal(plan_of([0]), traffic_of([1]), RULES, START, START, None)
+    assert (big["desired_servers"], low["desired_servers"]) == (10, 2)  # the fleet's bounds
+
+
+def test_no_plan_for_now_or_stale_data_gives_no_signal():
+    plan = plan_of([60, 60])
+    with pytest.raises(NoSignal, match="does not cover"):
+        scaling_signal(plan, traffic_of([1]), RULES, START + pd.Timedelta(hours=1), START, None)
+    with pytest.raises(NoSignal, match="does not cover"):
+        scaling_signal(plan, traffic_of([1]), RULES, START - pd.Timedelta(minutes=5), START, None)
+    late = START + pd.Timedelta(hours=3)
+    with pytest.raises(NoSignal, match="older than 2 h"):
+        scaling_signal(plan, traffic_of([1]), RULES, late, START, dt.timedelta(hours=2))
