@@ -149,9 +149,13 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     # the daily path's scores: each day-ahead forecast of the test window against its day
     day_ahead = forecasts[forecasts["protocol"] == "day_ahead"]
     day_ahead = day_ahead.assign(day=day_ahead["origin"].dt.date)
-    scores = [
-        {**deploy.score_day(group, traffic), **score_plan(group, demand, report, SCENARIOS)}
+    scores = [  # as the asset writes them: a row per day and fleet
+        {
+            **deploy.score_day(group, traffic),
+            **score_plan(group, demand, report, SCENARIOS, fleet),
+        }
         for _, group in day_ahead.groupby("day")
+        for fleet in SCENARIOS
     ]
     put("forecast_scores", pd.DataFrame(scores))
     put(

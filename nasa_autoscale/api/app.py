@@ -19,11 +19,17 @@ import duckdb
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as FastPath
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from nasa_autoscale import warehouse
 from nasa_autoscale.api.auth import ApiKeyAuth, api_keys_from_env
+from nasa_autoscale.api.prometheus import (
+    PROMETHEUS_CONTENT_TYPE,
+    SCORE_DAYS,
+    exposition,
+    recent_scores,
+)
 from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
 from nasa_autoscale.scaling.fleets import rules_of
@@ -315,16 +321,13 @@ def create_app(
             **decision,
         }
 
-    @app.get(
-        "/scaling/{fleet}",
-        summary="What an autoscaler scales on now (KEDA metrics-api): forecast, desired, observed",
-    )
-    def scaling(fleet: Annotated[str, FastPath(max_length=64)]):
-        name = fleet_named(fleet)
+    def fleet_signal(name: str) -> tuple[dict | None, str | None, float, bool]:
+        """(the fleet's signal from the newest refresh, or None and why not; seconds from its
+        data's end to now; whether the clock is live). 503 when there is no plan or traffic."""
         rules = fleet_rules[name]
         plan = frame(
-            f"SELECT bucket_start, yhat_upper, servers FROM {SCHEMA}.provisioning_plan "
-            "WHERE setting = ? ORDER BY bucket_start",
+            "SELECT bucket_start, yhat, yhat_lower, yhat_upper, servers "
+            f"FROM {SCHEMA}.provisioning_plan WHERE setting = ? ORDER BY bucket_start",
             [name],
         )
         if plan.empty:
@@ -345,15 +348,43 @@ def create_app(
             stale_after = dt.timedelta(hours=settings.stale_after_hours)
         else:  # a fixed date range (the NASA trace): as of its end, never stale
             now, stale_after = plan["bucket_start"].iloc[0], None
+        age = (now - data_through).total_seconds()
         try:
             signal = scaling_signal(plan, observed, rules, now, data_through, stale_after)
         except NoSignal as error:
-            return JSONResponse(status_code=503, content={"detail": str(error), "fleet": name})
+            return None, str(error), age, settings.open_ended
+        return signal, None, age, settings.open_ended
+
+    @app.get(
+        "/scaling/{fleet}",
+        summary="What an autoscaler scales on now (KEDA metrics-api): forecast, desired, observed",
+    )
+    def scaling(fleet: Annotated[str, FastPath(max_length=64)]):
+        name = fleet_named(fleet)
+        signal, why_not, _, live = fleet_signal(name)
+        if signal is None:
+            return JSONResponse(status_code=503, content={"detail": why_not, "fleet": name})
         return {
             "fleet": name,
-            "clock": "live" if settings.open_ended else "history: as of the data's end",
+            "clock": "live" if live else "history: as of the data's end",
             **signal,
         }
+
+    @app.get(
+        "/metrics/prometheus",
+        summary="Every fleet's signal, freshness and shadow-mode scores as Prometheus gauges",
+        response_class=PlainTextResponse,
+    )
+    def prometheus_page():
+        states = {}
+        for name in fleets:
+            try:
+                states[name] = fleet_signal(name)
+            except Unavailable as error:
+                states[name] = (None, error.message, None, settings.open_ended)
+        scores = recent_scores(frame, SCORE_DAYS)
+        body = exposition(states, scores, fleet_rules, settings.stale_after_hours, SCORE_DAYS)
+        return PlainTextResponse(body, media_type=PROMETHEUS_CONTENT_TYPE)
 
     @app.get("/metrics", summary="model_metrics, filterable")
     def metrics(

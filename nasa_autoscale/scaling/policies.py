@@ -180,6 +180,44 @@ def scale_up_limit(current: int, rules) -> int:
     return limit
 
 
+class KedaHPA(Policy):
+    """What a Kubernetes HPA does when KEDA feeds it GET /scaling/{fleet} (docs/keda.md): two
+    AverageValue metrics with a server's capacity as the target, the forecast's upper bound
+    maximised over [now, now + boot] and the last observed bucket's load; each proposes
+    ceil(metric / capacity), none while metric / (capacity x current) is within the tolerance;
+    the HPA takes the larger proposal, then its scale-up limit. Nothing is tuned: these are the
+    endpoint's numbers and the HPA's defaults, so this is the cost of wiring the graph to an HPA
+    as the docs do (the simulator adds the scale-down stabilization window, as for every
+    policy)."""
+
+    name = "keda_hpa"
+
+    def __init__(self, tolerance: float = 0.1):
+        self.tolerance = tolerance
+
+    def decide(self, observation):
+        rules, current = observation.rules, observation.current
+        metrics = []
+        forecast = observation.forecast
+        if forecast is not None and not np.isnan(forecast[:, 2]).all():
+            metrics.append(float(np.nanmax(forecast[:, 2])))
+        load = observation.last_load()
+        if load is not None:
+            metrics.append(load[0])
+        if not metrics:
+            return current
+        proposals = [
+            current
+            if current and abs(metric / (rules.capacity * current) - 1) <= self.tolerance
+            else math.ceil(metric / rules.capacity - 1e-9)
+            for metric in metrics
+        ]
+        return min(max(proposals), scale_up_limit(current, rules))
+
+    def params(self):
+        return {"tolerance": self.tolerance, "target": "capacity"}
+
+
 class Predictive(Policy):
     """Enough servers for the forecast's q-quantile of every bucket a server launched now must
     cover: t .. t + boot (a server asked for now serves from t + boot, and the ones serving now
@@ -363,6 +401,8 @@ def build(name: str, params: dict) -> Policy:
         return preset(name)
     if name == "hpa":
         return HPA(params["target"], params.get("tolerance", 0.1))
+    if name == "keda_hpa":
+        return KedaHPA(params.get("tolerance", 0.1))
     predictive = None
     if "quantile" in params:
         predictive = Predictive(
@@ -381,6 +421,7 @@ def build(name: str, params: dict) -> Policy:
     known = [
         "static",
         "hpa",
+        "keda_hpa",
         "predictive",
         "predictive_matched",
         "hybrid",

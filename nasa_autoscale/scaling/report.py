@@ -113,6 +113,15 @@ def target_lines(cost_report: pd.DataFrame, targets: dict | None = None) -> list
             f"test window itself, not a choice anyone could make): `{hindsight.policy}`, "
             f"{hindsight.pct_above_optimal:+.1f}% at {hindsight.dropped_fraction:.2%} dropped"
         )
+        keda = rows[rows.policy == "keda_hpa"]
+        if len(keda):
+            keda = keda.iloc[0]
+            lines.append(
+                f"- {setting}: KEDA + HPA on our forecast (`keda_hpa`, GET /scaling as "
+                f"docs/keda.md wires it, untuned): {keda.pct_above_optimal:+.1f}% at "
+                f"{keda.dropped_fraction:.2%} dropped, beside the selected `{best.policy}`'s "
+                f"{best.pct_above_optimal:+.1f}% at {best.dropped_fraction:.2%}"
+            )
         presets = rows[rows.policy.isin(list(policies.PRESETS)) & (rows.dropped_fraction <= budget)]
         if len(presets):
             bar = presets.loc[presets.cost.idxmin()]

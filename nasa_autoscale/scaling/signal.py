@@ -33,7 +33,8 @@ def scaling_signal(
     data_through: dt.datetime,
     stale_after: dt.timedelta | None,
 ) -> dict:
-    """plan: one fleet's provisioning_plan rows (bucket_start, yhat_upper, servers) at its
+    """plan: one fleet's provisioning_plan rows (bucket_start, yhat, yhat_lower, yhat_upper,
+    servers) at its
     interval; observed: its traffic at that interval (bucket_start, requests, is_missing);
     now and data_through in the site's time; stale_after None: history, never stale."""
     if stale_after is not None and now - data_through > stale_after:
@@ -51,6 +52,7 @@ def scaling_signal(
     if ahead.empty or ahead["bucket_start"].iloc[0] != current:
         raise NoSignal(f"the newest provisioning_plan does not cover {current:%Y-%m-%d %H:%M}")
     load = float(ahead["yhat_upper"].max())
+    following = plan[plan["bucket_start"] == current + step]
     rps = load / rules.bucket_s
     per_server = rules.capacity / rules.bucket_s
     desired = min(
@@ -69,6 +71,8 @@ def scaling_signal(
             "bound": "upper end of the 80% interval, the largest over [now, now + boot]",
             "window_s": rules.boot_delay_s,
             "buckets": len(ahead),
+            "current": _bucket(ahead.iloc[0], rules),
+            "next": _bucket(following.iloc[0], rules) if len(following) else None,
         },
         "desired_servers": int(desired),
         "planned_servers": int(ahead["servers"].iloc[0]),
@@ -85,5 +89,20 @@ def scaling_signal(
             "forecast": "forecast.load_rps (AverageValue, targetValue: server_rps)",
             "desired": "desired_servers (AverageValue, targetValue: 1)",
             "observed": "observed.load_rps (AverageValue, targetValue: server_rps)",
+        },
+    }
+
+
+def _bucket(row: pd.Series, rules: ScalingRules) -> dict:
+    """One plan bucket's forecast as loads per second: expected and the 80% interval."""
+    return {
+        "bucket_start": pd.Timestamp(row["bucket_start"]).isoformat(),
+        **{
+            name: round(float(row[column]) / rules.bucket_s, 6)
+            for name, column in (
+                ("expected_rps", "yhat"),
+                ("lower_rps", "yhat_lower"),
+                ("upper_rps", "yhat_upper"),
+            )
         },
     }

@@ -226,6 +226,7 @@ def tune(validation: Window, rules: ScalingRules, typical: float, train_peak: fl
     tuning table (every candidate's validation figures)."""
     chosen = {"static": policies.Static(math.ceil(train_peak / rules.capacity))}
     chosen.update({name: policies.preset(name) for name in policies.PRESETS})
+    chosen["keda_hpa"] = policies.KedaHPA()  # the HPA fed by GET /scaling/{fleet}: not tuned
     tables = []
 
     def pick(name, candidates, budget=None):
@@ -320,7 +321,7 @@ def run_setting(
             "hindsight"
             if name in BOUNDS
             else "fixed"
-            if name == "static" or name in policies.PRESETS
+            if name in ("static", "keda_hpa") or name in policies.PRESETS
             else "validation week"
         )
         rows.append(

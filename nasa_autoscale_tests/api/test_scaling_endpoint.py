@@ -69,7 +69,16 @@ START = pd.Timestamp("2026-01-01 10:00")
 
 def plan_of(uppers):
     buckets = pd.date_range(START, periods=len(uppers), freq="1min")
-    return pd.DataFrame({"bucket_start": buckets, "yhat_upper": uppers, "servers": 3})
+    uppers = pd.Series(uppers, dtype=float)
+    return pd.DataFrame(
+        {
+            "bucket_start": buckets,
+            "yhat": uppers * 0.8,
+            "yhat_lower": uppers * 0.6,
+            "yhat_upper": uppers,
+            "servers": 3,
+        }
+    )
 
 
 def traffic_of(requests):
@@ -86,6 +95,9 @@ def test_the_signal_is_the_upper_bound_maximised_over_the_boot():
     assert signal["forecast"]["load_rps"] == 300 / 60 and signal["forecast"]["buckets"] == 3
     assert signal["desired_servers"] == 5 and signal["planned_servers"] == 3
     assert signal["observed"]["load_rps"] == 90 / 60  # the last complete minute
+    current, following = signal["forecast"]["current"], signal["forecast"]["next"]
+    assert (current["upper_rps"], current["lower_rps"]) == (1.0, 0.6)
+    assert following["bucket_start"] == "2026-01-01T10:01:00" and following["upper_rps"] == 5.0
     big = scaling_signal(plan_of([6000]), traffic_of([1]), RULES, START, START, None)
     low = scaling_signal(plan_of([0]), traffic_of([1]), RULES, START, START, None)
     assert (big["desired_servers"], low["desired_servers"]) == (10, 2)  # the fleet's bounds

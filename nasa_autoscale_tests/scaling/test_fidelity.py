@@ -113,6 +113,26 @@ def test_the_hpa_scales_up_at_kubernetes_rate_per_15_s_sync():
     assert hpa.decide(calm) == 2  # within the 0.1 tolerance: no change
 
 
+def test_keda_hpa_takes_the_larger_of_the_forecast_and_observed_metrics():
+    """The HPA KEDA drives from GET /scaling: AverageValue with a server's capacity as target on
+    the forecast's upper bound (maxed over the boot) and the observed load; the larger proposal,
+    no change within the tolerance, the scale-up limit per sync."""
+    keda = policies.KedaHPA()
+
+    def seen(demand, upper, current):
+        rows = np.array([[upper * 0.8, upper * 0.6, upper], [upper / 2, 0, upper / 2]])
+        return dataclasses.replace(observation(MINUTE, demand, current, current), forecast=rows)
+
+    assert keda.decide(seen(demand=100, upper=190, current=3)) == 10  # forecast leads: 190 / 20
+    assert keda.decide(seen(demand=330, upper=190, current=3)) == 17  # observed above it
+    assert keda.decide(seen(demand=10, upper=105, current=5)) == 5  # 105 / 100: in tolerance
+    assert keda.decide(seen(demand=10, upper=120, current=5)) == 6
+    assert keda.decide(seen(demand=1e6, upper=1e6, current=2)) == 48  # +100% or +4 per sync
+    no_forecast = dataclasses.replace(observation(MINUTE, 90, 2, 2), forecast=None)
+    assert keda.decide(no_forecast) == 5  # the observed trigger alone
+    assert policies.build("keda_hpa", keda.params()).params() == keda.params()
+
+
 def test_cooldowns_and_holds_last_as_long_at_every_interval():
     """The presets' cooldown and the guard's hold count 5-minute buckets: a minute fleet waits
     five times as many of its own."""
