@@ -1,5 +1,6 @@
 """The Dagster graph: it loads, and its assets materialize in-process and from the CLI."""
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import httpx
 import pandas as pd
 import pytest
 
@@ -16,7 +18,10 @@ from nasa_autoscale.assets import anomalies, features, ingest
 from nasa_autoscale.definitions import defs
 from nasa_autoscale.ingest.reference import reference_counts
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
-from nasa_autoscale.settings import SAMPLES_DIR
+from nasa_autoscale.scaling import aws
+from nasa_autoscale.settings import SAMPLES_DIR, Settings
+from nasa_autoscale_tests.keda import LOCATIONS, json_value, prometheus_value
+from nasa_autoscale_tests.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 INGEST_ASSETS = ["requests", "rejected_lines", "traffic_1m", "traffic_5m", "traffic_15m"]
@@ -264,10 +269,10 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert "| lightgbm_direct" in coverage and "| prophet" in coverage
     # scaling: every policy in both settings, the optimum drops nothing, a recommendation each
     report = con.sql("SELECT * FROM nasa.cost_report").df()
-    assert set(report.setting) == {"default", "realistic"} and len(report) == 22
+    assert set(report.setting) == {"default", "realistic"} and len(report) == 24
     optimum = report[report.policy == "hindsight_optimal"]
     assert (optimum.dropped_fraction == 0).all() and (optimum.pct_above_optimal == 0).all()
-    assert con.sql("SELECT count(*) FROM nasa.scaling_decisions").fetchall()[0][0] == 22 * 2592
+    assert con.sql("SELECT count(*) FROM nasa.scaling_decisions").fetchall()[0][0] == 24 * 2592
     assert con.sql(
         "SELECT bool_and(origin <= bucket_start) FROM nasa.scaling_forecasts"
     ).fetchall()[0][0]
@@ -278,8 +283,54 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert plan.groupby("setting").size().eq(288).all()
     first = plan.groupby("setting")["servers"].first()
     assert first.to_dict() == recommendation.set_index("setting")["target_servers"].to_dict()
-    assert (tmp_path / "reports" / "cost_report.md").read_text().startswith("# Cost report")
+    cost_md = (tmp_path / "reports" / "cost_report.md").read_text()
+    assert cost_md.startswith("# Cost report") and cost_md.count("KEDA + HPA on our forecast") == 2
     assert (tmp_path / "reports" / "figures" / "cost_pareto.png").exists()
+    assert report[report.policy == "keda_hpa"].tuned_on.eq("fixed").all()
+    con.close()
+    play_keda_against_a_launched_api(replica_copy)
+    # the AWS export of the realistic fleet's next day (moved to tomorrow: the plan is of 1995)
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    exported = aws.export(
+        replica_copy,
+        Settings.from_env().fleets(),
+        "realistic",
+        "web",
+        tmp_path / "a.json",
+        tomorrow,
+    )
+    assert 1 <= exported["actions"] <= aws.MAX_ACTIONS_PER_GROUP
+    assert exported["calls"] == -(-exported["actions"] // aws.MAX_ACTIONS_PER_CALL)
+
+
+def play_keda_against_a_launched_api(path):
+    """KEDA's metrics-api scaler, JSON and prometheus formats, against `python -m
+    nasa_autoscale.api` on loopback with a key, for every fleet."""
+    key = "keda-scaler-key-0123456789"
+    port = free_port()
+    env = {**os.environ, "NASA_DUCKDB_PATH": str(path), "NASA_API_KEYS": key}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nasa_autoscale.api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base, headers = f"http://127.0.0.1:{port}", {"X-API-KEY": key}
+    try:
+        assert wait_for(f"{base}/fleets", server).status_code == 401
+        fleets = httpx.get(f"{base}/fleets", headers=headers, timeout=30).json()["fleets"]
+        page = httpx.get(f"{base}/metrics/prometheus", headers=headers, timeout=30)
+        assert page.status_code == 200
+        for fleet in fleets:
+            answer = httpx.get(f"{base}/scaling/{fleet['name']}", headers=headers, timeout=30)
+            assert answer.status_code == 200, answer.text
+            values = {path: json_value(answer.json(), path) for path in LOCATIONS}
+            selector = f'nasa_autoscale_desired_servers{{fleet="{fleet["name"]}"}}'
+            assert prometheus_value(page.text, selector) == values["desired_servers"]
+            assert fleet["min_servers"] <= values["desired_servers"] <= fleet["max_servers"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.mark.slow  # the dagster CLI, or the whole analysis

@@ -142,6 +142,40 @@ def tomorrow_page(path: str):
         return
     st.bar_chart(scores.set_index("day")[["rmse"]], height=220)
     st.dataframe(scores.round(3), hide_index=True)
+    shadow_section(path)
+
+
+def shadow_section(path: str):
+    """Shadow mode: per fleet, what the plan made at each midnight would have cost and dropped
+    against the day that came, beside the day's hindsight optimum (forecast_scores), so a user
+    can judge a fleet before letting an autoscaler act on it."""
+    shadow = query(
+        path,
+        "SELECT day, plan_setting AS fleet, plan_policy AS policy, plan_cost, optimum_cost, "
+        f"plan_pct_above_optimum, plan_dropped FROM {SCHEMA}.forecast_scores "
+        "WHERE plan_cost IS NOT NULL QUALIFY dense_rank() OVER "
+        f"(PARTITION BY plan_setting ORDER BY day DESC) <= {SCORE_DAYS} ORDER BY fleet, day",
+    )
+    if shadow.empty:
+        return
+    st.subheader("Shadow mode: each fleet's plan against the days that came")
+    st.caption(
+        "The plan made at each midnight from that day's forecast (the deployed policy, as "
+        "provisioning_plan), run against the day's requests; nothing was scaled. Cost above the "
+        "optimum can be negative: a plan that drops requests can cost less than the optimum, "
+        "which drops none."
+    )
+    totals = shadow.groupby("fleet", sort=False).agg(
+        days=("day", "count"),
+        plan_cost=("plan_cost", "sum"),
+        optimum_cost=("optimum_cost", "sum"),
+        worst_day_dropped=("plan_dropped", "max"),
+        mean_dropped=("plan_dropped", "mean"),
+    )
+    totals["above optimum (%)"] = 100 * (totals["plan_cost"] / totals["optimum_cost"] - 1)
+    st.dataframe(totals.round(4))
+    fleet = st.radio("fleet", list(totals.index), horizontal=True, key="shadow_fleet")
+    st.dataframe(shadow[shadow["fleet"] == fleet].round(4), hide_index=True)
 
 
 def plan_section(path: str):

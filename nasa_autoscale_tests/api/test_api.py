@@ -170,6 +170,10 @@ def test_health_reports_tables_source_and_models(client):
         ),
         ("get", "/metrics?granularity=7m", None, 422, "'1m', '5m' or '15m'"),
         ("get", "/cost-report?setting=cheap", None, 422, "unknown fleet 'cheap'; known: default"),
+        ("get", "/scaling/cheap", None, 422, "unknown fleet 'cheap'; known: default"),
+        ("get", "/scaling/" + "x" * 65, None, 422, "at most 64 characters"),
+        ("get", "/scaling/%27%3B%20DROP%20TABLE", None, 422, "unknown fleet"),
+        ("post", "/metrics/prometheus", None, 405, "Method Not Allowed"),
     ],
 )
 def test_bad_input_gets_a_clear_422(client, method, url, payload, status, says):
@@ -204,6 +208,8 @@ def test_no_endpoint_writes_the_warehouse(client, served_warehouse):
     client.get("/metrics")
     client.get("/cost-report")
     client.get("/health")
+    client.get("/scaling/realistic")
+    client.get("/metrics/prometheus")
     assert digest(served_warehouse) == before
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,21 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from nasa_autoscale.api.app import create_app
 from nasa_autoscale.settings import Settings
+from nasa_autoscale_tests.keda import prometheus_value
 
 KEY = "prometheus-scaler-key-0123"
-SELECTOR = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?$")
-
-
-def keda_prometheus_value(page: str, location: str) -> float:
-    """KEDA's metrics-api `format: prometheus`: the value of the first sample of the selector's
-    metric whose labels equal the selector's; KeyError (the scaler's error) when none does."""
-    name, matchers = SELECTOR.match(location).groups()
-    wanted = dict(re.findall(r'(\w+)="([^"]*)"', matchers or ""))
-    for family in text_string_to_metric_families(page):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in wanted.items()):
-                return sample.value
-    raise KeyError(location)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +37,7 @@ def test_every_fleet_has_its_gauges_and_they_agree_with_the_json_signal(page, se
         signal = client.get(f"/scaling/{name}").json()
 
         def value(metric, extra="", name=name):
-            return keda_prometheus_value(page, f'nasa_autoscale_{metric}{{fleet="{name}"{extra}}}')
+            return prometheus_value(page, f'nasa_autoscale_{metric}{{fleet="{name}"{extra}}}')
 
         assert value("signal_available") == 1
         assert value("provision_load_rps") == pytest.approx(signal["forecast"]["load_rps"])
@@ -80,15 +67,15 @@ def test_a_stale_fleet_has_no_load_gauges_so_the_scaler_falls_back(served_wareho
     live = dataclasses.replace(Settings.from_env(), open_ended=True, stale_after_hours=26.0)
     page = TestClient(create_app(served_warehouse, live, api_keys=())).get("/metrics/prometheus")
     text = page.text
-    assert keda_prometheus_value(text, 'nasa_autoscale_signal_available{fleet="realistic"}') == 0
-    assert keda_prometheus_value(text, 'nasa_autoscale_data_age_seconds{fleet="realistic"}') > (
+    assert prometheus_value(text, 'nasa_autoscale_signal_available{fleet="realistic"}') == 0
+    assert prometheus_value(text, 'nasa_autoscale_data_age_seconds{fleet="realistic"}') > (
         26 * 3600
     )
     for metric in ("provision_load_rps", "desired_servers", "forecast_load_rps"):
         with pytest.raises(KeyError):
-            keda_prometheus_value(text, f'nasa_autoscale_{metric}{{fleet="realistic"}}')
+            prometheus_value(text, f'nasa_autoscale_{metric}{{fleet="realistic"}}')
 
 
 def test_the_reader_fails_on_a_series_that_is_not_there(page):
     with pytest.raises(KeyError):
-        keda_prometheus_value(page, 'nasa_autoscale_desired_servers{fleet="nope"}')
+        prometheus_value(page, 'nasa_autoscale_desired_servers{fleet="nope"}')

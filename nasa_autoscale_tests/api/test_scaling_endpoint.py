@@ -16,17 +16,9 @@ from nasa_autoscale.api.app import create_app
 from nasa_autoscale.scaling.signal import NoSignal, scaling_signal
 from nasa_autoscale.scaling.simulator import ScalingRules
 from nasa_autoscale.settings import Settings
+from nasa_autoscale_tests.keda import LOCATIONS, gjson
 
 KEY = "metrics-api-key-0123456789"
-LOCATIONS = ("forecast.load_rps", "desired_servers", "observed.load_rps")
-
-
-def gjson(document: dict, path: str):
-    """The value at a dotted GJSON path (the subset KEDA's examples use)."""
-    value = document
-    for part in path.split("."):
-        value = value[part]
-    return value
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,25 @@ def test_every_page_renders_plots_without_errors(app):
     assert app.title[0].value == "nasa_autoscale"
 
 
+def test_tomorrow_shows_each_fleets_shadow_mode_scores(app, served_warehouse):
+    app.run()
+    assert "Shadow mode: each fleet's plan against the days that came" in [
+        h.value for h in app.subheader
+    ]
+    totals = next(d.value for d in app.dataframe if "worst_day_dropped" in d.value.columns)
+    with duckdb.connect(str(served_warehouse), read_only=True) as con:
+        expected = con.execute(
+            "SELECT plan_setting, count(*), sum(plan_cost) FROM nasa.forecast_scores "
+            "GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    shown = [(f, int(r.days), r.plan_cost) for f, r in totals.sort_index().iterrows()]
+    assert [(f, n) for f, n, _ in shown] == [(f, n) for f, n, _ in expected]
+    assert [round(c, 2) for *_, c in shown] == [round(c, 2) for *_, c in expected]
+    app.radio(key="shadow_fleet").set_value("default").run()
+    days = next(d.value for d in app.dataframe if "fleet" in d.value.columns)
+    assert set(days["fleet"]) == {"default"} and not app.exception
+
+
 def test_the_scaling_page_follows_the_users_fleet(app):
     app.run()
     app.sidebar.radio[0].set_value("Scaling simulator").run()
