@@ -135,6 +135,7 @@ def test_the_sweep_tunes_on_validation_only_and_reports(real_traffic_5m, tmp_pat
     expected = {
         "static",
         "hpa",
+        "keda_hpa",
         "predictive",
         "predictive_matched",
         "hybrid",
