@@ -46,7 +46,7 @@ class Settings:
     mlflow_artifacts: Path = DATA_DIR / "mlruns"
     landing_dir: Path = DATA_DIR / "landing"  # where log rotation drops new files
     timezone: str = "auto"  # the site's zone; auto: the first offset in the logs
-    log_format: str = "auto"  # common, combined, vhost_combined, or auto (per file)
+    log_format: str = "auto"  # auto (per file), a name, or a format definition: ingest/formats
     reject_threshold: float = 0.5  # a file with more rejected lines than this fails the run
     test_days: int = 9  # the last whole days of the data: the test window
     validation_days: int = 7  # the days before it: every choice is made there
@@ -97,7 +97,7 @@ class Settings:
             mlflow_artifacts=_env_path("NASA_MLFLOW_ARTIFACTS", DATA_DIR / "mlruns"),
             landing_dir=_env_path("NASA_LANDING_DIR", DATA_DIR / "landing"),
             timezone=_env_timezone(),
-            log_format=_env_choice("NASA_LOG_FORMAT", ("auto", *LOG_FORMATS)),
+            log_format=_env_log_format(),
             reject_threshold=_env_number("NASA_REJECT_THRESHOLD", 0.5, 0.0, 1.0),
             test_days=int(_env_number("NASA_TEST_DAYS", 9, 1, 366, integer=True)),
             validation_days=int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True)),
@@ -130,6 +130,21 @@ def _env_date(name: str, default: str) -> str:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
         raise SettingsError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _env_log_format() -> str:
+    """NASA_LOG_FORMAT as given (a name lower-cased), checked now: a preset or family name, an
+    nginx log_format, an Apache LogFormat or a file of either (ingest/formats)."""
+    from nasa_autoscale.ingest.formats import FormatError, resolve
+
+    value = os.environ.get("NASA_LOG_FORMAT", "auto").strip() or "auto"
+    if "$" not in value and "%" not in value and not Path(value).expanduser().is_file():
+        value = value.lower()
+    try:
+        resolve(value)
+    except FormatError as error:
+        raise SettingsError(f"NASA_LOG_FORMAT: {error}") from None
+    return value
 
 
 def _env_choice(name: str, choices: tuple[str, ...]) -> str:

@@ -31,6 +31,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from nasa_autoscale.ingest import formats
+from nasa_autoscale.ingest.formats.definition import select_sql
 from nasa_autoscale.ingest.logfiles import Lines, string_view
 from nasa_autoscale.ingest.sitezone import SiteZone, first_offset
 from nasa_autoscale.settings import LOG_FORMATS
@@ -197,6 +199,21 @@ def _general_sql(log_format: str, zone: SiteZone) -> str:
     """
 
 
+def _definition_sql(definition: formats.LogFormat, zone: SiteZone) -> str:
+    """The general table for a format definition (ingest/formats): every line through its
+    pattern (no fast path yet)."""
+    select = select_sql(definition, "others", zone)
+    return f"""
+    CREATE OR REPLACE TEMP TABLE __NAME___general AS
+    WITH others AS (
+        SELECT file, line_number, raw_line FROM __NAME___input
+        UNION ALL
+        SELECT file, line_number, raw_line FROM __NAME___special
+    ), parsed AS ({select})
+    SELECT *, {zone.local_sql("ts_utc")} AS ts FROM parsed
+    """
+
+
 _REQUESTS_SQL = f"""
 CREATE OR REPLACE TEMP VIEW __NAME___requests AS
 SELECT file, {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___plain WHERE ts IS NOT NULL
@@ -304,8 +321,7 @@ def parse_batch(
         zone = SiteZone.parse(first_offset(batch[0].data[: 1 << 20]) or "UTC")
     if log_format == "auto":
         log_format = detect_format(batch[0])
-    if log_format not in FORMATS:
-        raise ValueError(f"log format {log_format!r} is not one of auto, {', '.join(FORMATS)}")
+    definition = None if log_format in FORMATS else formats.resolve(log_format)
     fallback_days = fallback_days or [None] * len(batch)
     ordinary_batches, special_tables = [], []
     for file, lines in enumerate(batch):
@@ -347,8 +363,8 @@ def parse_batch(
     for suffix, table in inputs.items():
         con.register(f"{name}_{suffix}", table)
     statements = [
-        _plain_sql(log_format, zone),
-        _general_sql(log_format, zone),
+        _plain_sql(log_format if definition is None else "none", zone),
+        _general_sql(log_format, zone) if definition is None else _definition_sql(definition, zone),
         _REQUESTS_SQL,
         _REJECTED_SQL,
     ]
@@ -375,7 +391,7 @@ def parse_batch(
         sum(row[0] for row in per_file),
         sum(row[1] for row in per_file),
         sum(row[2] for row in per_file),
-        log_format,
+        log_format if definition is None else definition.name,
         per_file,
     )
 

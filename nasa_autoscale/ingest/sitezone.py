@@ -75,6 +75,13 @@ class SiteZone:
             return f"({utc} + INTERVAL ({self.offset_minutes}) MINUTE)"
         return f"timezone('{self.name}', timezone('UTC', {utc}))"
 
+    def utc_sql(self, local: str) -> str:
+        """SQL: the naive UTC instant of the naive local wall-clock expression `local` (a log
+        that writes local times without an offset)."""
+        if self.offset_minutes is not None:
+            return f"({local} - INTERVAL ({self.offset_minutes}) MINUTE)"
+        return f"timezone('UTC', timezone('{self.name}', {local}))"
+
 
 def format_offset(minutes: int) -> str:
     sign = "-" if minutes < 0 else "+"

@@ -1,0 +1,191 @@
+"""A log format as data: one RE2 pattern whose named groups are the line's fields, and the SQL
+that turns its matches into the `requests` contract (parse.py runs it, vectorised in DuckDB).
+
+Group names the warehouse knows (every other group goes to `extra`, a JSON object):
+
+    host            the client address
+    vhost           the virtual host / Host header
+    time_clf        dd/Mon/yyyy:HH:MM:SS +hhmm
+    time_iso        yyyy-mm-ddTHH:MM:SS[.fff](+hh:mm|Z)
+    time_local_ms   dd/Mon/yyyy:HH:MM:SS.mmm, no offset: in the site's zone (HAProxy)
+    msec            seconds since the epoch (UTC)
+    date, time      yyyy-mm-dd and HH:MM:SS, in UTC
+    request         "METHOD URL PROTOCOL"               method, url, query, protocol (when apart)
+    status          three digits                        bytes       digits or '-'
+    referer, user_agent
+    duration_s, duration_ms, duration_us                 the time taken (kept in `extra` for now)
+
+A line that the pattern matches with a time and a status is a request; any other line is
+rejected with a reason that names the format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+KNOWN = {
+    "host",
+    "vhost",
+    "time_clf",
+    "time_iso",
+    "time_local_ms",
+    "msec",
+    "date",
+    "time",
+    "request",
+    "method",
+    "url",
+    "query",
+    "protocol",
+    "status",
+    "bytes",
+    "referer",
+    "user_agent",
+}
+TIME_FIELDS = ({"time_clf"}, {"time_iso"}, {"time_local_ms"}, {"msec"}, {"date", "time"})
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class FormatError(ValueError):
+    """A format definition that cannot read requests; the message names what is missing."""
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    name: str
+    pattern: str  # RE2, matched against the whole line
+    groups: tuple[str, ...]  # one name per capture group, in order
+    description: str = ""
+    unescape: str = "default"  # nginx escape=: default (\xHH) or json (\", \\, \uXXXX)
+    extras: tuple[str, ...] = field(default=())
+
+    def __post_init__(self):
+        names = [g for g in self.groups if g]
+        for group in names:
+            if not _NAME.match(group):
+                raise FormatError(f"format {self.name}: field name {group!r} is not a-z0-9_")
+        if not any(required <= set(names) for required in TIME_FIELDS):
+            raise FormatError(
+                f"format {self.name}: no time field (one of $time_local, $time_iso8601, $msec, "
+                "%t, or a date and a time): a request needs a time"
+            )
+        if "status" not in names:
+            raise FormatError(f"format {self.name}: no status field ($status, %>s, %s)")
+        if not ({"host"} & set(names)):
+            raise FormatError(f"format {self.name}: no client address ($remote_addr, %h, %a)")
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as error:
+            raise FormatError(f"format {self.name}: bad pattern: {error}") from None
+        if compiled.groups != len(self.groups):
+            raise FormatError(
+                f"format {self.name}: {compiled.groups} groups in the pattern, "
+                f"{len(self.groups)} names"
+            )
+        object.__setattr__(self, "extras", tuple(dict.fromkeys(g for g in names if g not in KNOWN)))
+
+    @property
+    def fields(self) -> set[str]:
+        return {g for g in self.groups if g}
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _unescaped(expr: str, unescape: str) -> str:
+    """SQL: a quoted field's text with its escapes undone, '-' and '' as NULL."""
+    if unescape == "json":
+        expr = f"replace(replace({expr}, '\\\"', '\"'), '\\\\\\\\', '\\\\')"
+    else:
+        expr = f"replace(replace({expr}, '\\\"', '\"'), '\\x22', '\"')"
+    return f"nullif(nullif({expr}, '-'), '')"
+
+
+def _time_sql(fmt: LogFormat, zone) -> tuple[str, str]:
+    """(SQL wall clock at the line's own offset as naive TIMESTAMP, its offset in minutes)."""
+    fields = fmt.fields
+    if "time_local_ms" in fields:
+        wall = "try_strptime(f.time_local_ms, '%d/%b/%Y:%H:%M:%S.%g')"
+        minutes = f"datediff('minute', {zone.utc_sql(wall)}, {wall})"
+        return wall, minutes
+    if "time_clf" in fields:
+        text = "f.time_clf"
+        wall = f"try_strptime({text}[1:20], '%d/%b/%Y:%H:%M:%S')"
+        hhmm = f"TRY_CAST(replace({text}[22:26], '+', '') AS SMALLINT)"
+        minutes = f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
+        shape = "^\\d\\d/[A-Za-z]{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [+-]\\d{4}$"
+        ok = f"regexp_matches({text}, '{shape}')"
+        return f"CASE WHEN {ok} THEN {wall} END", minutes
+    if "time_iso" in fields:
+        text = "f.time_iso"
+        wall = f"try_strptime({text}[1:19], '%Y-%m-%dT%H:%M:%S')"
+        zone = f"regexp_extract({text}, '([+-])(\\d\\d):?(\\d\\d)$', ['sign', 'h', 'm'])"
+        minutes = (
+            f"CASE WHEN {zone}.sign = '' THEN 0 ELSE "
+            f"(CASE WHEN {zone}.sign = '-' THEN -1 ELSE 1 END) * "
+            f"(CAST({zone}.h AS INTEGER) * 60 + CAST({zone}.m AS INTEGER)) END"
+        )
+        return wall, minutes
+    if "msec" in fields:
+        wall = "timezone('UTC', to_timestamp(TRY_CAST(f.msec AS DOUBLE)))"
+        return wall, "0"
+    wall = "try_strptime(f.date || ' ' || f.time[1:8], '%Y-%m-%d %H:%M:%S')"
+    return wall, "0"
+
+
+def select_sql(fmt: LogFormat, source: str, zone) -> str:
+    """SQL over `source` (file, line_number, raw_line): parse.py's general table columns, with a
+    reason for every line that is not a request."""
+    names = [g or f"_unnamed{i}" for i, g in enumerate(fmt.groups)]
+    struct = "[" + ", ".join(_sql_string(n) for n in names) + "]"
+    fields = fmt.fields
+    wall, minutes = _time_sql(fmt, zone)
+    get = lambda name: f"nullif(f.{name}, '')" if name in fields else "NULL"  # noqa: E731
+    if "request" in fields:
+        request = "regexp_extract(f.request, '^([A-Z]+) (\\S+)(?: (HTTP/\\S+))?$', "
+        request += "['method', 'url', 'protocol'])"
+        method, url, protocol = (f"nullif(r.{part}, '')" for part in ("method", "url", "protocol"))
+        raw_request = "CASE WHEN r.method = '' THEN nullif(f.request, '') END"
+    else:
+        request = "NULL"
+        method, url, protocol = get("method"), get("url"), get("protocol")
+        raw_request = "NULL"
+    if "query" in fields:
+        url = f"CASE WHEN nullif(f.query, '-') IS NULL THEN {url} ELSE {url} || '?' || f.query END"
+    extra = "NULL"
+    if fmt.extras:
+        pairs = ", ".join(f"{_sql_string(n)}, nullif(f.{n}, '')" for n in fmt.extras)
+        extra = f"CAST(json_object({pairs}) AS VARCHAR)"
+    status = "TRY_CAST(f.status AS SMALLINT)"
+    label = fmt.name.replace("'", "''")
+    return f"""
+    WITH matched AS (
+        SELECT file, line_number, raw_line,
+            regexp_extract(raw_line, {_sql_string(fmt.pattern)}, {struct}) AS f
+        FROM {source}
+    ), typed AS (
+        SELECT *, CASE WHEN f.status <> '' THEN {wall} END AS wall, {minutes} AS offset_minutes,
+            {request} AS r
+        FROM matched
+    )
+    SELECT file, line_number, raw_line,
+        wall - INTERVAL (offset_minutes) MINUTE AS ts_utc,
+        CAST((offset_minutes // 60) * 100 + offset_minutes % 60 AS SMALLINT) AS tz_offset,
+        nullif(f.host, '') AS host, {method} AS method, {url} AS url, {protocol} AS protocol,
+        {status} AS status,
+        TRY_CAST(nullif(nullif({get("bytes")}, '-'), '') AS BIGINT) AS bytes,
+        {raw_request} AS request,
+        {_unescaped(get("referer"), fmt.unescape) if "referer" in fields else "NULL"} AS referer,
+        {_unescaped(get("user_agent"), fmt.unescape) if "user_agent" in fields else "NULL"}
+            AS user_agent,
+        nullif({get("vhost")}, '-') AS vhost, {extra} AS extra,
+        CASE
+            WHEN f.host <> '' AND wall IS NOT NULL AND {status} IS NOT NULL THEN NULL
+            WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'
+            WHEN f.host <> '' AND wall IS NULL THEN 'invalid timestamp: not {label} log format'
+            ELSE 'not {label} log format'
+        END AS reason
+    FROM typed
+    """
