@@ -62,11 +62,24 @@ LINE_PATTERNS = {
     + _QUOTED
     + r"((?: .*)?)\s*$",
 }
+# Apache before 2.0.46 and nginx with escape=none write raw quotes inside the referer and the
+# user agent, and a cut line may lose its last quote. Such a line still has an unambiguous
+# request, status and bytes: its referer runs to the last `" "`, its agent to the line's end
+# (its closing quote optional), and whatever followed the agent stays in it.
+_LOOSE_TAIL = r' (\d+|-) "(.*)" "(.*?)"?()\s*$'
+LINE_PATTERNS["combined_loose"] = r"^()" + _CORE + _LOOSE_TAIL
+LINE_PATTERNS["vhost_combined_loose"] = r"^(\S+) " + _CORE + _LOOSE_TAIL
 # A file of one format may hold lines of a simpler one; each line takes the first that matches.
 _FALLBACKS = {
     "common": ["common"],
-    "combined": ["combined", "common"],
-    "vhost_combined": ["vhost_combined", "combined", "common"],
+    "combined": ["combined", "combined_loose", "common"],
+    "vhost_combined": [
+        "vhost_combined",
+        "vhost_combined_loose",
+        "combined",
+        "combined_loose",
+        "common",
+    ],
 }
 _GROUPS = [
     "vhost",
@@ -240,9 +253,7 @@ LEFT JOIN __NAME___fallback fallback ON fallback.file = r.file
 # DuckDB scans Arrow batches in parallel: even a small (daily) file is cut into several.
 _BATCH_ROWS, _MIN_BATCH_ROWS, _BATCHES = 256 * 1024, 8 * 1024, 8
 _DETECT_LINES = 1000
-_DETECTORS = {
-    name: re.compile(pattern.encode("latin-1")) for name, pattern in LINE_PATTERNS.items()
-}
+_DETECTORS = {name: re.compile(LINE_PATTERNS[name].encode("latin-1")) for name in FORMATS}
 
 
 @dataclass(frozen=True)

@@ -155,3 +155,23 @@ def test_haproxy_reads_the_accept_date_in_the_sites_zone_and_skips_startup_lines
     assert offset == 100 and json.loads(extra)["duration_ms"] == "1487"
     reasons = con.sql("SELECT DISTINCT reason FROM h_rejected").fetchall()
     assert reasons == [("not haproxy log format",)] and parsed.n_rejected == 4
+
+
+def test_combined_lines_with_raw_quotes_or_a_lost_last_quote_are_requests(con):
+    """Apache before 2.0.46 and nginx escape=none: raw quotes in the referer and agent; a cut
+    line without its last quote. Detected as combined, every line is a request."""
+    data = (
+        b'1.2.3.4 - - [03/Dec/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 9 '
+        b'"https://ex.org/?t="Big" sale" "Agent 1.0"\n'
+        b'1.2.3.5 - - [03/Dec/2026:10:00:02 +0000] "GET /b HTTP/1.1" 200 9 "-" "Agent "X" 1.0"\n'
+        b'1.2.3.6 - - [03/Dec/2026:10:00:03 +0000] "GET /c HTTP/1.1" 304 - "-" "Mozilla/5.0 (cu\n'
+        b'1.2.3.7 - - [03/Dec/2026:10:00:04 +0000] "GET /d HTTP/1.1" 200 9 "-" "ok"\n'
+    )
+    parsed, requests, rejected = parse(con, data, zone=UTC)
+    assert (parsed.log_format, parsed.n_requests, rejected.empty) == ("combined", 4, True)
+    assert requests.referer.iloc[0] == 'https://ex.org/?t="Big" sale'
+    assert requests.user_agent.tolist()[1:] == ['Agent "X" 1.0', "Mozilla/5.0 (cu", "ok"]
+    assert requests.url.tolist() == ["/", "/b", "/c", "/d"]
+    # still rejected: a line with no status after the request
+    _, _, bad = parse(con, b'1.2.3.8 - - [03/Dec/2026:10:00:05 +0000] "GET /e HTTP/1.1" "x" "y"\n')
+    assert bad.reason.str.startswith("no status after the request").all()
