@@ -29,12 +29,11 @@ def landing_files(folder: Path) -> list[Path]:
 def days_from_name(name: str) -> list[dt.date]:
     """Days a file's name says it holds: a date (2026-11-27, 20261127) or a NASA-style month
     (Jul95); [] when the name says nothing."""
-    match = _ISO_DATE.search(name)
-    if match:
+    for match in _ISO_DATE.finditer(name):  # the first that is a date (not an account id)
         try:
             return [dt.date(*map(int, match.groups()))]
         except ValueError:
-            pass
+            continue
     match = _NASA_MONTH.search(name)
     if match and match.group(1) in _MONTHS:
         year, month = 1900 + int(match.group(2)), _MONTHS[match.group(1)]

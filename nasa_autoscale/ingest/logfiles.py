@@ -18,7 +18,8 @@ from isal import isal_zlib
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 16 << 20
-_IGNORED_SUFFIXES = (".part", ".tmp", ".md")
+_IGNORED_SUFFIXES = (".part", ".tmp", ".md", ".md5", ".sha1", ".sha256", ".sha512", ".asc", ".sig")
+_IGNORED_PREFIXES = ("README", "LICENSE", "MANIFEST", "PROVENANCE")
 HOW_TO_GET_LOGS = (
     "Put Common Log Format files (*.gz or plain) in that folder: for the NASA trace, "
     "NASA_access_log_Jul95.gz and NASA_access_log_Aug95.gz from the Internet Traffic Archive "
@@ -63,15 +64,41 @@ class Lines:
         return pa.array([data[a:b].decode("latin-1") for a, b in bounds], type=pa.string())
 
 
+def is_log_file(path: Path) -> bool:
+    """The rule for what in the raw folder is a log: a regular file that is not hidden (nor in
+    a hidden folder), not partial (.part, .tmp), not a note (.md; README*, LICENSE*, MANIFEST*,
+    PROVENANCE*) and not a checksum or signature (.md5, .sha1, .sha256, .sha512, .asc, .sig)."""
+    name = path.name
+    return (
+        path.is_file()
+        and not name.startswith(".")
+        and not name.lower().endswith(_IGNORED_SUFFIXES)
+        and not name.upper().startswith(_IGNORED_PREFIXES)
+    )
+
+
 def find_log_files(folder: Path) -> list[Path]:
-    """Every regular, non-hidden file in `folder`, sorted by name (gz or plain text alike)."""
+    """Every log file (is_log_file) in `folder` and its subfolders, as load balancers and CDNs
+    write date-nested prefixes, sorted by path (gz or plain text alike). A file is known by its
+    name (nasa.source_files): two logs of one name in different subfolders are an error that
+    names both, never one read in place of the other."""
     if not folder.is_dir():
         return []
-    return sorted(
+    found = sorted(
         p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_IGNORED_SUFFIXES)
+        for p in folder.rglob("*")
+        if is_log_file(p)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
     )
+    seen: dict[str, Path] = {}
+    for path in found:
+        if path.name in seen:
+            raise LogFileError(
+                f"two log files named {path.name}: {seen[path.name]} and {path}. A log is known "
+                "by its file name; rename one (or keep the folders apart with NASA_RAW_DIR)."
+            )
+        seen[path.name] = path
+    return found
 
 
 def read_bytes(path: Path) -> bytes:

@@ -1,3 +1,4 @@
+import datetime as dt
 import gzip
 import os
 
@@ -92,3 +93,32 @@ def test_find_log_files_skips_hidden_partial_and_notes(tmp_path):
     (tmp_path / "sub").mkdir()
     assert [p.name for p in find_log_files(tmp_path)] == ["a.gz", "b.log"]
     assert find_log_files(tmp_path / "absent") == []
+
+
+def test_find_log_files_reads_date_nested_prefixes_and_skips_by_rule(tmp_path):
+    """An S3 sync of ALB logs: AWSLogs/<account>/elasticloadbalancing/<region>/YYYY/MM/DD/."""
+    day = tmp_path / "AWSLogs" / "123456789012" / "elasticloadbalancing" / "eu-west-1" / "2026"
+    for sub, name in [
+        ("12/01", "123456789012_elasticloadbalancing_eu-west-1_app.web_20261201T0000Z_1.log.gz"),
+        ("12/02", "123456789012_elasticloadbalancing_eu-west-1_app.web_20261202T0000Z_1.log.gz"),
+        ("12/02", "ELBAccessLogTestFile"),
+        ("12/02", "PROVENANCE.txt"),
+        ("12/02", "x.log.gz.sha256"),
+        ("12/02", "readme.md"),
+    ]:
+        (day / sub).mkdir(parents=True, exist_ok=True)
+        (day / sub / name).write_bytes(b"")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_bytes(b"")
+    names = [p.name for p in find_log_files(tmp_path)]
+    assert names == [
+        "123456789012_elasticloadbalancing_eu-west-1_app.web_20261201T0000Z_1.log.gz",
+        "123456789012_elasticloadbalancing_eu-west-1_app.web_20261202T0000Z_1.log.gz",
+        "ELBAccessLogTestFile",
+    ]
+    from nasa_autoscale.ingest.landing import days_from_name
+
+    assert days_from_name(names[1]) == [dt.date(2026, 12, 2)]  # the date, not the account id
+    (day / "12" / "01" / "ELBAccessLogTestFile").write_bytes(b"")
+    with pytest.raises(LogFileError, match="two log files named ELBAccessLogTestFile"):
+        find_log_files(tmp_path)
