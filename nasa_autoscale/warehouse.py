@@ -65,11 +65,12 @@ TABLES = {
         last_ts TIMESTAMP,
         data_source VARCHAR NOT NULL,  -- real or replica
         read_at TIMESTAMP NOT NULL,
-        log_format VARCHAR,            -- common, combined or vhost_combined (detected or forced)
+        log_format VARCHAR,            -- the format read: detected, named or defined
         first_day DATE,                -- the local days of its lines, rejected ones included
         last_day DATE,
-        fingerprint VARCHAR            -- line count + hash of the first and last lines: what a
+        fingerprint VARCHAR,           -- line count + hash of the first and last lines: what a
                                        -- rotated copy under another name shares
+        header_lines BIGINT            -- W3C `#...` lines: neither requests nor rejections
     """,
     "site": """
         key VARCHAR NOT NULL,    -- 'timezone': the zone the warehouse was ingested in
@@ -195,6 +196,7 @@ _ADDED_COLUMNS = {
         "first_day DATE",
         "last_day DATE",
         "fingerprint VARCHAR",
+        "header_lines BIGINT",
     ],
     **{f"traffic_{g}": ["bucket_start_utc TIMESTAMP"] for g in ("1m", "5m", "15m")},
     "forecast_scores": [

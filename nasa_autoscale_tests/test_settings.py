@@ -81,7 +81,11 @@ def test_the_new_settings_have_defaults_and_name_bad_values(monkeypatch, tmp_pat
     assert (Settings.from_env().timezone, Settings.from_env().events_path) == ("+0000", None)
     for name, value, message in [
         ("NASA_TIMEZONE", "Mars/Olympus", "neither an IANA time zone"),
-        ("NASA_LOG_FORMAT", "apache", "is none of auto, common, combined, vhost_combined, haproxy"),
+        (
+            "NASA_LOG_FORMAT",
+            "apache",
+            "is none of auto, common, combined, vhost_combined, w3c, iis, haproxy",
+        ),
         ("NASA_LOG_FORMAT", "log_format x '$remote_addr $status';", "no time field"),
         ("NASA_TEST_DAYS", "nine", "not a whole number"),
         ("NASA_VALIDATION_DAYS", "0", "outside 1..366"),

@@ -70,8 +70,9 @@ def lines_accounted(
                 UNION ALL SELECT source_file FROM {SCHEMA}.rejected_lines)
             GROUP BY ALL
         )
-        SELECT f.source_file, f.lines, f.requests + f.rejected AS parsed,
-               coalesce(s.n, 0) AS stored,
+        SELECT f.source_file, f.lines,
+               f.requests + f.rejected + coalesce(f.header_lines, 0) AS parsed,
+               coalesce(s.n, 0) + coalesce(f.header_lines, 0) AS stored,
                f.first_day IS NOT NULL AND coalesce(d.days, 0)
                    = date_diff('day', f.first_day, f.last_day) + 1 AS complete
         FROM {SCHEMA}.source_files f

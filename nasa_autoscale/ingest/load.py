@@ -294,20 +294,23 @@ def _write_batch(
         """,
         ledger,
     )
-    for path, (n_lines, n_requests, n_rejected, *span) in zip(paths, result.per_file, strict=True):
+    headers = result.header_lines or (0,) * len(paths)
+    for path, (n_lines, n_requests, n_rejected, *span), n_headers in zip(
+        paths, result.per_file, headers, strict=True
+    ):
         stat = path.stat()
         con.execute(f"DELETE FROM {SCHEMA}.source_files WHERE source_file = ?", [path.name])
         con.execute(
             f"INSERT INTO {SCHEMA}.source_files (source_file, path, size_bytes, modified_at, "
             "lines, requests, rejected, first_ts, last_ts, data_source, read_at, log_format, "
-            "first_day, last_day, fingerprint) "
-            f"VALUES ({', '.join(['?'] * 15)})",
+            "first_day, last_day, fingerprint, header_lines) "
+            f"VALUES ({', '.join(['?'] * 16)})",
             [
                 path.name,
                 str(path),
                 stat.st_size,
                 stat.st_mtime,
-                n_lines,
+                n_lines + n_headers,
                 n_requests,
                 n_rejected,
                 *span[:2],
@@ -316,6 +319,7 @@ def _write_batch(
                 result.log_format,
                 *span[2:],
                 fingerprints[path.name],
+                n_headers,
             ],
         )
 

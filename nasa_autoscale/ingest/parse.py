@@ -33,6 +33,8 @@ import pyarrow as pa
 
 from nasa_autoscale.ingest import formats
 from nasa_autoscale.ingest.formats.definition import select_sql
+from nasa_autoscale.ingest.formats.w3c import W3CFormat, header_rows, segments
+from nasa_autoscale.ingest.formats.w3c import select_sql as w3c_select_sql
 from nasa_autoscale.ingest.logfiles import Lines, string_view
 from nasa_autoscale.ingest.sitezone import SiteZone, first_offset
 from nasa_autoscale.settings import LOG_FORMATS
@@ -212,10 +214,13 @@ def _general_sql(log_format: str, zone: SiteZone) -> str:
     """
 
 
-def _definition_sql(definition: formats.LogFormat, zone: SiteZone) -> str:
+def _definition_sql(definition, zone: SiteZone) -> str:
     """The general table for a format definition (ingest/formats): every line through its
-    pattern (no fast path yet)."""
-    select = select_sql(definition, "others", zone)
+    pattern (no fast path yet), or a W3C log through its #Fields headers."""
+    if isinstance(definition, W3CFormat):
+        select = w3c_select_sql("others", "__NAME___segments")
+    else:
+        select = select_sql(definition, "others", zone)
     return f"""
     CREATE OR REPLACE TEMP TABLE __NAME___general AS
     WITH others AS (
@@ -268,6 +273,8 @@ class ParsedLog:
     log_format: str = "common"
     # per file: lines, requests, rejected, first and last instant (UTC), first and last local day
     per_file: tuple[tuple, ...] = ()
+    # per file: header lines (W3C `#...`), neither requests nor rejections
+    header_lines: tuple[int, ...] = ()
 
     @property
     def requests_table(self) -> str:
@@ -334,10 +341,16 @@ def parse_batch(
         log_format = detect_format(batch[0])
     definition = None if log_format in FORMATS else formats.resolve(log_format)
     fallback_days = fallback_days or [None] * len(batch)
-    ordinary_batches, special_tables = [], []
+    w3c = isinstance(definition, W3CFormat)
+    ordinary_batches, special_tables, headers, segment_tables = [], [], [], []
     for file, lines in enumerate(batch):
-        ordinary = np.flatnonzero(~lines.has_special)
-        special = np.flatnonzero(lines.has_special)
+        heads = np.zeros(len(lines), bool)
+        if w3c:  # header lines are neither requests nor rejections: counted apart
+            heads = header_rows(lines.data, lines.starts)
+            segment_tables.append(segments(file, lines.data, lines.starts, lines.ends, heads))
+        headers.append(int(heads.sum()))
+        ordinary = np.flatnonzero(~lines.has_special & ~heads)
+        special = np.flatnonzero(lines.has_special & ~heads)
         # Lines of printable ASCII are read in place; the rare others are decoded from latin-1.
         table = pa.table(
             {
@@ -371,6 +384,8 @@ def parse_batch(
         "special": pa.concat_tables(special_tables),
         "fallback": fallback,
     }
+    if w3c:
+        inputs["segments"] = pa.concat_tables(segment_tables)
     for suffix, table in inputs.items():
         con.register(f"{name}_{suffix}", table)
     statements = [
@@ -396,14 +411,15 @@ def parse_batch(
         """
     ).fetchall():
         stats[file] = tuple(row)
-    per_file = tuple((len(lines), *stats[i]) for i, lines in enumerate(batch))
+    per_file = tuple((len(lines) - headers[i], *stats[i]) for i, lines in enumerate(batch))
     return ParsedLog(
         name,
-        sum(row[0] for row in per_file),
+        sum(row[0] for row in per_file),  # the lines that are requests or rejections
         sum(row[1] for row in per_file),
         sum(row[2] for row in per_file),
         log_format if definition is None else definition.name,
         per_file,
+        tuple(headers),
     )
 
 

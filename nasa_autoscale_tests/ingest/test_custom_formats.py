@@ -4,6 +4,7 @@ data/samples/formats (their PROVENANCE.txt): every line a request or a rejection
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
@@ -175,3 +176,55 @@ def test_combined_lines_with_raw_quotes_or_a_lost_last_quote_are_requests(con):
     # still rejected: a line with no status after the request
     _, _, bad = parse(con, b'1.2.3.8 - - [03/Dec/2026:10:00:05 +0000] "GET /e HTTP/1.1" "x" "y"\n')
     assert bad.reason.str.startswith("no status after the request").all()
+
+
+W3C_LOG = b"""#Software: Microsoft Internet Information Services 10.0
+#Version: 1.0
+#Date: 2026-12-03 00:00:00
+#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query c-ip cs(User-Agent) sc-status \
+sc-bytes time-taken
+2026-12-03 00:00:01 10.0.0.1 GET /a x=1 2001:db8::9 Mozilla/5.0+(X11) 200 512 31
+2026-12-03 00:00:02 10.0.0.1 GET /b - 192.0.2.7 - 404 0 2
+#Fields: date time c-ip cs-method cs-uri-stem sc-status cs-host
+2026-12-03 00:00:03 192.0.2.8 POST /c 201 shop.example
+2026-12-03 00:00:04 192.0.2.8 POST /d
+2026-12-03 25:00:05 192.0.2.8 POST /e 200 shop.example
+"""
+
+
+def test_w3c_fields_follow_each_header_even_when_they_change_mid_file(con):
+    parsed, requests, rejected = parse(con, W3C_LOG, zone=UTC, log_format="w3c")
+    assert (parsed.n_requests, parsed.n_rejected, parsed.header_lines) == (3, 2, (5,))
+    assert requests.url.tolist() == ["/a?x=1", "/b", "/c"]
+    assert requests.host.tolist() == ["2001:db8::9", "192.0.2.7", "192.0.2.8"]
+    assert requests.user_agent.iloc[0] == "Mozilla/5.0 (X11)" and pd.isna(requests.user_agent[1])
+    assert (requests.vhost.iloc[2], requests.status.iloc[2]) == ("shop.example", 201)
+    assert json.loads(requests.extra.iloc[0]) == {"s-ip": "10.0.0.1", "time-taken": "31"}
+    assert str(requests.ts_utc.iloc[0]) == "2026-12-03 00:00:01"  # W3C times are UTC
+    assert rejected.reason.tolist() == [
+        "5 values, its #Fields header names 7",
+        "invalid timestamp: 2026-12-03 25:00:05",
+    ]
+    before_header = b"2026-12-03 00:00:01 1.1.1.1 GET / 200\n" + W3C_LOG
+    _, _, early = parse(con, before_header, zone=UTC, log_format="iis")
+    assert early.reason.iloc[0] == "no #Fields header before this line: not w3c log format"
+
+
+def test_a_w3c_file_ingests_with_its_headers_counted_apart(tmp_path):
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.ingest.checks import lines_accounted
+    from nasa_autoscale.ingest.load import ingest_days
+
+    sample = FORMATS_DIR / "lnav-iis-w3c" / "logfile_w3c_big.0"
+    con = warehouse.connect(tmp_path / "w3c.duckdb")
+    day = dt.date(2015, 1, 13)
+    summary = ingest_days(
+        con, [sample], day, day, "real", lambda _: None, timezone="UTC", log_format="iis"
+    )
+    assert (summary.requests, summary.rejected) == (210, 0)
+    lines, headers = con.execute("SELECT lines, header_lines FROM nasa.source_files").fetchall()[0]
+    assert (lines, headers) == (254, 44)
+    assert lines_accounted(con, day, day)[0]
+    con.execute("DELETE FROM nasa.requests WHERE line_number = 5")  # a line stored nowhere
+    assert not lines_accounted(con, day, day)[0]
+    con.close()

@@ -5,10 +5,14 @@ their own fast path in parse.py."""
 from __future__ import annotations
 
 from nasa_autoscale.ingest.formats.definition import LogFormat
+from nasa_autoscale.ingest.formats.w3c import W3CFormat
 
 _HAPROXY_TIME = r"(\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3})"
 
-PRESETS = {
+PRESETS: dict[str, LogFormat | W3CFormat] = {
+    # W3C extended / IIS: the fields of each #Fields header (w3c.py)
+    "w3c": W3CFormat(),
+    "iis": W3CFormat("iis"),
     # HAProxy `option httplog`, bare or after a syslog prefix ("Feb 25 16:19:49 host haproxy[7]:
     # "): client:port [accept date] frontend backend/server Tq/Tw/Tc/Tr/Tt status bytes cookies
     # termination conns queues {captured headers} "request". The accept date has no offset: the
