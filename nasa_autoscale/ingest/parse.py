@@ -258,7 +258,18 @@ LEFT JOIN __NAME___fallback fallback ON fallback.file = r.file
 # DuckDB scans Arrow batches in parallel: even a small (daily) file is cut into several.
 _BATCH_ROWS, _MIN_BATCH_ROWS, _BATCHES = 256 * 1024, 8 * 1024, 8
 _DETECT_LINES = 1000
-_DETECTORS = {name: re.compile(LINE_PATTERNS[name].encode("latin-1")) for name in FORMATS}
+_PRESET_DETECTORS = {
+    name: re.compile(preset.pattern.encode("latin-1"))
+    for name, preset in formats.PRESETS.items()
+    if isinstance(preset, formats.LogFormat)
+}
+_DETECTORS = {  # the most specific first: a line counts for the first that reads it
+    **_PRESET_DETECTORS,
+    **{
+        name: re.compile(LINE_PATTERNS[name].encode("latin-1"))
+        for name in ("vhost_combined", "combined", "common")
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -286,25 +297,30 @@ class ParsedLog:
 
 
 def detect_format(lines: Lines) -> str:
-    """The format most of a file's first non-blank lines are in (common when none matches).
-    A vhost_combined line also reads as combined, and a combined one as common (with the rest
-    as part of the request), so the most specific format wins unless fewer lines take it."""
+    """The format most of a file's first non-blank lines are in (common when none matches):
+    a W3C log by its `#Fields:` header, a preset with a pattern (HAProxy), or the Common Log
+    Format family. A vhost_combined line also reads as combined, and a combined one as common
+    (with the rest as part of the request), so the most specific format wins unless fewer
+    lines take it."""
     counts: Counter[str] = Counter()
     seen = 0
     for start, end in zip(lines.starts, lines.ends, strict=True):
         line = lines.data[start:end].rstrip(b"\r")
         if not line.strip():
             continue
+        if line[:8].lower() == b"#fields:":
+            return "w3c"
         seen += 1
-        for name in ("vhost_combined", "combined", "common"):
-            if _DETECTORS[name].match(line):
+        for name, detector in _DETECTORS.items():
+            if detector.match(line):
                 counts[name] += 1
                 break
         if seen >= _DETECT_LINES:
             break
     if not counts:
         return "common"
-    return max(FORMATS[::-1], key=lambda name: counts[name])  # ties go to the most specific
+    order = [*_PRESET_DETECTORS, *FORMATS[::-1]]
+    return max(order, key=lambda name: counts[name])  # ties go to the most specific
 
 
 def parse_lines(

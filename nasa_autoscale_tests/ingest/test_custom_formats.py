@@ -12,7 +12,7 @@ import pytest
 
 from nasa_autoscale.ingest import formats
 from nasa_autoscale.ingest.formats import FormatError
-from nasa_autoscale.ingest.logfiles import read_lines
+from nasa_autoscale.ingest.logfiles import find_log_files, read_lines
 from nasa_autoscale.ingest.parse import drop_parsed, parse_lines
 from nasa_autoscale.ingest.sitezone import SiteZone
 from nasa_autoscale.settings import SAMPLES_DIR
@@ -228,3 +228,29 @@ def test_a_w3c_file_ingests_with_its_headers_counted_apart(tmp_path):
     con.execute("DELETE FROM nasa.requests WHERE line_number = 5")  # a line stored nowhere
     assert not lines_accounted(con, day, day)[0]
     con.close()
+
+
+@pytest.mark.parametrize(
+    "sample, detected, requests, rejected, headers",
+    [
+        ("basjes-hackers", "combined", 3456, 0, 0),
+        ("lnav-haproxy", "haproxy", 13, 4, 0),  # 3 startup lines and an SSL handshake failure
+        ("lnav-iis-w3c", "w3c", 210, 0, 44),
+        ("lnav-zanbil-shop", "combined", 1000, 0, 0),
+        ("usask-sample", "common", 400, 0, 0),
+    ],
+)
+def test_every_real_sample_is_detected_and_read_with_auto(
+    con, sample, detected, requests, rejected, headers
+):
+    (path,) = find_log_files(FORMATS_DIR / sample)  # PROVENANCE.txt is skipped by rule
+    lines = read_lines(path)
+    parsed = parse_lines(con, lines, "auto", None, "auto")
+    assert parsed.log_format == detected
+    assert (parsed.n_requests, parsed.n_rejected, parsed.header_lines) == (
+        requests,
+        rejected,
+        (headers,),
+    )
+    assert parsed.n_requests + parsed.n_rejected + headers == len(lines)
+    drop_parsed(con, parsed)
