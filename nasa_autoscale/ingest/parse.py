@@ -33,6 +33,8 @@ import pyarrow as pa
 
 from nasa_autoscale.ingest import formats
 from nasa_autoscale.ingest.formats.definition import select_sql
+from nasa_autoscale.ingest.formats.jsonlines import JsonFormat
+from nasa_autoscale.ingest.formats.jsonlines import select_sql as json_select_sql
 from nasa_autoscale.ingest.formats.w3c import W3CFormat, header_rows, segments
 from nasa_autoscale.ingest.formats.w3c import select_sql as w3c_select_sql
 from nasa_autoscale.ingest.logfiles import Lines, string_view
@@ -219,6 +221,8 @@ def _definition_sql(definition, zone: SiteZone) -> str:
     pattern (no fast path yet), or a W3C log through its #Fields headers."""
     if isinstance(definition, W3CFormat):
         select = w3c_select_sql("others", "__NAME___segments")
+    elif isinstance(definition, JsonFormat):
+        select = json_select_sql(definition, "others")
     else:
         select = select_sql(definition, "others", zone)
     return f"""
@@ -310,6 +314,8 @@ def detect_format(lines: Lines) -> str:
             continue
         if line[:8].lower() == b"#fields:":
             return "w3c"
+        if line[:1] == b"{" and b'"http.log.access' in line:
+            return "caddy"
         seen += 1
         for name, detector in _DETECTORS.items():
             if detector.match(line):

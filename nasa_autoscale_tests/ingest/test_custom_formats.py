@@ -254,3 +254,54 @@ def test_every_real_sample_is_detected_and_read_with_auto(
     )
     assert parsed.n_requests + parsed.n_rejected + headers == len(lines)
     drop_parsed(con, parsed)
+
+
+CADDY_LINE = (
+    b'{"level":"info","ts":1796292001.52,"logger":"http.log.access.log0","msg":"handled request",'
+    b'"request":{"remote_ip":"10.0.0.2","remote_port":"41342","client_ip":"203.0.113.5",'
+    b'"proto":"HTTP/2.0","method":"GET","host":"shop.example","uri":"/a?b=1","headers":'
+    b'{"User-Agent":["curl/8.5.0"],"Referer":["https://ex.org/"]}},"bytes_read":0,'
+    b'"duration":0.0123,"size":10900,"status":200}\n'
+)
+
+
+def test_caddys_json_log_is_detected_and_read(con):
+    data = CADDY_LINE + b"not json\n" + CADDY_LINE.replace(b'"status":200', b'"status":null')
+    parsed, requests, rejected = parse(con, data, zone=UTC)
+    assert (parsed.log_format, parsed.n_requests) == ("caddy", 1)
+    row = requests.iloc[0]
+    assert (row.host, row.vhost, row.url, row.status, row.bytes) == (
+        "203.0.113.5",
+        "shop.example",
+        "/a?b=1",
+        200,
+        10900,
+    )
+    assert (row.user_agent, row.referer) == ("curl/8.5.0", "https://ex.org/")
+    assert str(row.ts_utc) == "2026-12-03 10:00:01.520000"
+    assert json.loads(row.extra)["duration_s"] == "0.0123"
+    assert rejected.reason.tolist() == [
+        "not JSON: not caddy log format",
+        "no status or client: not caddy log format",
+    ]
+
+
+def test_an_nginx_json_log_format_compiles_to_json_paths(con):
+    spec = """log_format j escape=json '{"time":"$time_iso8601","addr":"$remote_addr",'
+        '"req":"$request","status": $status,"bytes":$body_bytes_sent,"http":{"ua":'
+        '"$http_user_agent"},"rt":$request_time}';"""
+    line = (
+        b'{"time":"2026-12-03T10:00:01+03:30","addr":"1.2.3.4","req":"GET /x HTTP/1.1",'
+        b'"status": 200,"bytes":12,"http":{"ua":"Moz \\"q\\""},"rt":0.004}\n'
+    )
+    parsed, requests, _ = parse(con, line, zone=UTC, log_format=spec)
+    row = requests.iloc[0]
+    assert parsed.log_format == "nginx j" and (row.method, row.url, row.status) == (
+        "GET",
+        "/x",
+        200,
+    )
+    assert row.user_agent == 'Moz "q"' and str(row.ts_utc) == "2026-12-03 06:30:01"
+    assert json.loads(row.extra) == {"duration_s": "0.004"}
+    with pytest.raises(FormatError, match="no time field"):
+        formats.resolve("""log_format j escape=json '{"addr":"$remote_addr","s":$status}';""")

@@ -74,6 +74,8 @@ def compile_nginx(directive: str) -> LogFormat:
         name, escape, text = "custom", "default", _strings(directive)
     if not text:
         raise FormatError("nginx log_format: no format text")
+    if text.lstrip().startswith("{"):
+        return _compile_json(name, text)
     pattern, groups, used = ["^"], [], set()
     position, quoted = 0, False
     for found in _VARIABLE.finditer(text):
@@ -98,4 +100,50 @@ def compile_nginx(directive: str) -> LogFormat:
         tuple(groups),
         description=f"nginx log_format {name}: {text}",
         unescape="json" if escape == "json" else "default",
+    )
+
+
+_TIME_KINDS = {"time_iso": "iso", "time_clf": "clf", "msec": "epoch"}
+
+
+def _compile_json(name: str, text: str):
+    """A JSON log_format (`'{"time":"$time_iso8601","status":$status,...}'`): each key whose
+    value is a variable is that variable's JSON path."""
+    import json
+
+    from nasa_autoscale.ingest.formats.jsonlines import WAREHOUSE, JsonFormat
+
+    quoted = re.sub(r"(:\s*)(\$\{?\w+\}?)(\s*[,}])", r'\1"\2"\3', text)
+    try:
+        document = json.loads(quoted)
+    except json.JSONDecodeError as error:
+        raise FormatError(f"nginx log_format {name}: its JSON does not parse: {error}") from None
+    paths, extras, time = {}, {}, None
+
+    def walk(node, path):
+        nonlocal time
+        for key, value in node.items():
+            here = f'{path}."{key}"'
+            if isinstance(value, dict):
+                walk(value, here)
+                continue
+            found = _VARIABLE.fullmatch(str(value).strip())
+            if not found:
+                continue
+            variable = found.group(1) or found.group(2)
+            field = FIELDS.get(variable, variable) or variable
+            if field in _TIME_KINDS and time is None:
+                time = (here, _TIME_KINDS[field])
+            elif field in WAREHOUSE and field not in paths:
+                paths[field] = here
+            else:
+                extras[variable if field in paths else field] = here
+
+    walk(document, "$")
+    if time is None:
+        raise FormatError(
+            f"nginx log_format {name}: no time field ($time_iso8601, $time_local or $msec)"
+        )
+    return JsonFormat(
+        f"nginx {name}", time[0], time[1], paths, extras, description=f"nginx JSON {name}"
     )

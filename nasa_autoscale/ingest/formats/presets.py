@@ -5,11 +5,14 @@ their own fast path in parse.py."""
 from __future__ import annotations
 
 from nasa_autoscale.ingest.formats.definition import LogFormat
+from nasa_autoscale.ingest.formats.jsonlines import CADDY, JsonFormat
 from nasa_autoscale.ingest.formats.w3c import W3CFormat
 
 _HAPROXY_TIME = r"(\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3})"
 
-PRESETS: dict[str, LogFormat | W3CFormat] = {
+PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
+    # Caddy's JSON access log (jsonlines.py)
+    "caddy": CADDY,
     # W3C extended / IIS: the fields of each #Fields header (w3c.py)
     "w3c": W3CFormat(),
     "iis": W3CFormat("iis"),
