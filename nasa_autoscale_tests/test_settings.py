@@ -84,7 +84,7 @@ def test_the_new_settings_have_defaults_and_name_bad_values(monkeypatch, tmp_pat
         (
             "NASA_LOG_FORMAT",
             "apache",
-            "is none of auto, common, combined, vhost_combined, w3c, iis, haproxy",
+            "is none of auto, common, combined, vhost_combined, caddy, w3c",
         ),
         ("NASA_LOG_FORMAT", "log_format x '$remote_addr $status';", "no time field"),
         ("NASA_TEST_DAYS", "nine", "not a whole number"),

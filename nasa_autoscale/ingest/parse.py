@@ -220,7 +220,7 @@ def _definition_sql(definition, zone: SiteZone) -> str:
     """The general table for a format definition (ingest/formats): every line through its
     pattern (no fast path yet), or a W3C log through its #Fields headers."""
     if isinstance(definition, W3CFormat):
-        select = w3c_select_sql("others", "__NAME___segments")
+        select = w3c_select_sql("others", "__NAME___segments", definition)
     elif isinstance(definition, JsonFormat):
         select = json_select_sql(definition, "others")
     else:

@@ -103,6 +103,35 @@ def _unescaped(expr: str, unescape: str) -> str:
     return f"nullif(nullif({expr}, '-'), '')"
 
 
+def clf_time_sql(text: str) -> tuple[str, str]:
+    """(SQL wall clock, its offset in minutes) of a dd/Mon/yyyy:HH:MM:SS +hhmm expression."""
+    wall = f"try_strptime({text}[1:20], '%d/%b/%Y:%H:%M:%S')"
+    hhmm = f"TRY_CAST(replace({text}[22:26], '+', '') AS SMALLINT)"
+    minutes = f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
+    shape = "^\\d\\d/[A-Za-z]{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [+-]\\d{4}$"
+    return f"CASE WHEN regexp_matches({text}, '{shape}') THEN {wall} END", minutes
+
+
+def iso_time_sql(text: str) -> tuple[str, str]:
+    """(SQL wall clock, its offset in minutes) of an ISO 8601 expression: fractional seconds
+    kept, offset +hh:mm, +hhmm or Z (none: UTC)."""
+    fraction = f"coalesce(TRY_CAST(regexp_extract({text}, '^.{{19}}(\\.\\d+)', 1) AS DOUBLE), 0)"
+    wall = f"try_strptime({text}[1:19], '%Y-%m-%dT%H:%M:%S')"
+    wall = f"({wall} + to_microseconds(CAST(round({fraction} * 1e6) AS BIGINT)))"
+    zone = f"regexp_extract({text}, '([+-])(\\d\\d):?(\\d\\d)$', ['sign', 'h', 'm'])"
+    minutes = (
+        f"CASE WHEN {zone}.sign = '' THEN 0 ELSE "
+        f"(CASE WHEN {zone}.sign = '-' THEN -1 ELSE 1 END) * "
+        f"(CAST({zone}.h AS INTEGER) * 60 + CAST({zone}.m AS INTEGER)) END"
+    )
+    return wall, minutes
+
+
+def epoch_time_sql(text: str) -> tuple[str, str]:
+    """(SQL naive UTC instant, 0) of seconds since the epoch."""
+    return f"timezone('UTC', to_timestamp(TRY_CAST({text} AS DOUBLE)))", "0"
+
+
 def _time_sql(fmt: LogFormat, zone) -> tuple[str, str]:
     """(SQL wall clock at the line's own offset as naive TIMESTAMP, its offset in minutes)."""
     fields = fmt.fields
@@ -111,26 +140,11 @@ def _time_sql(fmt: LogFormat, zone) -> tuple[str, str]:
         minutes = f"datediff('minute', {zone.utc_sql(wall)}, {wall})"
         return wall, minutes
     if "time_clf" in fields:
-        text = "f.time_clf"
-        wall = f"try_strptime({text}[1:20], '%d/%b/%Y:%H:%M:%S')"
-        hhmm = f"TRY_CAST(replace({text}[22:26], '+', '') AS SMALLINT)"
-        minutes = f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
-        shape = "^\\d\\d/[A-Za-z]{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [+-]\\d{4}$"
-        ok = f"regexp_matches({text}, '{shape}')"
-        return f"CASE WHEN {ok} THEN {wall} END", minutes
+        return clf_time_sql("f.time_clf")
     if "time_iso" in fields:
-        text = "f.time_iso"
-        wall = f"try_strptime({text}[1:19], '%Y-%m-%dT%H:%M:%S')"
-        zone = f"regexp_extract({text}, '([+-])(\\d\\d):?(\\d\\d)$', ['sign', 'h', 'm'])"
-        minutes = (
-            f"CASE WHEN {zone}.sign = '' THEN 0 ELSE "
-            f"(CASE WHEN {zone}.sign = '-' THEN -1 ELSE 1 END) * "
-            f"(CAST({zone}.h AS INTEGER) * 60 + CAST({zone}.m AS INTEGER)) END"
-        )
-        return wall, minutes
+        return iso_time_sql("f.time_iso")
     if "msec" in fields:
-        wall = "timezone('UTC', to_timestamp(TRY_CAST(f.msec AS DOUBLE)))"
-        return wall, "0"
+        return epoch_time_sql("f.msec")
     wall = "try_strptime(f.date || ' ' || f.time[1:8], '%Y-%m-%d %H:%M:%S')"
     return wall, "0"
 

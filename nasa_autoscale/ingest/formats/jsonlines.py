@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nasa_autoscale.ingest.formats.definition import FormatError
+from nasa_autoscale.ingest.formats.definition import (
+    FormatError,
+    clf_time_sql,
+    epoch_time_sql,
+    iso_time_sql,
+)
 
 WAREHOUSE = (
     "host",
@@ -62,20 +67,8 @@ def select_sql(fmt: JsonFormat, source: str) -> str:
     at = {name: i + 1 for i, name in enumerate(names)}
     value = lambda name: f"nullif(nullif(v[{at[name]}], ''), '-')" if name in at else "NULL"  # noqa: E731
     text = value("__time")
-    if fmt.time_kind == "epoch":
-        wall, minutes = f"timezone('UTC', to_timestamp(TRY_CAST({text} AS DOUBLE)))", "0"
-    elif fmt.time_kind == "iso":
-        wall = f"try_strptime({text}[1:19], '%Y-%m-%dT%H:%M:%S')"
-        zone = f"regexp_extract({text}, '([+-])(\\d\\d):?(\\d\\d)$', ['sign', 'h', 'm'])"
-        minutes = (
-            f"CASE WHEN {zone}.sign = '' THEN 0 ELSE "
-            f"(CASE WHEN {zone}.sign = '-' THEN -1 ELSE 1 END) * "
-            f"(CAST({zone}.h AS INTEGER) * 60 + CAST({zone}.m AS INTEGER)) END"
-        )
-    else:
-        wall = f"try_strptime({text}[1:20], '%d/%b/%Y:%H:%M:%S')"
-        hhmm = f"TRY_CAST(replace({text}[22:26], '+', '') AS SMALLINT)"
-        minutes = f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
+    kinds = {"epoch": epoch_time_sql, "iso": iso_time_sql, "clf": clf_time_sql}
+    wall, minutes = kinds[fmt.time_kind](text)
     request_parts = (
         f"regexp_extract({value('request')}, '^([A-Z]+) (\\S+)(?: (HTTP/\\S+))?$', "
         "['method', 'url', 'protocol'])"

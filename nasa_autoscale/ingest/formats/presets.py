@@ -10,6 +10,9 @@ from nasa_autoscale.ingest.formats.w3c import W3CFormat
 
 _HAPROXY_TIME = r"(\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3})"
 
+_ISO = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"
+_CLF_TIME = r"\[(\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]"
+
 PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
     # Caddy's JSON access log (jsonlines.py)
     "caddy": CADDY,
@@ -46,5 +49,137 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "request",
         ),
         description="HAProxy option httplog (bare or in syslog)",
+    ),
+    # AWS Application Load Balancer: type time elb client:port target:port three processing
+    # times (s) elb_status target_status received sent "request" "agent" cipher protocol
+    # target_group "trace" "domain" ... (the rest, which grows with new releases, in extra)
+    "aws_alb": LogFormat(
+        "aws_alb",
+        r"^(\S+) " + _ISO + r" (\S+) (\S+?):(\d+) (\S+) (-?[\d.]+) (-?[\d.]+) (-?[\d.]+) "
+        r"(\d{3}) (\S+) (\d+) (\d+) \"(.*?)\" \"(.*?)\" (\S+) (\S+) (\S+) \"(.*?)\" "
+        r"\"(.*?)\"(?: (.*))?$",
+        (
+            "type",
+            "time_iso",
+            "elb",
+            "host",
+            "client_port",
+            "target",
+            "request_processing_s",
+            "target_processing_s",
+            "response_processing_s",
+            "status",
+            "target_status",
+            "received_bytes",
+            "bytes",
+            "request",
+            "user_agent",
+            "ssl_cipher",
+            "ssl_protocol",
+            "target_group",
+            "trace_id",
+            "vhost",
+            "rest",
+        ),
+        description="AWS Application Load Balancer access log",
+    ),
+    # AWS Classic Load Balancer (ELB): time elb client:port backend:port three times (s)
+    # elb_status backend_status received sent "request" "agent" cipher protocol
+    "aws_elb": LogFormat(
+        "aws_elb",
+        r"^" + _ISO + r" (\S+) (\S+?):(\d+) (\S+) (-?[\d.]+) (-?[\d.]+) (-?[\d.]+) (\d{3}) "
+        r"(\S+) (\d+) (\d+) \"(.*?)\" \"(.*?)\" (\S+) (\S+)\s*$",
+        (
+            "time_iso",
+            "elb",
+            "host",
+            "client_port",
+            "backend",
+            "request_processing_s",
+            "backend_processing_s",
+            "response_processing_s",
+            "status",
+            "backend_status",
+            "received_bytes",
+            "bytes",
+            "request",
+            "user_agent",
+            "ssl_cipher",
+            "ssl_protocol",
+        ),
+        description="AWS Classic Load Balancer access log",
+    ),
+    # AWS S3 server access log: owner bucket [time] remote requester request_id operation key
+    # "request" status error bytes object_size total_ms turnaround_ms "referer" "agent" ...
+    "aws_s3": LogFormat(
+        "aws_s3",
+        r"^(\S+) (\S+) " + _CLF_TIME + r" (\S+) (\S+) (\S+) (\S+) (\S+) \"(.*?)\" "
+        r"(\d{3}) (\S+) (\d+|-) (\S+) (\S+) (\S+) \"(.*?)\" \"(.*?)\"(?: (.*))?$",
+        (
+            "bucket_owner",
+            "vhost",
+            "time_clf",
+            "host",
+            "requester",
+            "request_id",
+            "operation",
+            "key",
+            "request",
+            "status",
+            "error_code",
+            "bytes",
+            "object_size",
+            "duration_ms",
+            "turn_around_ms",
+            "referer",
+            "user_agent",
+            "rest",
+        ),
+        description="AWS S3 server access log",
+    ),
+    # Squid native: epoch.ms elapsed_ms client result/status bytes method url user
+    # hierarchy/peer type
+    "squid": LogFormat(
+        "squid",
+        r"^(\d+\.\d+)\s+(\d+) (\S+) (\S+)/(\d{3}) (\d+) (\S+) (\S+) (\S+) (\S+) (\S+)\s*$",
+        (
+            "msec",
+            "duration_ms",
+            "host",
+            "result_code",
+            "status",
+            "bytes",
+            "method",
+            "url",
+            "user",
+            "hierarchy",
+            "content_type",
+        ),
+        description="Squid native access log",
+    ),
+    # Traefik's CLF: combined, then requests since start, "router", "server URL", duration ms
+    "traefik": LogFormat(
+        "traefik",
+        r"^(\S+) \S+ (\S+) " + _CLF_TIME + r" \"(.*?)\" (\d{3}) (\d+|-) \"(.*?)\" "
+        r"\"(.*?)\" (\d+) \"(.*?)\" \"(.*?)\" (\d+)ms\s*$",
+        (
+            "host",
+            "user",
+            "time_clf",
+            "request",
+            "status",
+            "bytes",
+            "referer",
+            "user_agent",
+            "request_count",
+            "router",
+            "server_url",
+            "duration_ms",
+        ),
+        description="Traefik access log (common format)",
+    ),
+    # CloudFront standard logs: W3C with tab-separated values and its own #Fields
+    "cloudfront": W3CFormat(
+        "cloudfront", "CloudFront standard log (W3C, tab-separated)", percent_encoded=True
     ),
 }

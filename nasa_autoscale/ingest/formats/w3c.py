@@ -40,6 +40,7 @@ REQUIRED = ("date", "time", "c-ip", "sc-status")
 class W3CFormat:
     name: str = "w3c"
     description: str = "W3C extended (IIS): fields from each #Fields header, times in UTC"
+    percent_encoded: bool = False  # CloudFront writes the agent and referer URL-encoded
 
 
 def header_rows(data: bytes, starts: np.ndarray) -> np.ndarray:
@@ -74,7 +75,7 @@ def _field(name: str) -> str:
     return f"coalesce(nullif(nullif(p[list_position(fields, '{name}')], '-'), ''), '')"
 
 
-def select_sql(source: str, segments_table: str) -> str:
+def select_sql(source: str, segments_table: str, fmt: W3CFormat | None = None) -> str:
     """SQL over `source` (file, line_number, raw_line) and the headers: parse.py's general
     columns with a reason for every line that is not a request."""
     names = {column: [] for column in set(COLUMNS.values())}
@@ -86,7 +87,10 @@ def select_sql(source: str, segments_table: str) -> str:
         return f"coalesce({values})" if len(names[name]) > 1 else values
 
     known = "[" + ", ".join(f"'{f}'" for f in ["date", "time", *COLUMNS]) + "]"
-    text = lambda name: f"replace({column(name)}, '+', ' ')"  # noqa: E731
+    if fmt is not None and fmt.percent_encoded:
+        text = lambda name: f"url_decode({column(name)})"  # noqa: E731
+    else:
+        text = lambda name: f"replace({column(name)}, '+', ' ')"  # noqa: E731
     url = f"CASE WHEN {column('query')} IS NULL THEN {column('url')} "
     url += f"ELSE {column('url')} || '?' || {column('query')} END"
     missing = " OR ".join(f"NOT list_contains(fields, '{f}')" for f in REQUIRED)
