@@ -72,7 +72,7 @@ validate: install $(DAGSTER_HOME)/dagster.yaml  ## dagster definitions validate
 aws-export: install  ## a fleet's plan as AWS scheduled actions: make aws-export FLEET=realistic GROUP=web-asg [SHIFT_TO=YYYY-MM-DD]
 	$(BIN)/python -m nasa_autoscale.scaling.aws --group $(or $(GROUP),$(error GROUP= names the Auto Scaling group)) $(if $(FLEET),--fleet $(FLEET)) $(if $(SHIFT_TO),--shift-to $(SHIFT_TO))
 
-bench-ingest: install  ## ingest speed: ours, a line-by-line Python parser, a combined-format copy -> reports/bench_ingest.json
+bench-ingest: install  ## ingest speed: ours, a line-by-line Python parser, a combined-format copy, every other format -> reports/bench_ingest.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.ingest $(if $(COMPARE),--compare-with $(COMPARE))
 
 bench-forecast: install  ## 5-minute training + evaluation time (after make run) -> reports/bench_forecast.json

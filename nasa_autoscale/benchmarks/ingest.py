@@ -12,7 +12,9 @@ and noisy, and a ratio measured side by side in one run means more than an absol
 gzip file per day: benchmarks/combined_logs.py), ingested by the same code: its rate per line is
 set beside the Common Log Format one. `--compare-with REV` also times the ingest of an earlier
 revision of this repository (a git worktree) on the same files, alternating with ours.
-Writes reports/bench_ingest.json and prints the figures.
+Then every other format (benchmarks/format_logs.py): the first 1,000,000 lines of the first
+file rendered in it, parsed side by side with the Common Log Format, lines per second and
+whether the 5-minute counts are the same. Writes reports/bench_ingest.json and prints the figures.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ TARGET_RATIO = 8.0
 TARGET_PEAK_MB = 2048
 TARGET_COMBINED_RATE = 0.7  # combined lines per second, as a share of Common Log Format lines
 TARGET_SAME_AS_BEFORE = 1.1  # our time on the NASA files against an earlier revision's
+TARGET_FORMAT_RATE = 0.5  # every other format's parse rate, as a share of common's
+FORMAT_LINES = 1_000_000
 
 
 def run_ours(files: list[Path], data_source: str) -> dict:
@@ -199,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             "time_against_before": TARGET_SAME_AS_BEFORE,
         },
     }
+    report["per_format"] = format_table(source.files[0], args.repeat)
+    report["targets"]["format_rate_vs_common"] = TARGET_FORMAT_RATE
     if "before" in best:
         report["before"] = {"revision": args.compare_with, **best["before"]}
         report["time_against_before"] = ours["seconds"] / best["before"]["seconds"]
@@ -226,8 +232,36 @@ def main(argv: list[str] | None = None) -> int:
             f" ours / before = {report['time_against_before']:.2f}   "
             f"[target <= {TARGET_SAME_AS_BEFORE}]"
         )
+    print(
+        f"  every format on the first {FORMAT_LINES:,} lines of {source.files[0].name}, rendered "
+        f"(benchmarks/format_logs.py), parse only, best of {args.repeat}   "
+        f"[target >= {TARGET_FORMAT_RATE} of common's rate, same 5-minute counts]"
+    )
+    for row in report["per_format"]:
+        print(
+            f"    {row['format']:13s} {row['lines_per_second']:11,.0f} lines/s  "
+            f"x{row['rate_vs_common']:.2f}  same 5-minute counts: {row['same_5m_counts']}"
+        )
     print(f"written to {out}")
     return 0
+
+
+def format_table(path: Path, repeat: int) -> list[dict]:
+    """compare_formats on the first FORMAT_LINES lines of a CLF file (in this process: the
+    rates are parse-only, side by side)."""
+    from nasa_autoscale.benchmarks.format_logs import compare_formats
+    from nasa_autoscale.ingest.logfiles import index_lines, read_bytes
+    from nasa_autoscale.ingest.sitezone import SiteZone, first_offset
+
+    data = read_bytes(path)
+    cut = 0
+    for _ in range(FORMAT_LINES):
+        cut = data.find(b"\n", cut) + 1
+        if cut == 0:
+            cut = len(data)
+            break
+    zone = SiteZone.parse(first_offset(data[: 1 << 20]) or "UTC")
+    return compare_formats(index_lines(data[:cut]), zone, repeat)
 
 
 def _worktree(revision: str, path: Path) -> Path:

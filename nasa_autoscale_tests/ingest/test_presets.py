@@ -158,3 +158,23 @@ def test_each_preset_reads_its_fields_and_keeps_the_rest(con, name, data, expect
 def test_presets_are_detected_per_file(con, data, detected):
     parsed, _, rejected = parse(con, data, zone=UTC)
     assert parsed.log_format == detected and parsed.n_requests == 1 and rejected.empty
+
+
+def test_the_nasa_sample_in_every_format_gives_the_common_log_formats_5_minute_counts():
+    from nasa_autoscale.benchmarks.format_logs import RENDERERS, compare_formats
+    from nasa_autoscale.ingest.logfiles import read_lines
+    from nasa_autoscale.settings import SAMPLES_DIR
+
+    rows = compare_formats(read_lines(SAMPLES_DIR / "nasa_2k.log"), SiteZone.parse("-0400"))
+    assert [row["format"] for row in rows] == ["common", *RENDERERS]
+    for row in rows:
+        assert row["requests"] == 2000 and row["same_5m_counts"], row
+        assert row["lines_per_second"] > 0
+
+
+def test_the_count_comparison_can_fail(con):
+    from nasa_autoscale.benchmarks.format_logs import counts_5m
+
+    con.execute("CREATE TABLE a AS SELECT TIMESTAMP '2026-12-03 10:00:00' AS ts_utc")
+    con.execute("CREATE TABLE b AS SELECT TIMESTAMP '2026-12-03 10:05:00' AS ts_utc")
+    assert counts_5m(con, "a") != counts_5m(con, "b")
