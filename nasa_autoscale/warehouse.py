@@ -24,7 +24,9 @@ _TRAFFIC_COLUMNS = """
     error_rate DOUBLE,          -- (4xx + 5xx) / requests; NULL without requests
     is_missing BOOLEAN NOT NULL,
     missing_minutes INTEGER NOT NULL,  -- minutes of the bucket with no log (partial buckets > 0)
-    bucket_start_utc TIMESTAMP NOT NULL  -- the bucket's instant in UTC: unique, never repeats
+    bucket_start_utc TIMESTAMP NOT NULL,  -- the bucket's instant in UTC: unique, never repeats
+    busy_s DOUBLE               -- server-seconds of work (the requests' durations summed); NULL
+                                -- when the format logs no time taken
 """
 
 TABLES = {
@@ -43,7 +45,8 @@ TABLES = {
         referer VARCHAR,            -- combined format only; NULL for '-' and for common
         user_agent VARCHAR,
         vhost VARCHAR,              -- vhost_combined: the virtual host and port
-        extra VARCHAR               -- fields after the user agent (e.g. a request time)
+        extra VARCHAR,              -- the format's other fields (JSON for defined formats)
+        duration_ms DOUBLE          -- the time taken, where the format logs it
     """,
     "rejected_lines": """
         source_file VARCHAR NOT NULL,
@@ -190,6 +193,7 @@ _ADDED_COLUMNS = {
         "user_agent VARCHAR",
         "vhost VARCHAR",
         "extra VARCHAR",
+        "duration_ms DOUBLE",
     ],
     "source_files": [
         "log_format VARCHAR",
@@ -198,7 +202,9 @@ _ADDED_COLUMNS = {
         "fingerprint VARCHAR",
         "header_lines BIGINT",
     ],
-    **{f"traffic_{g}": ["bucket_start_utc TIMESTAMP"] for g in ("1m", "5m", "15m")},
+    **{
+        f"traffic_{g}": ["bucket_start_utc TIMESTAMP", "busy_s DOUBLE"] for g in ("1m", "5m", "15m")
+    },
     "forecast_scores": [
         "plan_setting VARCHAR",
         "plan_policy VARCHAR",

@@ -119,7 +119,8 @@ def counts_5m(con, table: str) -> dict:
     """Requests per 5-minute UTC bucket of a parsed requests table."""
     return dict(
         con.execute(
-            f"SELECT time_bucket(INTERVAL 5 MINUTE, ts_utc) AS bucket, count(*) FROM {table} GROUP BY 1"
+            f"SELECT time_bucket(INTERVAL 5 MINUTE, ts_utc) AS bucket, count(*) FROM {table} "
+            "GROUP BY 1"
         ).fetchall()
     )
 

@@ -104,7 +104,7 @@ REQUEST_PATTERN = r"^([A-Z]+) (\S+)(?: (HTTP/\S+))?$"
 # Columns of a parsed request, in the order of nasa.requests (day and source_file are added there).
 FIELDS = (
     "line_number, ts, host, method, url, protocol, status, bytes, request, tz_offset, ts_utc, "
-    "referer, user_agent, vhost, extra"
+    "referer, user_agent, vhost, extra, duration_ms"
 )
 _UNESCAPE = "nullif(replace(replace({x}, '\\\"', '\"'), '\\x22', '\"'), '-')"
 
@@ -130,7 +130,7 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
             NULL AS method, NULL AS url, NULL AS protocol, NULL::SMALLINT AS status,
             NULL::BIGINT AS bytes, NULL AS request, NULL::SMALLINT AS tz_offset,
             NULL::TIMESTAMP AS ts_utc, NULL AS referer, NULL AS user_agent, NULL AS vhost,
-            NULL AS extra) WHERE FALSE
+            NULL AS extra, NULL::DOUBLE AS duration_ms) WHERE FALSE
         """
     if log_format == "common":
         # host ident user [dd/Mon/yyyy:HH:MM:SS -0400] "METHOD URL PROTO" status bytes
@@ -164,7 +164,8 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
     )
     SELECT file, line_number, host, method, url, protocol, status, bytes,
         CAST(NULL AS VARCHAR) AS request, tz_offset, {_times("wall", "tz_offset", zone)},
-        referer, user_agent, CAST(NULL AS VARCHAR) AS vhost, CAST(NULL AS VARCHAR) AS extra
+        referer, user_agent, CAST(NULL AS VARCHAR) AS vhost, CAST(NULL AS VARCHAR) AS extra,
+        CAST(NULL AS DOUBLE) AS duration_ms
     FROM typed
     """  # a plain-looking 32/Jul has a NULL ts: the general path rejects it with a reason
 
@@ -204,6 +205,7 @@ def _general_sql(log_format: str, zone: SiteZone) -> str:
         {_UNESCAPE.format(x="nullif(f.referer, '')")} AS referer,
         {_UNESCAPE.format(x="nullif(f.user_agent, '')")} AS user_agent,
         nullif(f.vhost, '') AS vhost, nullif(trim(f.extra), '') AS extra,
+        CAST(NULL AS DOUBLE) AS duration_ms,
         CASE
             WHEN wall IS NOT NULL THEN NULL
             WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'

@@ -32,7 +32,8 @@ SELECT date_trunc('minute', ts_utc) AS minute, count(*) AS requests,
        count(*) FILTER (WHERE status BETWEEN 200 AND 299) AS status_2xx,
        count(*) FILTER (WHERE status BETWEEN 300 AND 399) AS status_3xx,
        count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS status_4xx,
-       count(*) FILTER (WHERE status BETWEEN 500 AND 599) AS status_5xx
+       count(*) FILTER (WHERE status BETWEEN 500 AND 599) AS status_5xx,
+       sum(duration_ms) / 1000.0 AS busy_s
 FROM {SCHEMA}.requests WHERE day >= $lo_day AND day < $hi_day
 GROUP BY 1
 """
@@ -91,7 +92,8 @@ WITH buckets AS (
     SELECT {_BUCKET} AS bucket_start,
            sum(requests) AS requests, sum(bytes) AS bytes,
            sum(status_2xx) AS status_2xx, sum(status_3xx) AS status_3xx,
-           sum(status_4xx) AS status_4xx, sum(status_5xx) AS status_5xx
+           sum(status_4xx) AS status_4xx, sum(status_5xx) AS status_5xx,
+           sum(busy_s) AS busy_s
     FROM traffic_minute_counts GROUP BY 1
 ), hosts AS (
     SELECT {_BUCKET} AS bucket_start,
@@ -109,7 +111,8 @@ SELECT __LOCAL_BUCKET__ AS bucket_start,
        CAST(c.status_4xx + c.status_5xx AS DOUBLE) / nullif(c.requests, 0) AS error_rate,
        b.is_missing,
        CAST(b.missing_minutes AS INTEGER) AS missing_minutes,
-       b.bucket_start AS bucket_start_utc
+       b.bucket_start AS bucket_start_utc,
+       CASE WHEN NOT b.is_missing THEN c.busy_s END AS busy_s
 FROM buckets b
 LEFT JOIN counted c USING (bucket_start)
 LEFT JOIN hosts h USING (bucket_start)

@@ -43,11 +43,8 @@ def test_an_nginx_log_format_reads_its_variables_and_keeps_the_rest_in_extra(con
     )
     assert str(first.ts_utc) == "2026-12-03 06:30:01" and first.tz_offset == 330
     assert first.user_agent == 'Mozilla/5.0 "quoted"' and first.referer == "https://ex.org/"
-    assert json.loads(first.extra) == {
-        "remote_user": "alice",
-        "duration_s": "0.031",
-        "upstream_response_time": "0.030",
-    }
+    assert json.loads(first.extra) == {"remote_user": "alice", "upstream_response_time": "0.030"}
+    assert first.duration_ms == pytest.approx(31.0)  # $request_time, in seconds
     assert pd.isna(requests.iloc[1].bytes) and requests.iloc[1].status == 503
     assert rejected.reason.tolist() == ["not nginx timed log format"]
 
@@ -79,7 +76,7 @@ def test_an_apache_logformat_with_time_taken(con):
         404,
         128,
     )
-    assert json.loads(row.extra)["duration_us"] == "1234"
+    assert row.duration_ms == pytest.approx(1.234)  # %D, in microseconds
     assert str(row.ts_utc) == "2026-12-03 09:00:01"
 
 
@@ -150,10 +147,12 @@ def test_the_real_samples_are_read_with_every_line_accounted(con, sample, spec, 
 def test_haproxy_reads_the_accept_date_in_the_sites_zone_and_skips_startup_lines(con):
     lines = read_lines(FORMATS_DIR / "lnav-haproxy/logfile_haproxy.0")
     parsed = parse_lines(con, lines, "h", SiteZone.parse("Europe/Berlin"), "haproxy")
-    first = con.sql("SELECT ts, ts_utc, tz_offset, extra FROM h_requests ORDER BY line_number")
-    ts, ts_utc, offset, extra = first.fetchall()[0]
+    first = con.sql(
+        "SELECT ts, ts_utc, tz_offset, duration_ms FROM h_requests ORDER BY line_number"
+    )
+    ts, ts_utc, offset, duration = first.fetchall()[0]
     assert str(ts) == "2019-02-25 16:19:48.143000" and str(ts_utc) == "2019-02-25 15:19:48.143000"
-    assert offset == 100 and json.loads(extra)["duration_ms"] == "1487"
+    assert offset == 100 and duration == 1487  # Tt
     reasons = con.sql("SELECT DISTINCT reason FROM h_rejected").fetchall()
     assert reasons == [("not haproxy log format",)] and parsed.n_rejected == 4
 
@@ -199,7 +198,8 @@ def test_w3c_fields_follow_each_header_even_when_they_change_mid_file(con):
     assert requests.host.tolist() == ["2001:db8::9", "192.0.2.7", "192.0.2.8"]
     assert requests.user_agent.iloc[0] == "Mozilla/5.0 (X11)" and pd.isna(requests.user_agent[1])
     assert (requests.vhost.iloc[2], requests.status.iloc[2]) == ("shop.example", 201)
-    assert json.loads(requests.extra.iloc[0]) == {"s-ip": "10.0.0.1", "time-taken": "31"}
+    assert json.loads(requests.extra.iloc[0]) == {"s-ip": "10.0.0.1"}
+    assert requests.duration_ms.iloc[0] == 31.0 and pd.isna(requests.duration_ms.iloc[2])
     assert str(requests.ts_utc.iloc[0]) == "2026-12-03 00:00:01"  # W3C times are UTC
     assert rejected.reason.tolist() == [
         "5 values, its #Fields header names 7",
@@ -225,6 +225,15 @@ def test_a_w3c_file_ingests_with_its_headers_counted_apart(tmp_path):
     lines, headers = con.execute("SELECT lines, header_lines FROM nasa.source_files").fetchall()[0]
     assert (lines, headers) == (254, 44)
     assert lines_accounted(con, day, day)[0]
+    # the busy time: the time-taken of the bucket's requests, summed (server-seconds of work)
+    from nasa_autoscale.ingest.traffic import write_traffic
+
+    write_traffic(con, day, day)
+    busy, taken = con.execute(
+        "SELECT (SELECT sum(busy_s) FROM nasa.traffic_5m), "
+        "(SELECT sum(duration_ms) / 1000 FROM nasa.requests)"
+    ).fetchall()[0]
+    assert busy == pytest.approx(taken) and taken > 0
     con.execute("DELETE FROM nasa.requests WHERE line_number = 5")  # a line stored nowhere
     assert not lines_accounted(con, day, day)[0]
     con.close()
@@ -279,7 +288,7 @@ def test_caddys_json_log_is_detected_and_read(con):
     )
     assert (row.user_agent, row.referer) == ("curl/8.5.0", "https://ex.org/")
     assert str(row.ts_utc) == "2026-12-03 10:00:01.520000"
-    assert json.loads(row.extra)["duration_s"] == "0.0123"
+    assert row.duration_ms == pytest.approx(12.3)
     assert rejected.reason.tolist() == [
         "not JSON: not caddy log format",
         "no status or client: not caddy log format",
@@ -302,6 +311,6 @@ def test_an_nginx_json_log_format_compiles_to_json_paths(con):
         200,
     )
     assert row.user_agent == 'Moz "q"' and str(row.ts_utc) == "2026-12-03 06:30:01"
-    assert json.loads(row.extra) == {"duration_s": "0.004"}
+    assert pd.isna(row.extra) and row.duration_ms == pytest.approx(4.0)
     with pytest.raises(FormatError, match="no time field"):
         formats.resolve("""log_format j escape=json '{"addr":"$remote_addr","s":$status}';""")

@@ -82,13 +82,13 @@ CLOUDFRONT = b"\n".join(
                 "vhost": "shop.example",
                 "ts_utc": "2026-12-03 10:00:01.186641",
             },
-            {"target_processing_s": "0.041", "client_port": "2817"},
+            {"client_port": "2817", "_duration_ms": 41.0},
         ),
         (
             "aws_elb",
             ELB,
             {"host": "192.0.2.11", "status": 503, "bytes": 29, "user_agent": "curl/8.5.0"},
-            {"backend_status": "-"},
+            {"backend_status": "-", "_duration_ms": 1.048},
         ),
         (
             "aws_s3",
@@ -100,19 +100,19 @@ CLOUDFRONT = b"\n".join(
                 "bytes": 4096,
                 "referer": "https://shop.example/",
             },
-            {"duration_ms": "27", "operation": "REST.GET.OBJECT"},
+            {"operation": "REST.GET.OBJECT", "_duration_ms": 27.0},
         ),
         (
             "squid",
             SQUID,
             {"host": "192.0.2.13", "method": "GET", "url": "http://shop.example/", "bytes": 2184},
-            {"duration_ms": "610", "result_code": "TCP_MISS"},
+            {"result_code": "TCP_MISS", "_duration_ms": 610.0},
         ),
         (
             "traefik",
             TRAEFIK,
             {"host": "192.0.2.14", "url": "/api", "status": 200, "user_agent": "curl/8.5.0"},
-            {"duration_ms": "7", "router": "web@docker"},
+            {"router": "web@docker", "_duration_ms": 7.0},
         ),
         (
             "cloudfront",
@@ -124,7 +124,7 @@ CLOUDFRONT = b"\n".join(
                 "vhost": "d111111abcdef8.cloudfront.net",
                 "ts_utc": "2026-12-03 10:00:06",
             },
-            {"time-taken": "0.002", "x-edge-location": "FRA56-C1"},
+            {"x-edge-location": "FRA56-C1", "_duration_ms": 2.0},
         ),
     ],
 )
@@ -136,6 +136,8 @@ def test_each_preset_reads_its_fields_and_keeps_the_rest(con, name, data, expect
     for column, value in expected.items():
         got = str(row[column]) if column == "ts_utc" else row[column]
         assert got == value, (column, got)
+    extra = dict(extra)
+    assert row.duration_ms == pytest.approx(extra.pop("_duration_ms"))  # the time taken, in ms
     kept = json.loads(row.extra)
     assert {k: kept[k] for k in extra} == extra
     # the same line under another format is a rejection with a reason, never lost

@@ -63,6 +63,7 @@ def test_a_30_minute_silence_is_missing_a_29_minute_one_is_zero(con, tmp_path):
     assert not t1.loc[at(DAY1, "12:00") : at(DAY1, "12:28"), "is_missing"].any()
     assert (t1.loc[at(DAY1, "12:00") : at(DAY1, "12:28"), "requests"] == 0).all()
     assert t1["requests"].sum() == len(stamps)
+    assert t1["busy_s"].isna().all()  # the Common Log Format logs no time taken: unknown, not 0
     t5 = table(con, "traffic_5m")
     assert t5.is_missing.sum() == 6
     assert t5.loc[at(DAY1, "12:25"), "missing_minutes"] == 0

@@ -13,7 +13,7 @@ Group names the warehouse knows (every other group goes to `extra`, a JSON objec
     request         "METHOD URL PROTOCOL"               method, url, query, protocol (when apart)
     status          three digits                        bytes       digits or '-'
     referer, user_agent
-    duration_s, duration_ms, duration_us                 the time taken (kept in `extra` for now)
+    duration_s, duration_ms, duration_us                 the time taken -> duration_ms
 
 A line that the pattern matches with a time and a status is a request; any other line is
 rejected with a reason that names the format.
@@ -42,7 +42,11 @@ KNOWN = {
     "bytes",
     "referer",
     "user_agent",
+    "duration_s",
+    "duration_ms",
+    "duration_us",
 }
+DURATION_MS = {"duration_s": 1000.0, "duration_ms": 1.0, "duration_us": 0.001}
 TIME_FIELDS = ({"time_clf"}, {"time_iso"}, {"time_local_ms"}, {"msec"}, {"date", "time"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -174,6 +178,8 @@ def select_sql(fmt: LogFormat, source: str, zone) -> str:
         extra = f"CAST(json_object({pairs}) AS VARCHAR)"
     status = "TRY_CAST(f.status AS SMALLINT)"
     label = fmt.name.replace("'", "''")
+    durations = [f"TRY_CAST(f.{g} AS DOUBLE) * {k}" for g, k in DURATION_MS.items() if g in fields]
+    duration = durations[0] if durations else "CAST(NULL AS DOUBLE)"
     return f"""
     WITH matched AS (
         SELECT file, line_number, raw_line,
@@ -194,7 +200,7 @@ def select_sql(fmt: LogFormat, source: str, zone) -> str:
         {_unescaped(get("referer"), fmt.unescape) if "referer" in fields else "NULL"} AS referer,
         {_unescaped(get("user_agent"), fmt.unescape) if "user_agent" in fields else "NULL"}
             AS user_agent,
-        nullif({get("vhost")}, '-') AS vhost, {extra} AS extra,
+        nullif({get("vhost")}, '-') AS vhost, {extra} AS extra, {duration} AS duration_ms,
         CASE
             WHEN f.host <> '' AND wall IS NOT NULL AND {status} IS NOT NULL THEN NULL
             WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'

@@ -32,6 +32,8 @@ WAREHOUSE = (
     "user_agent",
     "vhost",
     "request",
+    "duration_s",
+    "duration_ms",
 )
 
 
@@ -81,6 +83,10 @@ def select_sql(fmt: JsonFormat, source: str) -> str:
         pairs = ", ".join(f"{_string(n)}, {value(n)}" for n in fmt.extras)
         extra = f"CAST(json_object({pairs}) AS VARCHAR)"
     status = f"TRY_CAST(TRY_CAST({value('status')} AS DOUBLE) AS SMALLINT)"
+    duration = "CAST(NULL AS DOUBLE)"
+    for name, per_ms in (("duration_s", 1000.0), ("duration_ms", 1.0)):
+        if name in at:
+            duration = f"TRY_CAST({value(name)} AS DOUBLE) * {per_ms}"
     label = fmt.name.replace("'", "''")
     path_list = "[" + ", ".join(_string(p) for p in paths) + "]"
     return f"""
@@ -101,7 +107,7 @@ def select_sql(fmt: JsonFormat, source: str) -> str:
         TRY_CAST(TRY_CAST({value("bytes")} AS DOUBLE) AS BIGINT) AS bytes,
         CASE WHEN r.method = '' THEN {value("request")} END AS request,
         {value("referer")} AS referer, {value("user_agent")} AS user_agent,
-        {value("vhost")} AS vhost, {extra} AS extra,
+        {value("vhost")} AS vhost, {extra} AS extra, {duration} AS duration_ms,
         CASE
             WHEN is_json AND wall IS NOT NULL AND code IS NOT NULL AND {value("host")} IS NOT NULL
                 THEN NULL
@@ -128,7 +134,8 @@ CADDY = JsonFormat(
         "vhost": "$.request.host",
         "user_agent": '$.request.headers."User-Agent"[0]',
         "referer": '$.request.headers."Referer"[0]',
+        "duration_s": "$.duration",
     },
-    {"duration_s": "$.duration", "remote_ip": "$.request.remote_ip", "logger": "$.logger"},
+    {"remote_ip": "$.request.remote_ip", "logger": "$.logger"},
     description="Caddy's JSON access log (http.log.access)",
 )

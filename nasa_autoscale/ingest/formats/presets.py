@@ -66,7 +66,7 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "client_port",
             "target",
             "request_processing_s",
-            "target_processing_s",
+            "duration_s",  # target_processing_time: the backend's work
             "response_processing_s",
             "status",
             "target_status",
@@ -96,7 +96,7 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "client_port",
             "backend",
             "request_processing_s",
-            "backend_processing_s",
+            "duration_s",  # backend_processing_time
             "response_processing_s",
             "status",
             "backend_status",
@@ -180,6 +180,9 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
     ),
     # CloudFront standard logs: W3C with tab-separated values and its own #Fields
     "cloudfront": W3CFormat(
-        "cloudfront", "CloudFront standard log (W3C, tab-separated)", percent_encoded=True
+        "cloudfront",
+        "CloudFront standard log (W3C, tab-separated)",
+        percent_encoded=True,
+        time_taken_ms=1000.0,
     ),
 }

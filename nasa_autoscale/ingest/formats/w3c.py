@@ -41,6 +41,7 @@ class W3CFormat:
     name: str = "w3c"
     description: str = "W3C extended (IIS): fields from each #Fields header, times in UTC"
     percent_encoded: bool = False  # CloudFront writes the agent and referer URL-encoded
+    time_taken_ms: float = 1.0  # time-taken in ms (IIS); CloudFront's is in seconds: 1000
 
 
 def header_rows(data: bytes, starts: np.ndarray) -> np.ndarray:
@@ -86,7 +87,9 @@ def select_sql(source: str, segments_table: str, fmt: W3CFormat | None = None) -
         values = ", ".join(f"nullif({_field(f)}, '')" for f in names[name])
         return f"coalesce({values})" if len(names[name]) > 1 else values
 
-    known = "[" + ", ".join(f"'{f}'" for f in ["date", "time", *COLUMNS]) + "]"
+    known = "[" + ", ".join(f"'{f}'" for f in ["date", "time", "time-taken", *COLUMNS]) + "]"
+    per_ms = fmt.time_taken_ms if fmt is not None else 1.0
+    duration = f"TRY_CAST(nullif({_field('time-taken')}, '') AS DOUBLE) * {per_ms}"
     if fmt is not None and fmt.percent_encoded:
         text = lambda name: f"url_decode({column(name)})"  # noqa: E731
     else:
@@ -112,7 +115,7 @@ def select_sql(source: str, segments_table: str, fmt: W3CFormat | None = None) -
         {column("protocol")} AS protocol, code AS status,
         TRY_CAST({column("bytes")} AS BIGINT) AS bytes, CAST(NULL AS VARCHAR) AS request,
         {text("referer")} AS referer, {text("user_agent")} AS user_agent,
-        {column("vhost")} AS vhost,
+        {column("vhost")} AS vhost, {duration} AS duration_ms,
         CASE WHEN fields IS NOT NULL THEN CAST(to_json(map(
             list_filter(fields, lambda f: NOT list_contains({known}, f)),
             list_filter(p[:len(fields)], lambda v, i: NOT list_contains({known}, fields[i]))
