@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from nasa_autoscale.ingest.formats.definition import FormatError, LogFormat
-from nasa_autoscale.ingest.formats.nginx import _SHAPES
+from nasa_autoscale.ingest.formats.nginx import _SHAPES, anchored, value_pattern
 
 _DIRECTIVE = re.compile(r"%([<>]?)(?:\{([^}]*)\})?([a-zA-Z%])")
 _LETTERS = {
@@ -76,14 +76,11 @@ def compile_apache(text: str) -> LogFormat:
         groups.append(field)
         if field == "time_clf":
             pattern.append(r"\[(" + _SHAPES["time_clf"] + r")\]")
-        elif quoted:
-            pattern.append("(.*?)")
         else:
-            pattern.append(f"({_SHAPES.get(field, r'[^ ]*')})")
-    pattern.append(re.escape(body[position:]) + r"\s*$")
+            pattern.append(value_pattern(field, quoted))
     return LogFormat(
         f"apache {name}",
-        "".join(pattern).replace("\\ ", " "),
+        anchored(pattern, body[position:]),
         tuple(groups),
         description=f"Apache LogFormat {name}: {body}",
     )

@@ -51,6 +51,17 @@ _DIRECTIVE = re.compile(r"^\s*log_format\s+(\S+)\s+((?:escape=\S+\s+)?)(.*?);?\s
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
+def value_pattern(field: str, quoted: bool) -> str:
+    """A field's group: inside quotes anything, read lazily up to what must follow (so raw
+    quotes are kept); outside, the shape of its values."""
+    return "(.*?)" if quoted else f"({_SHAPES.get(field, r'[^ ]*')})"
+
+
+def anchored(parts: list[str], tail: str) -> str:
+    """The whole-line pattern from its parts and the literal text after the last field."""
+    return ("".join(parts) + re.escape(tail) + r"\s*$").replace("\\ ", " ")
+
+
 def _strings(text: str) -> str:
     """The format's text: nginx's quoted pieces joined (or the text as given, unquoted)."""
     pieces = re.findall(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"", text)
@@ -88,15 +99,11 @@ def compile_nginx(directive: str) -> LogFormat:
             field = variable if variable not in used else f"{variable}_{len(groups)}"
         used.add(field)
         groups.append(field)
-        if quoted:
-            pattern.append("(.*?)")
-        else:
-            pattern.append(f"({_SHAPES.get(field, r'[^ ]*')})")
+        pattern.append(value_pattern(field, quoted))
         position = found.end()
-    pattern.append(re.escape(text[position:]) + r"\s*$")
     return LogFormat(
         f"nginx {name}",
-        "".join(pattern).replace("\\ ", " "),
+        anchored(pattern, text[position:]),
         tuple(groups),
         description=f"nginx log_format {name}: {text}",
         unescape="json" if escape == "json" else "default",
