@@ -302,6 +302,17 @@ class ParsedLog:
         return f"{self.name}_rejected"
 
 
+def starts_with(lines: Lines, prefix: bytes) -> np.ndarray:
+    """Which lines start with `prefix` (vectorised: one comparison per byte of the prefix)."""
+    buf, starts = lines.buf, lines.starts
+    found = (lines.ends - starts) >= len(prefix)
+    for k, byte in enumerate(prefix):
+        inside = found & (starts + k < len(buf))
+        found[inside] = buf[starts[inside] + k] == byte
+        found &= inside
+    return found
+
+
 def detect_format(lines: Lines) -> str:
     """The format most of a file's first non-blank lines are in (common when none matches):
     a W3C log by its `#Fields:` header, a preset with a pattern (HAProxy), or the Common Log
@@ -318,6 +329,8 @@ def detect_format(lines: Lines) -> str:
             return "w3c"
         if line[:1] == b"{" and b'"http.log.access' in line:
             return "caddy"
+        if line.startswith(b'"time_micros"'):
+            return "gcs"
         seen += 1
         for name, detector in _DETECTORS.items():
             if detector.match(line):
@@ -372,6 +385,8 @@ def parse_batch(
         if w3c:  # header lines are neither requests nor rejections: counted apart
             heads = header_rows(lines.data, lines.starts)
             segment_tables.append(segments(file, lines.data, lines.starts, lines.ends, heads))
+        elif getattr(definition, "header_prefix", None):
+            heads = starts_with(lines, definition.header_prefix)
         headers.append(int(heads.sum()))
         ordinary = np.flatnonzero(~lines.has_special & ~heads)
         special = np.flatnonzero(lines.has_special & ~heads)

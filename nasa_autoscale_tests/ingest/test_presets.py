@@ -180,3 +180,27 @@ def test_the_count_comparison_can_fail(con):
     con.execute("CREATE TABLE a AS SELECT TIMESTAMP '2026-12-03 10:00:00' AS ts_utc")
     con.execute("CREATE TABLE b AS SELECT TIMESTAMP '2026-12-03 10:05:00' AS ts_utc")
     assert counts_5m(con, "a") != counts_5m(con, "b")
+
+
+GCS = (
+    b'"time_micros","c_ip","c_ip_type","c_ip_region","cs_method","cs_uri","sc_status",'
+    b'"cs_bytes","sc_bytes","time_taken_micros","cs_host","cs_referer","cs_user_agent",'
+    b'"s_request_id","cs_operation","cs_bucket","cs_object"\n'
+    b'"1796292007123456","192.0.2.15","1","","GET","/media/a.png","200","0","4096","12000",'
+    b'"storage.googleapis.com","","curl/8.5.0","AB12","GET_Object","media","a.png"\n'
+)
+
+
+def test_gcs_usage_logs_skip_their_header_and_read_microseconds(con):
+    parsed, requests, rejected = parse(con, GCS, zone=UTC)
+    assert (parsed.log_format, parsed.n_requests, parsed.header_lines) == ("gcs", 1, (1,))
+    assert rejected.empty
+    row = requests.iloc[0]
+    assert str(row.ts_utc) == "2026-12-03 10:00:07.123456" and row.duration_ms == 12.0
+    assert (row.host, row.url, row.bytes, row.vhost) == (
+        "192.0.2.15",
+        "/media/a.png",
+        4096,
+        "storage.googleapis.com",
+    )
+    assert json.loads(row.extra)["operation"] == "GET_Object"

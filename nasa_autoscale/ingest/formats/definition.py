@@ -9,6 +9,7 @@ Group names the warehouse knows (every other group goes to `extra`, a JSON objec
     time_iso        yyyy-mm-ddTHH:MM:SS[.fff](+hh:mm|Z)
     time_local_ms   dd/Mon/yyyy:HH:MM:SS.mmm, no offset: in the site's zone (HAProxy)
     msec            seconds since the epoch (UTC)
+    usec            microseconds since the epoch (UTC)
     date, time      yyyy-mm-dd and HH:MM:SS, in UTC
     request         "METHOD URL PROTOCOL"               method, url, query, protocol (when apart)
     status          three digits                        bytes       digits or '-'
@@ -31,6 +32,7 @@ KNOWN = {
     "time_iso",
     "time_local_ms",
     "msec",
+    "usec",
     "date",
     "time",
     "request",
@@ -47,7 +49,14 @@ KNOWN = {
     "duration_us",
 }
 DURATION_MS = {"duration_s": 1000.0, "duration_ms": 1.0, "duration_us": 0.001}
-TIME_FIELDS = ({"time_clf"}, {"time_iso"}, {"time_local_ms"}, {"msec"}, {"date", "time"})
+TIME_FIELDS = (
+    {"time_clf"},
+    {"time_iso"},
+    {"time_local_ms"},
+    {"msec"},
+    {"usec"},
+    {"date", "time"},
+)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -62,6 +71,7 @@ class LogFormat:
     groups: tuple[str, ...]  # one name per capture group, in order
     description: str = ""
     unescape: str = "default"  # nginx escape=: default (\xHH) or json (\", \\, \uXXXX)
+    header_prefix: bytes | None = None  # lines starting so are headers, neither kind of line
     extras: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
@@ -149,6 +159,8 @@ def _time_sql(fmt: LogFormat, zone) -> tuple[str, str]:
         return iso_time_sql("f.time_iso")
     if "msec" in fields:
         return epoch_time_sql("f.msec")
+    if "usec" in fields:
+        return epoch_time_sql("(TRY_CAST(f.usec AS DOUBLE) / 1e6)")
     wall = "try_strptime(f.date || ' ' || f.time[1:8], '%Y-%m-%d %H:%M:%S')"
     return wall, "0"
 

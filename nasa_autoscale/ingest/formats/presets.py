@@ -178,6 +178,32 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
         ),
         description="Traefik access log (common format)",
     ),
+    # Google Cloud Storage usage logs: CSV, every value quoted, a header line first
+    "gcs": LogFormat(
+        "gcs",
+        r'^"(\d+)","([^"]*)","[^"]*","[^"]*","([^"]*)","([^"]*)","(\d{3})","(\d*)","(\d*)",'
+        r'"(\d*)","([^"]*)","((?:[^"]|"")*)","((?:[^"]|"")*)","([^"]*)","([^"]*)",'
+        r'"([^"]*)","([^"]*)"\s*$',
+        (
+            "usec",
+            "host",
+            "method",
+            "url",
+            "status",
+            "bytes_received",
+            "bytes",
+            "duration_us",
+            "vhost",
+            "referer",
+            "user_agent",
+            "request_id",
+            "operation",
+            "bucket",
+            "object",
+        ),
+        description="Google Cloud Storage usage log (CSV)",
+        header_prefix=b'"time_micros"',
+    ),
     # CloudFront standard logs: W3C with tab-separated values and its own #Fields
     "cloudfront": W3CFormat(
         "cloudfront",
