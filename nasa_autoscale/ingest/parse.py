@@ -325,8 +325,8 @@ def detect_format(lines: Lines) -> str:
         line = lines.data[start:end].rstrip(b"\r")
         if not line.strip():
             continue
-        if line[:8].lower() == b"#fields:":
-            return "w3c"
+        if line[:8].lower() == b"#fields:":  # CloudFront's name its edge fields
+            return "cloudfront" if b"x-edge-" in line else "w3c"
         if line[:1] == b"{" and b'"http.log.access' in line:
             return "caddy"
         if line.startswith(b'"time_micros"'):

@@ -154,7 +154,7 @@ def test_each_preset_reads_its_fields_and_keeps_the_rest(con, name, data, expect
         (S3, "aws_s3"),
         (SQUID, "squid"),
         (TRAEFIK, "traefik"),
-        (CLOUDFRONT, "w3c"),
+        (CLOUDFRONT, "cloudfront"),
     ],
 )
 def test_presets_are_detected_per_file(con, data, detected):
