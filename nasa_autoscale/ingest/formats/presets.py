@@ -22,7 +22,7 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
     # HAProxy `option httplog`, bare or after a syslog prefix ("Feb 25 16:19:49 host haproxy[7]:
     # "): client:port [accept date] frontend backend/server Tq/Tw/Tc/Tr/Tt status bytes cookies
     # termination conns queues {captured headers} "request". The accept date has no offset: the
-    # site's zone. Tt (the total time, ms) goes to extra.
+    # site's zone. Tt (the total time, ms) is the duration.
     "haproxy": LogFormat(
         "haproxy",
         r"^(?:.*?: )?(\S+?):(\d+) \[" + _HAPROXY_TIME + r"\] (\S+) (\S+) "
