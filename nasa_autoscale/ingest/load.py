@@ -136,13 +136,14 @@ def ingest_days(
         )
         parsed.append((paths, result))
         batch.clear()
+        headers = result.header_lines or (0,) * len(paths)
         for file, (path, counts) in enumerate(zip(paths, result.per_file, strict=True)):
             n_lines, n_requests, n_rejected, *_ = counts
             if n_requests + n_rejected != n_lines:
                 raise AssertionError(  # the parser's contract: every line lands once
                     f"{path}: {n_lines} lines, but {n_requests} requests + {n_rejected} rejected"
                 )
-            summary.lines_read += n_lines
+            summary.lines_read += n_lines + headers[file]  # every line, headers included
             summary.formats[path.name] = result.log_format
             progress(
                 f"parsed {path.name} ({result.log_format} log format): {n_lines:,} lines, "

@@ -58,6 +58,14 @@ class Lines:
             digest.update(b"\n" + self.data[self.starts[i] : self.ends[i]])
         return digest.hexdigest()[:20]
 
+    def starts_with(self, prefix: bytes) -> np.ndarray:
+        """Which lines start with `prefix` (vectorised: one comparison per byte of it)."""
+        buf, starts = self.buf, self.starts
+        found = (self.ends - starts) >= len(prefix)
+        for k, byte in enumerate(prefix):
+            found[found] = buf[starts[found] + k] == byte
+        return found
+
     def text(self, rows: np.ndarray) -> pa.Array:
         """The given lines as strings, decoded from latin-1 (so any byte is kept)."""
         data, bounds = self.data, zip(self.starts[rows], self.ends[rows], strict=True)

@@ -32,10 +32,10 @@ import numpy as np
 import pyarrow as pa
 
 from nasa_autoscale.ingest import formats
-from nasa_autoscale.ingest.formats.definition import select_sql
+from nasa_autoscale.ingest.formats.definition import offset_minutes_sql, select_sql
 from nasa_autoscale.ingest.formats.jsonlines import JsonFormat
 from nasa_autoscale.ingest.formats.jsonlines import select_sql as json_select_sql
-from nasa_autoscale.ingest.formats.w3c import W3CFormat, header_rows, segments
+from nasa_autoscale.ingest.formats.w3c import W3CFormat, segments
 from nasa_autoscale.ingest.formats.w3c import select_sql as w3c_select_sql
 from nasa_autoscale.ingest.logfiles import Lines, string_view
 from nasa_autoscale.ingest.sitezone import SiteZone, first_offset
@@ -109,14 +109,9 @@ FIELDS = (
 _UNESCAPE = "nullif(replace(replace({x}, '\\\"', '\"'), '\\x22', '\"'), '-')"
 
 
-def _offset_minutes(hhmm: str) -> str:
-    """SQL: minutes east of UTC from a +-hhmm SMALLINT (e.g. -400 -> -240)."""
-    return f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
-
-
 def _times(wall: str, offset: str, zone: SiteZone) -> str:
     """SQL select items ts_utc, ts from the line's wall clock and its +-hhmm offset."""
-    utc = f"({wall} - INTERVAL ({_offset_minutes(offset)}) MINUTE)"
+    utc = f"({wall} - INTERVAL ({offset_minutes_sql(offset)}) MINUTE)"
     return f"{utc} AS ts_utc, {zone.local_sql(utc)} AS ts"
 
 
@@ -269,6 +264,12 @@ _PRESET_DETECTORS = {
     for name, preset in formats.PRESETS.items()
     if isinstance(preset, formats.LogFormat)
 }
+# presets known by a header line of their own (W3C's `#` lines are told apart above)
+_HEADER_DETECTORS = {
+    name: preset.header_prefix
+    for name, preset in formats.PRESETS.items()
+    if isinstance(preset, formats.LogFormat) and preset.header_prefix
+}
 _DETECTORS = {  # the most specific first: a line counts for the first that reads it
     **_PRESET_DETECTORS,
     **{
@@ -302,17 +303,6 @@ class ParsedLog:
         return f"{self.name}_rejected"
 
 
-def starts_with(lines: Lines, prefix: bytes) -> np.ndarray:
-    """Which lines start with `prefix` (vectorised: one comparison per byte of the prefix)."""
-    buf, starts = lines.buf, lines.starts
-    found = (lines.ends - starts) >= len(prefix)
-    for k, byte in enumerate(prefix):
-        inside = found & (starts + k < len(buf))
-        found[inside] = buf[starts[inside] + k] == byte
-        found &= inside
-    return found
-
-
 def detect_format(lines: Lines) -> str:
     """The format most of a file's first non-blank lines are in (common when none matches):
     a W3C log by its `#Fields:` header, a preset with a pattern (HAProxy), or the Common Log
@@ -325,13 +315,18 @@ def detect_format(lines: Lines) -> str:
         line = lines.data[start:end].rstrip(b"\r")
         if not line.strip():
             continue
-        if line[:8].lower() == b"#fields:":  # CloudFront's name its edge fields
-            return "cloudfront" if b"x-edge-" in line else "w3c"
-        if line[:1] == b"{" and b'"http.log.access' in line:
-            return "caddy"
-        if line.startswith(b'"time_micros"'):
-            return "gcs"
+        if not seen:  # a header is a file's first lines: it names the format outright
+            if line[:8].lower() == b"#fields:":  # CloudFront's name its edge fields
+                return "cloudfront" if b"x-edge-" in line else "w3c"
+            if line[:1] == b"#":  # W3C's #Software, #Version, #Date before its #Fields
+                continue
+            for name, prefix in _HEADER_DETECTORS.items():
+                if line.startswith(prefix):
+                    return name
         seen += 1
+        if line[:1] == b"{" and b'"http.log.access' in line:
+            counts["caddy"] += 1
+            continue
         for name, detector in _DETECTORS.items():
             if detector.match(line):
                 counts[name] += 1
@@ -340,7 +335,7 @@ def detect_format(lines: Lines) -> str:
             break
     if not counts:
         return "common"
-    order = [*_PRESET_DETECTORS, *FORMATS[::-1]]
+    order = [*_PRESET_DETECTORS, "caddy", *FORMATS[::-1]]
     return max(order, key=lambda name: counts[name])  # ties go to the most specific
 
 
@@ -381,12 +376,11 @@ def parse_batch(
     w3c = isinstance(definition, W3CFormat)
     ordinary_batches, special_tables, headers, segment_tables = [], [], [], []
     for file, lines in enumerate(batch):
-        heads = np.zeros(len(lines), bool)
-        if w3c:  # header lines are neither requests nor rejections: counted apart
-            heads = header_rows(lines.data, lines.starts)
+        # header lines (W3C `#...`, a CSV header) are neither requests nor rejections
+        prefix = getattr(definition, "header_prefix", None)
+        heads = lines.starts_with(prefix) if prefix else np.zeros(len(lines), bool)
+        if w3c:
             segment_tables.append(segments(file, lines.data, lines.starts, lines.ends, heads))
-        elif getattr(definition, "header_prefix", None):
-            heads = starts_with(lines, definition.header_prefix)
         headers.append(int(heads.sum()))
         ordinary = np.flatnonzero(~lines.has_special & ~heads)
         special = np.flatnonzero(lines.has_special & ~heads)

@@ -117,11 +117,16 @@ def _unescaped(expr: str, unescape: str) -> str:
     return f"nullif(nullif({expr}, '-'), '')"
 
 
+def offset_minutes_sql(hhmm: str) -> str:
+    """SQL: minutes east of UTC from a +-hhmm SMALLINT expression (e.g. -400 -> -240)."""
+    return f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
+
+
 def clf_time_sql(text: str) -> tuple[str, str]:
     """(SQL wall clock, its offset in minutes) of a dd/Mon/yyyy:HH:MM:SS +hhmm expression."""
     wall = f"try_strptime({text}[1:20], '%d/%b/%Y:%H:%M:%S')"
     hhmm = f"TRY_CAST(replace({text}[22:26], '+', '') AS SMALLINT)"
-    minutes = f"(sign({hhmm}) * ((abs({hhmm}) // 100) * 60 + abs({hhmm}) % 100))"
+    minutes = offset_minutes_sql(hhmm)
     shape = "^\\d\\d/[A-Za-z]{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [+-]\\d{4}$"
     return f"CASE WHEN regexp_matches({text}, '{shape}') THEN {wall} END", minutes
 

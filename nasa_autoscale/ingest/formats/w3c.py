@@ -42,15 +42,7 @@ class W3CFormat:
     description: str = "W3C extended (IIS): fields from each #Fields header, times in UTC"
     percent_encoded: bool = False  # CloudFront writes the agent and referer URL-encoded
     time_taken_ms: float = 1.0  # time-taken in ms (IIS); CloudFront's is in seconds: 1000
-
-
-def header_rows(data: bytes, starts: np.ndarray) -> np.ndarray:
-    """Which lines are headers (start with '#')."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    inside = starts < len(buf)
-    heads = np.zeros(len(starts), bool)
-    heads[inside] = buf[starts[inside]] == ord("#")
-    return heads
+    header_prefix: bytes = b"#"  # header lines: neither requests nor rejections
 
 
 def segments(file: int, data: bytes, starts, ends, heads: np.ndarray) -> pa.Table:
