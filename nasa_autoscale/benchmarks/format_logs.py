@@ -151,6 +151,7 @@ def compare_formats(lines: Lines, zone: SiteZone, repeat: int = 1) -> list[dict]
             "requests": source.n_requests,
             "same_5m_counts": True,
             "lines_per_second": len(lines) / seconds,
+            "mb_per_second": len(lines.data) / seconds / 1e6,
         }
     ]
     for name, (spec, _, _) in RENDERERS.items():
@@ -163,6 +164,7 @@ def compare_formats(lines: Lines, zone: SiteZone, repeat: int = 1) -> list[dict]
                 "requests": parsed.n_requests,
                 "same_5m_counts": counts_5m(con, parsed.requests_table) == reference,
                 "lines_per_second": len(data) / seconds,
+                "mb_per_second": len(data.data) / seconds / 1e6,
             }
         )
         drop_parsed(con, parsed)

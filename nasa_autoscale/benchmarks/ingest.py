@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in report["per_format"]:
         print(
             f"    {row['format']:13s} {row['lines_per_second']:11,.0f} lines/s  "
-            f"x{row['rate_vs_common']:.2f}  same 5-minute counts: {row['same_5m_counts']}"
+            f"x{row['rate_vs_common']:.2f}  {row['mb_per_second']:6.1f} MB/s  "
+            f"same 5-minute counts: {row['same_5m_counts']}"
         )
     print(f"written to {out}")
     return 0

@@ -229,7 +229,9 @@ def _definition_sql(definition, zone: SiteZone) -> str:
         UNION ALL
         SELECT file, line_number, raw_line FROM __NAME___special
     ), parsed AS ({select})
-    SELECT *, {zone.local_sql("ts_utc")} AS ts FROM parsed
+    SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_line END AS raw_line),
+        {zone.local_sql("ts_utc")} AS ts
+    FROM parsed  -- a request's raw line is not kept: only a rejection's
     """
 
 

@@ -52,8 +52,8 @@ def compile_apache(text: str) -> LogFormat:
         body, name = text.strip().removeprefix("LogFormat").strip(), "custom"
     if "%" not in body:
         raise FormatError(f"Apache LogFormat {text!r}: no % directive")
-    pattern, groups, used = ["^"], [], set()
-    position, quoted = 0, False
+    pattern, groups, used, pieces = ["^"], [], set(), []
+    position, quoted, carried = 0, False, ""  # carried: literal text not yet in a piece
     for found in _DIRECTIVE.finditer(body):
         literal = body[position : found.start()]
         quoted ^= literal.count('"') % 2 == 1
@@ -61,6 +61,7 @@ def compile_apache(text: str) -> LogFormat:
         _, argument, letter = found.groups()
         if letter == "%":
             pattern.append(re.escape(literal + "%"))
+            carried += literal + "%"
             continue
         pattern.append(re.escape(literal))
         if letter == "i" and argument:
@@ -74,13 +75,19 @@ def compile_apache(text: str) -> LogFormat:
             field = f"{field}_{len(groups)}"
         used.add(field)
         groups.append(field)
-        if field == "time_clf":
+        literal, carried = carried + literal, ""
+        if field == "time_clf":  # %t writes its brackets
             pattern.append(r"\[(" + _SHAPES["time_clf"] + r")\]")
+            pieces.append((literal + "[", field))
+            carried = "]"
         else:
             pattern.append(value_pattern(field, quoted))
+            pieces.append((literal, field))
+    pieces.append((carried + body[position:], ""))
     return LogFormat(
         f"apache {name}",
         anchored(pattern, body[position:]),
         tuple(groups),
         description=f"Apache LogFormat {name}: {body}",
+        template=tuple(pieces),
     )

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from nasa_autoscale.ingest.formats.template import Pieces, fast_path
+
 KNOWN = {
     "host",
     "vhost",
@@ -72,6 +74,9 @@ class LogFormat:
     description: str = ""
     unescape: str = "default"  # nginx escape=: default (\xHH) or json (\", \\, \uXXXX)
     header_prefix: bytes | None = None  # lines starting so are headers, neither kind of line
+    template: Pieces | None = None  # the same fields as a template: its plain lines' fast path
+    fast_prefix: str | None = None  # RE2: a leading text the fast path drops (a syslog prefix)
+    plain_shapes: tuple[tuple[str, str], ...] = ()  # (field, RE2) where the pattern is stricter
     extras: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
@@ -97,6 +102,12 @@ class LogFormat:
                 f"format {self.name}: {compiled.groups} groups in the pattern, "
                 f"{len(self.groups)} names"
             )
+        if self.template:
+            unknown = {f for _, f in self.template if f and f != "_"} - set(names)
+            if unknown:
+                raise FormatError(
+                    f"format {self.name}: template fields {sorted(unknown)} are not in the pattern"
+                )
         object.__setattr__(self, "extras", tuple(dict.fromkeys(g for g in names if g not in KNOWN)))
 
     @property
@@ -111,9 +122,11 @@ def _sql_string(text: str) -> str:
 def _unescaped(expr: str, unescape: str) -> str:
     """SQL: a quoted field's text with its escapes undone, '-' and '' as NULL."""
     if unescape == "json":
-        expr = f"replace(replace({expr}, '\\\"', '\"'), '\\\\\\\\', '\\\\')"
+        undone = f"replace(replace({expr}, '\\\"', '\"'), '\\\\\\\\', '\\\\')"
     else:
-        expr = f"replace(replace({expr}, '\\\"', '\"'), '\\x22', '\"')"
+        undone = f"replace(replace({expr}, '\\\"', '\"'), '\\x22', '\"')"
+    # nearly every value has no backslash: only those are searched for escapes
+    expr = f"CASE WHEN contains({expr}, '\\') THEN {undone} ELSE {expr} END"
     return f"nullif(nullif({expr}, '-'), '')"
 
 
@@ -133,15 +146,21 @@ def clf_time_sql(text: str) -> tuple[str, str]:
 
 def iso_time_sql(text: str) -> tuple[str, str]:
     """(SQL wall clock, its offset in minutes) of an ISO 8601 expression: fractional seconds
-    kept, offset +hh:mm, +hhmm or Z (none: UTC)."""
-    fraction = f"coalesce(TRY_CAST(regexp_extract({text}, '^.{{19}}(\\.\\d+)', 1) AS DOUBLE), 0)"
-    wall = f"try_strptime({text}[1:19], '%Y-%m-%dT%H:%M:%S')"
-    wall = f"({wall} + to_microseconds(CAST(round({fraction} * 1e6) AS BIGINT)))"
-    zone = f"regexp_extract({text}, '([+-])(\\d\\d):?(\\d\\d)$', ['sign', 'h', 'm'])"
+    kept, offset +hh:mm, +hhmm or Z (none: UTC). No regex: a cast reads the wall clock (it
+    ignores the offset) and the offset is cut from the end."""
+    wall = f"CASE WHEN length({text}) >= 19 THEN TRY_CAST({text} AS TIMESTAMP) END"
+
+    def signed(position: int, hours: str, minutes: str) -> str:
+        return (
+            f"(CASE WHEN {text}[{position}] = '-' THEN -1 ELSE 1 END) * "
+            f"(TRY_CAST({text}[{hours}] AS INTEGER) * 60 + TRY_CAST({text}[{minutes}] AS INTEGER))"
+        )
+
+    long = f"length({text}) > 19"
     minutes = (
-        f"CASE WHEN {zone}.sign = '' THEN 0 ELSE "
-        f"(CASE WHEN {zone}.sign = '-' THEN -1 ELSE 1 END) * "
-        f"(CAST({zone}.h AS INTEGER) * 60 + CAST({zone}.m AS INTEGER)) END"
+        f"CASE WHEN {long} AND {text}[-6] IN ('+', '-') AND {text}[-3] = ':' "
+        f"THEN {signed(-6, '-5:-4', '-2:')} "
+        f"WHEN {long} AND {text}[-5] IN ('+', '-') THEN {signed(-5, '-4:-3', '-2:')} ELSE 0 END"
     )
     return wall, minutes
 
@@ -170,6 +189,34 @@ def _time_sql(fmt: LogFormat, zone) -> tuple[str, str]:
     return wall, "0"
 
 
+def _matched_sql(fmt: LogFormat, source: str, names: list[str], struct: str) -> str:
+    """SQL CTE `matched` (file, line_number, raw_line, f: the fields as a struct of strings):
+    plain lines cut by the template's fast path, the others (or all) by the regex."""
+    general = f"regexp_extract(raw_line, {_sql_string(fmt.pattern)}, {struct})"
+    fast = fast_path(fmt.template, dict(fmt.plain_shapes)) if fmt.template else None
+    if fast is None:
+        return f"matched AS (SELECT file, line_number, raw_line, {general} AS f FROM {source})"
+    line = "raw_line"
+    if fmt.fast_prefix:
+        line = f"regexp_replace(raw_line, {_sql_string(fmt.fast_prefix)}, '')"
+    cuts = "".join(f", {sql} AS t{k}" for k, sql in sorted(fast.token_lists.items()))
+    packed = ", ".join(f"{_sql_string(n)}: {fast.fields.get(n, chr(39) * 2)}" for n in names)
+    # one pass (a CTE read twice is materialized): the CASE cuts only the plain lines and runs
+    # the regex only on the others
+    return f"""flagged AS (
+        SELECT file, line_number, raw_line, {line} AS line,
+            regexp_matches(line, {_sql_string(fast.pattern)}) AS plain
+        FROM {source}
+    ), cut AS (
+        SELECT file, line_number, raw_line, plain, string_split(line, '"') AS q{cuts}
+        FROM flagged
+    ), matched AS (
+        SELECT file, line_number, raw_line,
+            CASE WHEN plain THEN {{{packed}}} ELSE {general} END AS f
+        FROM cut
+    )"""
+
+
 def select_sql(fmt: LogFormat, source: str, zone) -> str:
     """SQL over `source` (file, line_number, raw_line): parse.py's general table columns, with a
     reason for every line that is not a request."""
@@ -179,10 +226,13 @@ def select_sql(fmt: LogFormat, source: str, zone) -> str:
     wall, minutes = _time_sql(fmt, zone)
     get = lambda name: f"nullif(f.{name}, '')" if name in fields else "NULL"  # noqa: E731
     if "request" in fields:
-        request = "regexp_extract(f.request, '^([A-Z]+) (\\S+)(?: (HTTP/\\S+))?$', "
-        request += "['method', 'url', 'protocol'])"
-        method, url, protocol = (f"nullif(r.{part}, '')" for part in ("method", "url", "protocol"))
-        raw_request = "CASE WHEN r.method = '' THEN nullif(f.request, '') END"
+        # METHOD URL[ HTTP/x]: one DFA match, then cut on its one or two spaces
+        shape = "^[A-Z]+ \\S+( HTTP/\\S+)?$"
+        request = (
+            f"CASE WHEN regexp_matches(f.request, '{shape}') THEN string_split(f.request, ' ') END"
+        )
+        method, url, protocol = "r[1]", "r[2]", "r[3]"
+        raw_request = "CASE WHEN r IS NULL THEN nullif(f.request, '') END"
     else:
         request = "NULL"
         method, url, protocol = get("method"), get("url"), get("protocol")
@@ -198,11 +248,7 @@ def select_sql(fmt: LogFormat, source: str, zone) -> str:
     durations = [f"TRY_CAST(f.{g} AS DOUBLE) * {k}" for g, k in DURATION_MS.items() if g in fields]
     duration = durations[0] if durations else "CAST(NULL AS DOUBLE)"
     return f"""
-    WITH matched AS (
-        SELECT file, line_number, raw_line,
-            regexp_extract(raw_line, {_sql_string(fmt.pattern)}, {struct}) AS f
-        FROM {source}
-    ), typed AS (
+    WITH {_matched_sql(fmt, source, names, struct)}, typed AS (
         SELECT *, CASE WHEN f.status <> '' THEN {wall} END AS wall, {minutes} AS offset_minutes,
             {request} AS r
         FROM matched

@@ -87,7 +87,7 @@ def compile_nginx(directive: str) -> LogFormat:
         raise FormatError("nginx log_format: no format text")
     if text.lstrip().startswith("{"):
         return _compile_json(name, text)
-    pattern, groups, used = ["^"], [], set()
+    pattern, groups, used, pieces = ["^"], [], set(), []
     position, quoted = 0, False
     for found in _VARIABLE.finditer(text):
         literal = text[position : found.start()]
@@ -99,14 +99,17 @@ def compile_nginx(directive: str) -> LogFormat:
             field = variable if variable not in used else f"{variable}_{len(groups)}"
         used.add(field)
         groups.append(field)
+        pieces.append((literal, field))
         pattern.append(value_pattern(field, quoted))
         position = found.end()
+    pieces.append((text[position:], ""))
     return LogFormat(
         f"nginx {name}",
         anchored(pattern, text[position:]),
         tuple(groups),
         description=f"nginx log_format {name}: {text}",
         unescape="json" if escape == "json" else "default",
+        template=tuple(pieces),
     )
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from nasa_autoscale.ingest.formats.definition import LogFormat
 from nasa_autoscale.ingest.formats.jsonlines import CADDY, JsonFormat
+from nasa_autoscale.ingest.formats.template import parse_template
 from nasa_autoscale.ingest.formats.w3c import W3CFormat
 
 _HAPROXY_TIME = r"(\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3})"
 
-_ISO = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"
+_ISO_SHAPE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"
+_ISO = f"({_ISO_SHAPE})"
 _CLF_TIME = r"\[(\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]"
 
 PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
@@ -49,6 +51,13 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "request",
         ),
         description="HAProxy option httplog (bare or in syslog)",
+        template=parse_template(
+            "$host:$client_port [$time_local_ms] $frontend $backend "
+            "$tq_ms/$tw_ms/$tc_ms/$tr_ms/$duration_ms $status $bytes $_ $_ $termination_state "
+            '$connections $queues "$request"'
+        ),
+        fast_prefix=r"^[^\[]*\[\d+\]: ",  # syslog: "Feb 25 16:19:49 host haproxy[7]: "
+        plain_shapes=(("bytes", r"\d+"),),
     ),
     # AWS Application Load Balancer: type time elb client:port target:port three processing
     # times (s) elb_status target_status received sent "request" "agent" cipher protocol
@@ -82,6 +91,13 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "rest",
         ),
         description="AWS Application Load Balancer access log",
+        template=parse_template(
+            "$type $time_iso $elb $host:$client_port $target $request_processing_s $duration_s "
+            "$response_processing_s $status $target_status $received_bytes $bytes "
+            '"$request" "$user_agent" $ssl_cipher $ssl_protocol $target_group "$trace_id" '
+            '"$vhost" $rest'
+        ),
+        plain_shapes=(("bytes", r"\d+"), ("time_iso", _ISO_SHAPE)),
     ),
     # AWS Classic Load Balancer (ELB): time elb client:port backend:port three times (s)
     # elb_status backend_status received sent "request" "agent" cipher protocol
@@ -108,6 +124,12 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "ssl_protocol",
         ),
         description="AWS Classic Load Balancer access log",
+        template=parse_template(
+            "$time_iso $elb $host:$client_port $backend $request_processing_s $duration_s "
+            "$response_processing_s $status $backend_status $received_bytes $bytes "
+            '"$request" "$user_agent" $ssl_cipher $ssl_protocol'
+        ),
+        plain_shapes=(("bytes", r"\d+"), ("time_iso", _ISO_SHAPE)),
     ),
     # AWS S3 server access log: owner bucket [time] remote requester request_id operation key
     # "request" status error bytes object_size total_ms turnaround_ms "referer" "agent" ...
@@ -136,6 +158,12 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "rest",
         ),
         description="AWS S3 server access log",
+        template=parse_template(
+            "$bucket_owner $vhost [$time_clf] $host $requester $request_id $operation $key "
+            '"$request" $status $error_code $bytes $object_size $duration_ms $turn_around_ms '
+            '"$referer" "$user_agent" $rest'
+        ),
+        plain_shapes=(("duration_ms", r"[^ \"\\]+"), ("turn_around_ms", r"[^ \"\\]+")),
     ),
     # Squid native: epoch.ms elapsed_ms client result/status bytes method url user
     # hierarchy/peer type
@@ -177,6 +205,11 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "duration_ms",
         ),
         description="Traefik access log (common format)",
+        template=parse_template(
+            '$host $_ $user [$time_clf] "$request" $status $bytes "$referer" "$user_agent" '
+            '$request_count "$router" "$server_url" ${duration_ms}ms'
+        ),
+        plain_shapes=(("request_count", r"\d+"),),
     ),
     # Google Cloud Storage usage logs: CSV, every value quoted, a header line first
     "gcs": LogFormat(
