@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nasa_autoscale.ingest import formats
 from nasa_autoscale.ingest.formats import definition
@@ -111,3 +113,46 @@ def test_a_template_field_missing_from_the_pattern_is_an_error():
             ("host", "time_clf", "status"),
             template=parse_template("$host [$time_clf] $status $bytes"),
         )
+
+
+# A plain line with a few characters changed (the ones that decide the cut: space, tab, quote,
+# backslash, colon, slash, digits, dash) anywhere: whatever the change, the fast path and the
+# regex must read it alike (the same request or the same rejection).
+_MUTANTS = b' \t"\\:/-09a[]'
+_PLAIN = {
+    "traefik": TRAEFIK.rstrip(b"\n"),
+    "haproxy": HAPROXY.splitlines()[1],
+    "aws_alb": ALB.rstrip(b"\n"),
+    APACHE_TIMED: APACHE_LINES.splitlines()[0],
+}
+
+
+def _mutated(line: bytes, edits: list[tuple[int, int, bool]]) -> bytes:
+    for position, char, insert in edits:
+        at = position % (len(line) + 1)
+        new = _MUTANTS[char % len(_MUTANTS) : char % len(_MUTANTS) + 1]
+        line = line[:at] + new + line[at + (0 if insert else 1) :]
+    return line
+
+
+_edits = st.lists(
+    st.tuples(st.integers(0, 500), st.integers(0, 50), st.booleans()), min_size=1, max_size=3
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=st.sampled_from(sorted(_PLAIN)), edits=st.lists(_edits, min_size=1, max_size=30))
+def test_mutated_plain_lines_read_the_same_by_the_cut_and_the_regex(spec, edits):
+    import duckdb
+
+    data = b"".join(_mutated(_PLAIN[spec], e) + b"\n" for e in edits)
+    con = duckdb.connect()
+    _, fast_rows, fast_rejected = parse(con, data, zone=UTC, log_format=spec)
+    original = definition.fast_path
+    definition.fast_path = lambda *args: None
+    try:
+        _, regex_rows, regex_rejected = parse(con, data, zone=UTC, log_format=spec)
+    finally:
+        definition.fast_path = original
+    assert fast_rows.drop(columns="file").equals(regex_rows.drop(columns="file"))
+    assert list(fast_rejected["line_number"]) == list(regex_rejected["line_number"])
