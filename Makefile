@@ -18,7 +18,7 @@ INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
 LOG ?= info
 PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
-.PHONY: aws-export help install run raw ingest analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-backfill api dashboard recover mlflow-ui dev clean
+.PHONY: aws-export help install run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -71,6 +71,9 @@ validate: install $(DAGSTER_HOME)/dagster.yaml  ## dagster definitions validate
 
 aws-export: install  ## a fleet's plan as AWS scheduled actions: make aws-export FLEET=realistic GROUP=web-asg [SHIFT_TO=YYYY-MM-DD]
 	$(BIN)/python -m nasa_autoscale.scaling.aws --group $(or $(GROUP),$(error GROUP= names the Auto Scaling group)) $(if $(FLEET),--fleet $(FLEET)) $(if $(SHIFT_TO),--shift-to $(SHIFT_TO))
+
+ingest-samples: install  ## make ingest on each real sample of another format (data/samples/formats): every line accounted
+	$(BIN)/python -m nasa_autoscale.benchmarks.samples
 
 bench-ingest: install  ## ingest speed: ours, a line-by-line Python parser, a combined-format copy, every other format -> reports/bench_ingest.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.ingest $(if $(COMPARE),--compare-with $(COMPARE))

@@ -314,3 +314,17 @@ def test_an_nginx_json_log_format_compiles_to_json_paths(con):
     assert pd.isna(row.extra) and row.duration_ms == pytest.approx(4.0)
     with pytest.raises(FormatError, match="no time field"):
         formats.resolve("""log_format j escape=json '{"addr":"$remote_addr","s":$status}';""")
+
+
+def test_the_samples_check_reads_each_samples_zone_and_days(tmp_path):
+    from nasa_autoscale.benchmarks.samples import sample_days, sample_zone
+
+    assert sample_zone(FORMATS_DIR / "lnav-zanbil-shop") == "+0330"  # from PROVENANCE.txt
+    assert sample_zone(FORMATS_DIR / "lnav-haproxy") == "UTC"  # none given, no offset logged
+    (tmp_path / "a.log").write_bytes(
+        b'h - - [01/Jun/1995:23:59:59 -0600] "GET / HTTP/1.0" 200 1\n'
+        b'h - - [02/Jun/1995:00:00:01 -0600] "GET / HTTP/1.0" 200 1\n'
+    )
+    assert sample_zone(tmp_path) == "-0600"
+    assert sample_days([tmp_path / "a.log"], "-0600") == ("1995-06-01", "1995-06-02")
+    assert sample_days([tmp_path / "a.log"], "UTC") == ("1995-06-02", "1995-06-02")
