@@ -198,7 +198,9 @@ def _matched_sql(fmt: LogFormat, source: str, names: list[str], struct: str) -> 
         return f"matched AS (SELECT file, line_number, raw_line, {general} AS f FROM {source})"
     line = "raw_line"
     if fmt.fast_prefix:
-        line = f"regexp_replace(raw_line, {_sql_string(fmt.fast_prefix)}, '')"
+        prefix = _sql_string(fmt.fast_prefix)  # tested first: most lines have none to copy
+        line = f"CASE WHEN regexp_matches(raw_line, {prefix}) THEN "
+        line += f"regexp_replace(raw_line, {prefix}, '') ELSE raw_line END"
     cuts = "".join(f", {sql} AS t{k}" for k, sql in sorted(fast.token_lists.items()))
     packed = ", ".join(f"{_sql_string(n)}: {fast.fields.get(n, chr(39) * 2)}" for n in names)
     # one pass (a CTE read twice is materialized): the CASE cuts only the plain lines and runs
