@@ -76,7 +76,7 @@ CLOUDFRONT = b"\n".join(
             ALB,
             {
                 "host": "192.0.2.10",
-                "url": "https://shop.example:443/cart?x=1",
+                "url": "/cart?x=1",  # the origin is cut off: it is the vhost
                 "status": 200,
                 "bytes": 366,
                 "vhost": "shop.example",
@@ -87,7 +87,14 @@ CLOUDFRONT = b"\n".join(
         (
             "aws_elb",
             ELB,
-            {"host": "192.0.2.11", "status": 503, "bytes": 29, "user_agent": "curl/8.5.0"},
+            {
+                "host": "192.0.2.11",
+                "status": 503,
+                "bytes": 29,
+                "user_agent": "curl/8.5.0",
+                "url": "/",
+                "vhost": "shop.example",  # from the URL: a classic ELB logs no domain
+            },
             {"backend_status": "-", "_duration_ms": 1.048},
         ),
         (
@@ -188,12 +195,15 @@ GCS = (
     b'"s_request_id","cs_operation","cs_bucket","cs_object"\n'
     b'"1796292007123456","192.0.2.15","1","","GET","/media/a.png","200","0","4096","12000",'
     b'"storage.googleapis.com","","curl/8.5.0","AB12","GET_Object","media","a.png"\n'
+    b'"1796292008000000","192.0.2.16","1","","GET","/media/b.png","200","0","10","5",'
+    b'"storage.googleapis.com","","Bot ""quoted"" 1.0","AB13","GET_Object","media","b.png"\n'
 )
 
 
 def test_gcs_usage_logs_skip_their_header_and_read_microseconds(con):
     parsed, requests, rejected = parse(con, GCS, zone=UTC)
-    assert (parsed.log_format, parsed.n_requests, parsed.header_lines) == ("gcs", 1, (1,))
+    assert (parsed.log_format, parsed.n_requests, parsed.header_lines) == ("gcs", 2, (1,))
+    assert requests.iloc[1].user_agent == 'Bot "quoted" 1.0'  # CSV's doubled quotes undone
     assert rejected.empty
     row = requests.iloc[0]
     assert str(row.ts_utc) == "2026-12-03 10:00:07.123456" and row.duration_ms == 12.0

@@ -72,10 +72,11 @@ class LogFormat:
     pattern: str  # RE2, matched against the whole line
     groups: tuple[str, ...]  # one name per capture group, in order
     description: str = ""
-    unescape: str = "default"  # nginx escape=: default (\xHH) or json (\", \\, \uXXXX)
+    unescape: str = "default"  # nginx escape=: default (\xHH) or json (\", \\, \uXXXX); csv ("")
     header_prefix: bytes | None = None  # lines starting so are headers, neither kind of line
     template: Pieces | None = None  # the same fields as a template: its plain lines' fast path
     fast_prefix: str | None = None  # RE2: a leading text the fast path drops (a syslog prefix)
+    origin_in_url: bool = False  # the request's URL starts scheme://host[:port] (a balancer)
     plain_shapes: tuple[tuple[str, str], ...] = ()  # (field, RE2) where the pattern is stricter
     extras: tuple[str, ...] = field(default=())
 
@@ -121,6 +122,8 @@ def _sql_string(text: str) -> str:
 
 def _unescaped(expr: str, unescape: str) -> str:
     """SQL: a quoted field's text with its escapes undone, '-' and '' as NULL."""
+    if unescape == "csv":  # a quoted CSV value doubles its quotes
+        return f"nullif(nullif(replace({expr}, '\"\"', '\"'), '-'), '')"
     if unescape == "json":
         undone = f"replace(replace({expr}, '\\\"', '\"'), '\\\\\\\\', '\\\\')"
     else:
@@ -239,6 +242,12 @@ def select_sql(fmt: LogFormat, source: str, zone) -> str:
         request = "NULL"
         method, url, protocol = get("method"), get("url"), get("protocol")
         raw_request = "NULL"
+    vhost = f"nullif({get('vhost')}, '-')"
+    if fmt.origin_in_url:  # "GET https://host:443/path": the path is the url, the host a vhost
+        origin = "'^[A-Za-z][A-Za-z0-9+.-]*://([^/:]*)(:[0-9]+)?'"
+        vhost = f"coalesce({vhost}, nullif(regexp_extract({url}, {origin}, 1), ''))"
+        path = f"coalesce(nullif(regexp_replace({url}, {origin}, ''), ''), '/')"
+        url = f"CASE WHEN contains({url}, '://') THEN {path} ELSE {url} END"
     if "query" in fields:
         url = f"CASE WHEN nullif(f.query, '-') IS NULL THEN {url} ELSE {url} || '?' || f.query END"
     extra = "NULL"
@@ -265,7 +274,7 @@ def select_sql(fmt: LogFormat, source: str, zone) -> str:
         {_unescaped(get("referer"), fmt.unescape) if "referer" in fields else "NULL"} AS referer,
         {_unescaped(get("user_agent"), fmt.unescape) if "user_agent" in fields else "NULL"}
             AS user_agent,
-        nullif({get("vhost")}, '-') AS vhost, {extra} AS extra, {duration} AS duration_ms,
+        {vhost} AS vhost, {extra} AS extra, {duration} AS duration_ms,
         CASE
             WHEN f.host <> '' AND wall IS NOT NULL AND {status} IS NOT NULL THEN NULL
             WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'

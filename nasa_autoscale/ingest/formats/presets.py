@@ -98,6 +98,7 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             '"$vhost" $rest'
         ),
         plain_shapes=(("bytes", r"\d+"), ("time_iso", _ISO_SHAPE)),
+        origin_in_url=True,
     ),
     # AWS Classic Load Balancer (ELB): time elb client:port backend:port three times (s)
     # elb_status backend_status received sent "request" "agent" cipher protocol
@@ -130,6 +131,7 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             '"$request" "$user_agent" $ssl_cipher $ssl_protocol'
         ),
         plain_shapes=(("bytes", r"\d+"), ("time_iso", _ISO_SHAPE)),
+        origin_in_url=True,
     ),
     # AWS S3 server access log: owner bucket [time] remote requester request_id operation key
     # "request" status error bytes object_size total_ms turnaround_ms "referer" "agent" ...
@@ -235,6 +237,7 @@ PRESETS: dict[str, LogFormat | W3CFormat | JsonFormat] = {
             "object",
         ),
         description="Google Cloud Storage usage log (CSV)",
+        unescape="csv",
         header_prefix=b'"time_micros"',
     ),
     # CloudFront standard logs: W3C with tab-separated values and its own #Fields
