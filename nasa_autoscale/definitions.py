@@ -96,7 +96,9 @@ defs = dg.Definitions(
         refresh_sensor(ingest_job, daily_refresh_job, daily_forecast_job),
     ],
     resources={
-        "warehouse": WarehouseResource(duckdb_path=str(_settings.duckdb_path)),
+        "warehouse": WarehouseResource(
+            duckdb_path=str(_settings.duckdb_path), lake=_settings.lake, site=_settings.site
+        ),
         "settings": SettingsResource.from_settings(_settings),
         "mlflow": MLflowResource(
             tracking_uri=_settings.mlflow_uri, artifact_dir=str(_settings.mlflow_artifacts)

@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 
 from nasa_autoscale import warehouse
+from nasa_autoscale.lake import Lake
 from nasa_autoscale.settings import Settings
 
 _LOCK_WAIT_S = 600
@@ -28,6 +29,8 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (NASA_DUCKDB_PATH, default data/warehouse.duckdb)."""
 
     duckdb_path: str
+    lake: str = ""  # NASA_LAKE (lake.py): requests and rejected_lines as Parquet files there
+    site: str = "main"
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -36,7 +39,12 @@ class WarehouseResource(dg.ConfigurableResource):
         deadline = time.monotonic() + _LOCK_WAIT_S
         while True:
             try:
-                con = warehouse.connect(Path(self.duckdb_path), read_only=read_only)
+                con = warehouse.connect(
+                    Path(self.duckdb_path),
+                    read_only=read_only,
+                    lake=Lake.from_setting(self.lake),
+                    site=self.site,
+                )
                 break
             except warehouse.WarehouseError as e:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
@@ -75,6 +83,8 @@ class SettingsResource(dg.ConfigurableResource):
     stale_after_hours: float
     refit_days: int
     fleets_path: str
+    lake: str
+    site: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:

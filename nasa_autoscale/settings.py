@@ -57,6 +57,8 @@ class Settings:
     stale_after_hours: float = 26.0  # a live site's newest data older than this is stale
     refit_days: int = 7  # the deployed model is refitted every this many days from start_date
     fleets_path: Path = DEFAULT_FLEETS_PATH  # the fleet profiles (scaling/fleets.py)
+    lake: str = ""  # NASA_LAKE: where requests and rejected_lines live (lake.py); "": DuckDB
+    site: str = "main"  # NASA_SITE: this site's name in the lake's partitions
 
     def fleets(self):
         """The fleet profiles by name (scaling.fleets.Fleet), in the file's order."""
@@ -108,6 +110,8 @@ class Settings:
             stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),
             refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 3660, integer=True)),
             fleets_path=_env_fleets(),
+            lake=_env_lake(),
+            site=_env_site(),
         )
 
 
@@ -205,6 +209,27 @@ def _env_events() -> Path | None:
     if not path.is_file():
         raise SettingsError(f"NASA_EVENTS_PATH={value!r} is not a file (or say 'none')")
     return path
+
+
+def _env_lake() -> str:
+    """NASA_LAKE: empty, or a folder for the lake (checked here, before anything runs)."""
+    from nasa_autoscale.lake import Lake, LakeError
+
+    value = os.environ.get("NASA_LAKE", "")
+    try:
+        lake = Lake.from_setting(value)
+    except LakeError as error:
+        raise SettingsError(str(error)) from None
+    return str(lake.root) if lake else ""
+
+
+def _env_site() -> str:
+    from nasa_autoscale.lake import LakeError, check_site
+
+    try:
+        return check_site(os.environ.get("NASA_SITE", "main").strip())
+    except LakeError as error:
+        raise SettingsError(f"NASA_SITE: {error}") from None
 
 
 def _env_fleets() -> Path:

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import duckdb
 
+from nasa_autoscale.lake import TABLES as LAKE_TABLES
+from nasa_autoscale.lake import Lake, check_site
+
 SCHEMA = "nasa"
 
 _TRAFFIC_COLUMNS = """
@@ -168,8 +171,12 @@ class WarehouseBusy(WarehouseError):
     """Another process is writing the warehouse; reading can be retried in a moment."""
 
 
-def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse (creating the file, its folder and the schema unless read_only)."""
+def connect(
+    path: Path | str, read_only: bool = False, lake: Lake | None = None, site: str = "main"
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (creating the file, its folder and the schema unless read_only).
+    With a lake (lake.py), `requests` and `rejected_lines` are views over its files, and the
+    warehouse records the lake and the site it writes there (nasa.site)."""
     path = Path(path)
     try:
         if not read_only:
@@ -181,8 +188,60 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     except (duckdb.Error, OSError) as e:
         raise WarehouseError(f"cannot open the DuckDB warehouse {path}: {e}") from e
     if not read_only:
-        create_tables(con)
+        try:
+            create_tables(con, lake is not None or lake_of(con) is not None)
+            if lake is not None:
+                attach_lake(con, lake, site)
+        except Exception:
+            con.close()
+            raise
     return con
+
+
+def lake_of(con: duckdb.DuckDBPyConnection) -> tuple[Lake, str] | None:
+    """The lake this warehouse reads `requests` and `rejected_lines` from, and its site."""
+    try:
+        rows = dict(
+            con.execute(
+                f"SELECT key, value FROM {SCHEMA}.site WHERE key IN ('lake', 'lake_site')"
+            ).fetchall()
+        )
+    except duckdb.CatalogException:
+        return None
+    if "lake" not in rows:
+        return None
+    return Lake(Path(rows["lake"])), rows.get("lake_site", "main")
+
+
+def _kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """'table', 'view' or None: what nasa.<name> is."""
+    rows = con.execute(
+        "SELECT 'table' FROM duckdb_tables() WHERE schema_name = $s AND table_name = $n "
+        "UNION ALL SELECT 'view' FROM duckdb_views() WHERE schema_name = $s AND view_name = $n",
+        {"s": SCHEMA, "n": name},
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake, site: str) -> None:
+    """Views nasa.requests and nasa.rejected_lines over the lake's files (placeholders written
+    so that an empty lake reads as empty tables), and the lake recorded in nasa.site."""
+    check_site(site)
+    for table in LAKE_TABLES:
+        if _kind(con, table) == "table":
+            raise WarehouseError(
+                f"{SCHEMA}.{table} is a table in this warehouse, written without NASA_LAKE: "
+                "give NASA_DUCKDB_PATH a new file for a lake, or leave NASA_LAKE unset"
+            )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _shape_{table} ({TABLES[table]})")
+        lake.ensure(con, table, f"SELECT * EXCLUDE (day) FROM _shape_{table}")
+        columns = [row[0] for row in con.execute(f"DESCRIBE _shape_{table}").fetchall()]
+        con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.{table} AS {lake.view_sql(table, columns)}")
+        con.execute(f"DROP TABLE _shape_{table}")
+    con.execute(f"DELETE FROM {SCHEMA}.site WHERE key IN ('lake', 'lake_site')")
+    con.execute(
+        f"INSERT INTO {SCHEMA}.site VALUES ('lake', ?), ('lake_site', ?)", [str(lake.root), site]
+    )
 
 
 # Columns added after a table's first release: a warehouse made before gets them (NULL) on open.
@@ -216,11 +275,16 @@ _ADDED_COLUMNS = {
 }
 
 
-def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+def create_tables(con: duckdb.DuckDBPyConnection, lake: bool = False) -> None:
+    """The schema's tables (with a lake, all but its tables: they are views over it)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     for name, columns in TABLES.items():
+        if name in LAKE_TABLES and (lake or _kind(con, name) == "view"):
+            continue
         con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{name} ({columns})")
     for name, columns in _ADDED_COLUMNS.items():
+        if name in LAKE_TABLES and _kind(con, name) != "table":
+            continue
         for column in columns:
             con.execute(f"ALTER TABLE {SCHEMA}.{name} ADD COLUMN IF NOT EXISTS {column}")
 

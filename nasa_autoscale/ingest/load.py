@@ -21,7 +21,8 @@ from nasa_autoscale.ingest.landing import days_from_name, days_of_file
 from nasa_autoscale.ingest.logfiles import Lines, LogFileError, read_lines
 from nasa_autoscale.ingest.parse import FIELDS, ParsedLog, detect_format, drop_parsed, parse_batch
 from nasa_autoscale.ingest.sitezone import AUTO, SiteZone, resolve
-from nasa_autoscale.warehouse import SCHEMA, transaction
+from nasa_autoscale.lake import Lake
+from nasa_autoscale.warehouse import SCHEMA, lake_of, transaction
 
 log = logging.getLogger(__name__)
 _BATCH_BYTES = 64 << 20  # small files are parsed together until they hold this many bytes
@@ -228,8 +229,12 @@ def _write(
 ) -> None:
     in_range, day_range = _day_filter(days)
     now = dt.datetime.now()
+    lake = lake_of(con)
+    if lake is not None:  # each day's files first (atomic per day), then the small tables
+        _write_lake(con, *lake, parsed, days)
     with transaction(con):
-        for table in ("requests", "rejected_lines", "ingest_ledger"):
+        tables = ("ingest_ledger",) if lake else ("requests", "rejected_lines", "ingest_ledger")
+        for table in tables:
             con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE {in_range}", day_range)
         for paths, result in parsed:
             names = [p.name for p in paths]
@@ -241,7 +246,24 @@ def _write(
                 {**day_range, "days": days, "now": now, "names": names},
                 data_source,
                 fingerprints,
+                lake is None,
             )
+
+
+def _write_lake(con, lake: Lake, site: str, parsed, days: list[dt.date]) -> None:
+    """The days' requests and rejected lines of every batch into the lake, a file per day."""
+
+    def union(kind: str, columns: str) -> str | None:
+        parts = []
+        for paths, result in parsed:
+            names = "[" + ", ".join("'" + p.name.replace("'", "''") + "'" for p in paths) + "]"
+            table = result.requests_table if kind == "requests" else result.rejected_table
+            parts.append(f"SELECT {columns}, {names}[file + 1] AS source_file FROM {table}")
+        return " UNION ALL ".join(parts) or None  # no file read: the days are emptied
+
+    lake.write_days(con, "requests", site, union("requests", f"day, {FIELDS}"), days)
+    rejected = "day, line_number, raw_line, reason"
+    lake.write_days(con, "rejected_lines", site, union("rejected", rejected), days)
 
 
 def _day_filter(days: list[dt.date]) -> tuple[str, dict]:
@@ -262,10 +284,18 @@ def _write_batch(
     params: dict,
     data_source: str,
     fingerprints: dict[str, str],
+    rows_too: bool = True,
 ) -> None:
-    """One parsed batch into requests, rejected_lines, the ledger and source_files ($names[i + 1]
-    is the name of the batch's file i; `in_range` keeps the rows of the days written)."""
+    """One parsed batch into requests, rejected_lines (unless a lake holds them), the ledger and
+    source_files ($names[i + 1] is the name of the batch's file i; `in_range` keeps the rows of
+    the days written)."""
     rows = {k: v for k, v in params.items() if k not in ("now", "days")}
+    if rows_too:
+        _write_rows(con, result, in_range, rows)
+    _write_ledger(con, paths, result, params, data_source, fingerprints)
+
+
+def _write_rows(con, result: ParsedLog, in_range: str, rows: dict) -> None:
     con.execute(
         f"INSERT INTO {SCHEMA}.requests (day, {FIELDS}, source_file) "
         f"SELECT day, {FIELDS}, $names[file + 1] FROM {result.requests_table} WHERE {in_range}",
@@ -277,6 +307,9 @@ def _write_batch(
         f"WHERE {in_range}",
         rows,
     )
+
+
+def _write_ledger(con, paths, result: ParsedLog, params: dict, data_source: str, fingerprints):
     ledger = {k: params[k] for k in ("days", "names", "now")}
     # One ledger row per file and day of the range, zero counts included (an empty day is known
     # to be empty). The counts come from the parse, before the write: the lines_accounted check

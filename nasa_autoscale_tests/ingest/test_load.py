@@ -4,9 +4,11 @@ import os
 
 import pytest
 
+from nasa_autoscale import warehouse
 from nasa_autoscale.ingest.checks import lines_accounted
 from nasa_autoscale.ingest.load import ingest_days
 from nasa_autoscale.ingest.logfiles import LogFileError
+from nasa_autoscale.lake import Lake
 
 JUL1, JUL2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
 DAY2_LINES = [
@@ -14,6 +16,23 @@ DAY2_LINES = [
     b"garbage",
     b'b - - [02/Jul/1995:23:59:59 -0400] "GET /x HTTP/1.0" 404 -',
 ]
+
+
+@pytest.fixture(params=["duckdb", "lake"])
+def con(request, tmp_path):
+    """Each test twice: requests in the DuckDB file, and in a lake of Parquet files (lake.py)."""
+    lake = Lake(tmp_path / "lake") if request.param == "lake" else None
+    connection = warehouse.connect(tmp_path / "test.duckdb", lake=lake)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def duck_con(tmp_path):
+    """A warehouse without a lake: for the tests that edit nasa.requests in place."""
+    connection = warehouse.connect(tmp_path / "test.duckdb")
+    yield connection
+    connection.close()
 
 
 def write_log(path, sample_2k: bytes, extra: list[bytes] = DAY2_LINES, gz: bool = True):
@@ -106,15 +125,17 @@ def test_a_corrupt_daily_file_leaves_its_day_and_the_other_days_land(con, tmp_pa
     assert passed, metadata
 
 
-def test_the_accounting_check_fails_when_a_row_goes_missing_or_doubles(con, tmp_path, sample_2k):
+def test_the_accounting_check_fails_when_a_row_goes_missing_or_doubles(
+    duck_con, tmp_path, sample_2k
+):
     log = write_log(tmp_path / "access.log.gz", sample_2k)
-    ingest_days(con, [log], JUL1, JUL2, "real")
-    con.execute("DELETE FROM nasa.requests WHERE line_number = 7")
-    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    ingest_days(duck_con, [log], JUL1, JUL2, "real")
+    duck_con.execute("DELETE FROM nasa.requests WHERE line_number = 7")
+    passed, metadata = lines_accounted(duck_con, JUL1, JUL2)
     assert not passed and metadata["file_days_mismatched"] == 1
-    ingest_days(con, [log], JUL1, JUL2, "real")
-    con.execute("INSERT INTO nasa.rejected_lines SELECT * FROM nasa.rejected_lines")
-    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    ingest_days(duck_con, [log], JUL1, JUL2, "real")
+    duck_con.execute("INSERT INTO nasa.rejected_lines SELECT * FROM nasa.rejected_lines")
+    passed, metadata = lines_accounted(duck_con, JUL1, JUL2)
     assert not passed and metadata["duplicate_lines"] == 1
 
 
@@ -154,21 +175,21 @@ def test_rejected_lines_of_a_file_without_requests_or_a_dated_name_take_the_firs
     assert con.sql("SELECT day FROM nasa.rejected_lines").fetchall() == [(JUL2,), (JUL2,)]
 
 
-def test_lines_accounted_fails_when_a_stored_line_vanishes(con, tmp_path, sample_2k):
+def test_lines_accounted_fails_when_a_stored_line_vanishes(duck_con, tmp_path, sample_2k):
     log = write_log(tmp_path / "access.log.gz", sample_2k)
-    ingest_days(con, [log], JUL1, JUL2, "real")
-    assert lines_accounted(con, JUL1, JUL2)[0]
+    ingest_days(duck_con, [log], JUL1, JUL2, "real")
+    assert lines_accounted(duck_con, JUL1, JUL2)[0]
     # the old defect: a line stored nowhere and left out of the ledger, so that every per-day
     # count still agrees; the file's stored rows no longer add up to its lines
-    con.execute("DELETE FROM nasa.rejected_lines")
-    con.execute("UPDATE nasa.ingest_ledger SET rejected = 0")
-    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    duck_con.execute("DELETE FROM nasa.rejected_lines")
+    duck_con.execute("UPDATE nasa.ingest_ledger SET rejected = 0")
+    passed, metadata = lines_accounted(duck_con, JUL1, JUL2)
     assert not passed and metadata["files_mismatched"] == ["access.log.gz"]
     assert metadata["file_days_mismatched"] == 0
-    ingest_days(con, [log], JUL1, JUL2, "real")
-    assert lines_accounted(con, JUL1, JUL2)[0]
-    con.execute("DELETE FROM nasa.requests WHERE line_number = 5")  # a line lost outright
-    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    ingest_days(duck_con, [log], JUL1, JUL2, "real")
+    assert lines_accounted(duck_con, JUL1, JUL2)[0]
+    duck_con.execute("DELETE FROM nasa.requests WHERE line_number = 5")  # a line lost outright
+    passed, metadata = lines_accounted(duck_con, JUL1, JUL2)
     assert not passed and metadata["file_days_mismatched"] == 1
     assert metadata["files_mismatched"] == ["access.log.gz"]
 
@@ -250,3 +271,16 @@ def test_a_day_with_no_file_yet_is_not_an_error(con, tmp_path, sample_2k):
     assert buckets == (288, 288)
     passed, metadata = lines_accounted(con, day, day)
     assert passed, metadata
+
+
+def test_lines_accounted_fails_when_a_lake_day_file_vanishes(tmp_path, sample_2k):
+    lake = Lake(tmp_path / "lake")
+    con = warehouse.connect(tmp_path / "test.duckdb", lake=lake)
+    log = write_log(tmp_path / "access.log.gz", sample_2k)
+    ingest_days(con, [log], JUL1, JUL2, "real")
+    assert lines_accounted(con, JUL1, JUL2)[0]
+    assert lake.days("requests", "main") == [JUL1, JUL2]
+    lake.day_file("rejected_lines", "main", JUL2).unlink()  # the day's one rejected line
+    passed, metadata = lines_accounted(con, JUL1, JUL2)
+    assert not passed and metadata["file_days_mismatched"] == 1
+    con.close()
