@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import dagster as dg
@@ -52,6 +52,27 @@ class WarehouseResource(dg.ConfigurableResource):
                 time.sleep(0.5)
         try:
             yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def for_ingest(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, Callable]]:
+        """(con, hold) for a step that parses: without a lake, the warehouse itself, held for
+        the whole step (hold does nothing); with one, an in-memory connection that parses,
+        and hold() attaches the warehouse to it for a short read or write only, so that ingest
+        steps of other days run in parallel (ingest/load.py)."""
+        if not self.lake:
+            with self.connect() as con:
+                yield con, nullcontext
+            return
+        con = duckdb.connect(config={"preserve_insertion_order": False})
+        lake = Lake.from_setting(self.lake)
+
+        def hold():
+            return warehouse.attached(con, self.duckdb_path, lake, self.site, _LOCK_WAIT_S)
+
+        try:
+            yield con, hold
         finally:
             con.close()
 

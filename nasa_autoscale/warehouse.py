@@ -7,6 +7,7 @@ extras.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -242,6 +243,40 @@ def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake, site: str) -> None:
     con.execute(
         f"INSERT INTO {SCHEMA}.site VALUES ('lake', ?), ('lake_site', ?)", [str(lake.root), site]
     )
+
+
+@contextmanager
+def attached(
+    con: duckdb.DuckDBPyConnection,
+    path: Path | str,
+    lake: Lake | None = None,
+    site: str = "main",
+    wait_s: float = 600.0,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse file attached to `con` (an in-memory connection that parses) and made its
+    default, for a short read or write: `nasa.*` names the warehouse's tables inside, `con`'s
+    temp tables stay visible, and the file is free for other processes again afterwards.
+    Waits (up to wait_s) while another process holds the file."""
+    deadline = time.monotonic() + wait_s
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            con.execute(f"ATTACH '{path}' AS warehouse")
+            break
+        except duckdb.Error as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise WarehouseError(f"cannot open the DuckDB warehouse {path}: {error}") from error
+            time.sleep(0.2)
+    try:
+        con.execute("USE warehouse")
+        create_tables(con, lake=lake is not None or lake_of(con) is not None)
+        if lake is not None:
+            attach_lake(con, lake, site)
+        yield con
+    finally:
+        con.execute("USE memory")
+        con.execute("DETACH warehouse")
 
 
 # Columns added after a table's first release: a warehouse made before gets them (NULL) on open.

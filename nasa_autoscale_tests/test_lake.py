@@ -108,3 +108,49 @@ def test_a_warehouse_written_without_a_lake_refuses_one(tmp_path):
         warehouse.connect(tmp_path / "wh.duckdb", lake=Lake(tmp_path / "lake"))
     with pytest.raises(LakeError):
         Lake(tmp_path).write_days(None, "requests", "../etc", None, [])
+
+
+_INGESTER = """
+import datetime as dt, sys
+from pathlib import Path
+from nasa_autoscale.ingest.load import ingest_days
+from nasa_autoscale.resources import WarehouseResource
+folder, day = Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2])
+resource = WarehouseResource(duckdb_path=str(folder / "wh.duckdb"), lake=str(folder / "lake"))
+with resource.for_ingest() as (con, hold):
+    summary = ingest_days(con, [folder / "a.log", folder / "b.log"], day, day, "real", hold=hold)
+print(summary.requests, summary.rejected)
+"""
+
+
+def test_two_processes_ingest_two_days_at_once_with_every_line_accounted(tmp_path, sample_2k):
+    from nasa_autoscale.ingest.checks import lines_accounted
+    from nasa_autoscale.ingest.load import ingest_days
+    from nasa_autoscale_tests.ingest.test_load import write_log
+
+    write_log(tmp_path / "a.log", sample_2k, gz=False)  # 2,000 lines of Jul 1 + 3 of Jul 2
+    (tmp_path / "b.log").write_bytes(
+        b'c - - [02/Jul/1995:12:00:00 -0400] "GET / HTTP/1.0" 200 1\nnot a line\n'
+    )
+    script = textwrap.dedent(_INGESTER)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), day],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for day in ("1995-07-01", "1995-07-02")
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    assert [out.split() for out, _ in outputs] == [["2000", "0"], ["3", "2"]]
+    con = warehouse.connect(tmp_path / "wh.duckdb")
+    JUL1, JUL2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
+    assert lines_accounted(con, JUL1, JUL2)[0]
+    both = con.sql("SELECT count(*) FROM nasa.requests").fetchall()[0][0]
+    con.close()
+    single = warehouse.connect(tmp_path / "single.duckdb")  # the same files, one process, no lake
+    ingest_days(single, [tmp_path / "a.log", tmp_path / "b.log"], JUL1, JUL2, "real")
+    assert single.sql("SELECT count(*) FROM nasa.requests").fetchall()[0][0] == both == 2003
+    single.close()

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +105,7 @@ def ingest_days(
     timezone: str = AUTO,
     log_format: str = AUTO,
     reject_threshold: float = 0.5,
+    hold: Callable[[], AbstractContextManager] | None = None,
 ) -> IngestSummary:
     """Replace the requests and rejected lines of first_day..last_day with those in `files`.
 
@@ -116,9 +117,17 @@ def ingest_days(
     Times are read in the site's zone (`timezone`: see sitezone.py), lines in `log_format` (auto:
     detected per file). A file with more than `reject_threshold` of its lines rejected is written
     all the same and named in summary.mostly_rejected, with its top reasons and sample lines.
+
+    hold: with a lake, `con` may be an in-memory connection that parses, and hold() the
+    context in which it has the warehouse attached (warehouse.attached): the file is held only
+    to read what was read before and to write the small tables, so that processes ingesting
+    other days run side by side. Without: `con` is the warehouse, held throughout.
     """
+    hold = hold or nullcontext
     summary = IngestSummary(first_day, last_day)
-    to_read, to_skip = files_to_read(con, files, first_day, last_day)
+    with hold():
+        to_read, to_skip = files_to_read(con, files, first_day, last_day)
+        lake = lake_of(con)
     summary.files_skipped = [p.name for p in to_skip]
     parsed: list[tuple[list[Path], ParsedLog]] = []
     zone: SiteZone | None = None
@@ -158,7 +167,8 @@ def ingest_days(
     try:
         for path, lines in _read_ahead(to_read):
             if isinstance(lines, LogFileError):
-                lost = [d for d in days_of_file(con, path) or days if d in days]
+                with hold():
+                    lost = [d for d in days_of_file(con, path) or days if d in days]
                 summary.failed[path.name] = (str(lines), lost)
                 progress(
                     f"cannot read {path.name}, leaving {len(lost)} day(s) as they were: {lines}"
@@ -172,7 +182,8 @@ def ingest_days(
             holders[fingerprint] = path.name
             fingerprints[path.name] = fingerprint
             if zone is None:
-                zone = resolve(con, timezone, lines.data)
+                with hold():
+                    zone = resolve(con, timezone, lines.data)
             file_format = detect_format(lines) if log_format == AUTO else log_format
             if batch and file_format != batch_format:
                 parse_pending()
@@ -184,7 +195,11 @@ def ingest_days(
         if batch:
             parse_pending()
         lost = {day for _, failed_days in summary.failed.values() for day in failed_days}
-        _write(con, parsed, [d for d in days if d not in lost], data_source, fingerprints)
+        kept = [d for d in days if d not in lost]
+        if lake is not None:  # each day's files first (atomic per day), then the small tables
+            _write_lake(con, *lake, parsed, kept)
+        with hold():
+            _write(con, parsed, kept, data_source, fingerprints, lake is None)
     finally:
         # after a failed write DuckDB may refuse even this; the write's own error is the one to see
         with suppress(duckdb.Error):
@@ -193,15 +208,16 @@ def ingest_days(
     summary.files_read = [p.name for paths, _ in parsed for p in paths]
     summary.zone = zone.name if zone else ""
     day_range = {"low": first_day, "high": last_day + dt.timedelta(days=1)}
-    summary.requests, summary.rejected = con.execute(
-        f"SELECT coalesce(sum(requests), 0), coalesce(sum(rejected), 0) "
-        f"FROM {SCHEMA}.ingest_ledger WHERE day >= $low AND day < $high",
-        day_range,
-    ).fetchall()[0]
-    summary.first_ts, summary.last_ts = con.execute(
-        f"SELECT min(ts), max(ts) FROM {SCHEMA}.requests WHERE day >= $low AND day < $high",
-        day_range,
-    ).fetchall()[0]
+    with hold():
+        summary.requests, summary.rejected = con.execute(
+            f"SELECT coalesce(sum(requests), 0), coalesce(sum(rejected), 0) "
+            f"FROM {SCHEMA}.ingest_ledger WHERE day >= $low AND day < $high",
+            day_range,
+        ).fetchall()[0]
+        summary.first_ts, summary.last_ts = con.execute(
+            f"SELECT min(ts), max(ts) FROM {SCHEMA}.requests WHERE day >= $low AND day < $high",
+            day_range,
+        ).fetchall()[0]
     return summary
 
 
@@ -226,14 +242,14 @@ def _write(
     days: list[dt.date],
     data_source: str,
     fingerprints: dict[str, str],
+    rows_too: bool = True,
 ) -> None:
+    """The ledger and source_files of the days, and their rows too unless a lake holds them,
+    in one transaction."""
     in_range, day_range = _day_filter(days)
     now = dt.datetime.now()
-    lake = lake_of(con)
-    if lake is not None:  # each day's files first (atomic per day), then the small tables
-        _write_lake(con, *lake, parsed, days)
     with transaction(con):
-        tables = ("ingest_ledger",) if lake else ("requests", "rejected_lines", "ingest_ledger")
+        tables = ("requests", "rejected_lines", "ingest_ledger") if rows_too else ("ingest_ledger",)
         for table in tables:
             con.execute(f"DELETE FROM {SCHEMA}.{table} WHERE {in_range}", day_range)
         for paths, result in parsed:
@@ -246,7 +262,7 @@ def _write(
                 {**day_range, "days": days, "now": now, "names": names},
                 data_source,
                 fingerprints,
-                lake is None,
+                rows_too,
             )
 
 

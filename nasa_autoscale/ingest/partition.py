@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import duckdb
@@ -49,6 +50,7 @@ def ingest_partition(
     first_day: dt.date,
     last_day: dt.date,
     progress: Callable[[str], None] = print,
+    hold: Callable[[], AbstractContextManager] | None = None,
 ) -> PartitionIngest:
     """Parse first_day..last_day from every file into the warehouse.
 
@@ -66,8 +68,10 @@ def ingest_partition(
         timezone=settings.timezone,
         log_format=settings.log_format,
         reject_threshold=settings.reject_threshold,
+        hold=hold,
     )
     outcome = PartitionIngest(source, summary)
     if outcome.failed:
-        write_traffic(con, first_day, last_day)
+        with (hold or nullcontext)():
+            write_traffic(con, first_day, last_day)
     return outcome
