@@ -220,7 +220,7 @@ def _env_lake() -> str:
         lake = Lake.from_setting(value)
     except LakeError as error:
         raise SettingsError(str(error)) from None
-    return str(lake.root) if lake else ""
+    return lake.url if lake else ""
 
 
 def _env_site() -> str:

@@ -188,15 +188,24 @@ def connect(
         )
     except (duckdb.Error, OSError) as e:
         raise WarehouseError(f"cannot open the DuckDB warehouse {path}: {e}") from e
-    if not read_only:
-        try:
+    try:
+        if not read_only:
             create_tables(con, lake is not None or lake_of(con) is not None)
-            if lake is not None:
-                attach_lake(con, lake, site)
-        except Exception:
-            con.close()
-            raise
+        if lake is not None and not read_only:
+            attach_lake(con, lake, site)
+        else:
+            _register_lake(con)
+    except Exception:
+        con.close()
+        raise
     return con
+
+
+def _register_lake(con: duckdb.DuckDBPyConnection) -> None:
+    """An S3 lake's datasets for this connection's views (a local lake needs none)."""
+    found = lake_of(con)
+    if found is not None:
+        found[0].register(con)
 
 
 def lake_of(con: duckdb.DuckDBPyConnection) -> tuple[Lake, str] | None:
@@ -211,7 +220,7 @@ def lake_of(con: duckdb.DuckDBPyConnection) -> tuple[Lake, str] | None:
         return None
     if "lake" not in rows:
         return None
-    return Lake(Path(rows["lake"])), rows.get("lake_site", "main")
+    return Lake.from_setting(rows["lake"]), rows.get("lake_site", "main")
 
 
 def _kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
@@ -228,6 +237,7 @@ def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake, site: str) -> None:
     """Views nasa.requests and nasa.rejected_lines over the lake's files (placeholders written
     so that an empty lake reads as empty tables), and the lake recorded in nasa.site."""
     check_site(site)
+    columns = {}
     for table in LAKE_TABLES:
         if _kind(con, table) == "table":
             raise WarehouseError(
@@ -236,13 +246,14 @@ def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake, site: str) -> None:
             )
         con.execute(f"CREATE OR REPLACE TEMP TABLE _shape_{table} ({TABLES[table]})")
         lake.ensure(con, table, f"SELECT * EXCLUDE (day) FROM _shape_{table}")
-        columns = [row[0] for row in con.execute(f"DESCRIBE _shape_{table}").fetchall()]
-        con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.{table} AS {lake.view_sql(table, columns)}")
+        columns[table] = [row[0] for row in con.execute(f"DESCRIBE _shape_{table}").fetchall()]
         con.execute(f"DROP TABLE _shape_{table}")
+    lake.register(con)  # S3: the datasets the views read (after the placeholders exist)
+    for table in LAKE_TABLES:
+        view = lake.view_sql(table, columns[table])
+        con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.{table} AS {view}")
     con.execute(f"DELETE FROM {SCHEMA}.site WHERE key IN ('lake', 'lake_site')")
-    con.execute(
-        f"INSERT INTO {SCHEMA}.site VALUES ('lake', ?), ('lake_site', ?)", [str(lake.root), site]
-    )
+    con.execute(f"INSERT INTO {SCHEMA}.site VALUES ('lake', ?), ('lake_site', ?)", [lake.url, site])
 
 
 @contextmanager
@@ -273,6 +284,8 @@ def attached(
         create_tables(con, lake=lake is not None or lake_of(con) is not None)
         if lake is not None:
             attach_lake(con, lake, site)
+        else:
+            _register_lake(con)
         yield con
     finally:
         con.execute("USE memory")

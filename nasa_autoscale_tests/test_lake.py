@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -93,9 +94,12 @@ def test_a_write_killed_midway_leaves_the_old_day_or_the_new_one(tmp_path):
 
 
 def test_a_lake_setting_that_cannot_be_used_fails_before_any_work(monkeypatch):
-    monkeypatch.setenv("NASA_LAKE", "s3://bucket/prefix")
-    with pytest.raises(SettingsError, match="NASA_LAKE"):
-        Settings.from_env()
+    for bad in ("gs://bucket/prefix", "s3://Not_A_Bucket/x", "s3://"):
+        monkeypatch.setenv("NASA_LAKE", bad)
+        with pytest.raises(SettingsError, match="NASA_LAKE"):
+            Settings.from_env()
+    monkeypatch.setenv("NASA_LAKE", "s3://lake-bucket/site-logs")
+    assert Settings.from_env().lake == "s3://lake-bucket/site-logs"
     monkeypatch.setenv("NASA_LAKE", "")
     monkeypatch.setenv("NASA_SITE", "Shop Front")
     with pytest.raises(SettingsError, match="NASA_SITE"):
@@ -154,3 +158,52 @@ def test_two_processes_ingest_two_days_at_once_with_every_line_accounted(tmp_pat
     ingest_days(single, [tmp_path / "a.log", tmp_path / "b.log"], JUL1, JUL2, "real")
     assert single.sql("SELECT count(*) FROM nasa.requests").fetchall()[0][0] == both == 2003
     single.close()
+
+
+@pytest.fixture
+def s3_lake(monkeypatch):
+    """An S3 API on loopback (moto's server mode) with a new bucket: the lake's URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for name, value in {
+        "NASA_S3_ENDPOINT": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"  # moto keeps its buckets for the whole process
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}/sites"
+    server.stop()
+
+
+def test_a_lake_on_an_s3_endpoint_holds_the_days_and_reads_back(tmp_path, sample_2k, s3_lake):
+    from nasa_autoscale.ingest.checks import lines_accounted
+    from nasa_autoscale.ingest.load import ingest_days
+    from nasa_autoscale_tests.ingest.test_load import write_log
+
+    log = write_log(tmp_path / "a.log", sample_2k, gz=False)
+    resource = WarehouseResource(duckdb_path=str(tmp_path / "wh.duckdb"), lake=s3_lake)
+    JUL1, JUL2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
+    for _ in range(2):  # a re-run replaces the days
+        with resource.for_ingest() as (con, hold):
+            summary = ingest_days(con, [log], JUL1, JUL2, "real", hold=hold)
+    assert (summary.requests, summary.rejected) == (2002, 1)
+    lake = Lake.from_setting(s3_lake)
+    assert not lake.local and lake.days("requests", "main") == [JUL1, JUL2]
+    con = warehouse.connect(tmp_path / "wh.duckdb", read_only=True)  # as the API reads
+    assert con.sql("SELECT count(*), min(site) FROM nasa.requests").fetchall() == [(2002, "main")]
+    assert con.sql("SELECT raw_line FROM nasa.rejected_lines").fetchall() == [("garbage",)]
+    assert lines_accounted(con, JUL1, JUL2)[0]
+    con.close()
+
+
+def test_the_graph_on_an_s3_lake_gives_the_duckdb_runs_figures(tmp_path, replica_dir, s3_lake):
+    plain = _run_day(tmp_path / "plain", replica_dir, "", "1995-07-13")
+    assert _run_day(tmp_path / "s3", replica_dir, s3_lake, "1995-07-13") == plain
