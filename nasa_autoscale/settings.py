@@ -58,6 +58,7 @@ class Settings:
     refit_days: int = 7  # the deployed model is refitted every this many days from start_date
     fleets_path: Path = DEFAULT_FLEETS_PATH  # the fleet profiles (scaling/fleets.py)
     lake: str = ""  # NASA_LAKE: where requests and rejected_lines live (lake.py); "": DuckDB
+    # (from_env's default: the folder `lake` beside the warehouse file)
     site: str = "main"  # NASA_SITE: this site's name in the lake's partitions
 
     def fleets(self):
@@ -87,10 +88,11 @@ class Settings:
             timeout = float(os.environ.get("NASA_DOWNLOAD_TIMEOUT", "10"))
         except ValueError:
             raise SettingsError("NASA_DOWNLOAD_TIMEOUT must be a number of seconds") from None
+        duckdb_path = _env_path("NASA_DUCKDB_PATH", DATA_DIR / "warehouse.duckdb")
         return cls(
             raw_dir=_env_path("NASA_RAW_DIR", DEFAULT_RAW_DIR),
             replica_dir=_env_path("NASA_REPLICA_DIR", DATA_DIR / "replica"),
-            duckdb_path=_env_path("NASA_DUCKDB_PATH", DATA_DIR / "warehouse.duckdb"),
+            duckdb_path=duckdb_path,
             log_url=os.environ.get("NASA_LOG_URL", DEFAULT_LOG_URL),
             download_timeout_s=timeout,
             start_date=start,
@@ -110,7 +112,7 @@ class Settings:
             stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),
             refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 3660, integer=True)),
             fleets_path=_env_fleets(),
-            lake=_env_lake(),
+            lake=_env_lake(duckdb_path),
             site=_env_site(),
         )
 
@@ -211,11 +213,14 @@ def _env_events() -> Path | None:
     return path
 
 
-def _env_lake() -> str:
-    """NASA_LAKE: empty, or a folder for the lake (checked here, before anything runs)."""
+def _env_lake(duckdb_path: Path) -> str:
+    """NASA_LAKE: a folder or s3://bucket/prefix for the lake (default: `lake` beside the
+    warehouse file); `none`: no lake, requests stay in the DuckDB file. Checked here."""
     from nasa_autoscale.lake import Lake, LakeError
 
-    value = os.environ.get("NASA_LAKE", "")
+    value = os.environ.get("NASA_LAKE", "").strip() or str(duckdb_path.parent / "lake")
+    if value.lower() == "none":
+        return ""
     try:
         lake = Lake.from_setting(value)
     except LakeError as error:

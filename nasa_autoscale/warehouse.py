@@ -235,15 +235,17 @@ def _kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
 
 def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake, site: str) -> None:
     """Views nasa.requests and nasa.rejected_lines over the lake's files (placeholders written
-    so that an empty lake reads as empty tables), and the lake recorded in nasa.site."""
+    so that an empty lake reads as empty tables), and the lake recorded in nasa.site. A
+    warehouse written without a lake has its two tables moved into it (a file per day)."""
     check_site(site)
     columns = {}
     for table in LAKE_TABLES:
-        if _kind(con, table) == "table":
-            raise WarehouseError(
-                f"{SCHEMA}.{table} is a table in this warehouse, written without NASA_LAKE: "
-                "give NASA_DUCKDB_PATH a new file for a lake, or leave NASA_LAKE unset"
-            )
+        if _kind(con, table) == "table":  # written without a lake: its rows move there
+            days = [
+                d for (d,) in con.execute(f"SELECT DISTINCT day FROM {SCHEMA}.{table}").fetchall()
+            ]
+            lake.write_days(con, table, site, f"SELECT * FROM {SCHEMA}.{table}", days)
+            con.execute(f"DROP TABLE {SCHEMA}.{table}")  # after the files: a crash re-moves them
         con.execute(f"CREATE OR REPLACE TEMP TABLE _shape_{table} ({TABLES[table]})")
         lake.ensure(con, table, f"SELECT * EXCLUDE (day) FROM _shape_{table}")
         columns[table] = [row[0] for row in con.execute(f"DESCRIBE _shape_{table}").fetchall()]

@@ -106,12 +106,34 @@ def test_a_lake_setting_that_cannot_be_used_fails_before_any_work(monkeypatch):
         Settings.from_env()
 
 
-def test_a_warehouse_written_without_a_lake_refuses_one(tmp_path):
-    warehouse.connect(tmp_path / "wh.duckdb").close()  # requests as a table
-    with pytest.raises(warehouse.WarehouseError, match="without NASA_LAKE"):
-        warehouse.connect(tmp_path / "wh.duckdb", lake=Lake(tmp_path / "lake"))
+def test_a_warehouse_written_without_a_lake_moves_its_rows_into_one(tmp_path, sample_2k):
+    from nasa_autoscale.ingest.checks import lines_accounted
+    from nasa_autoscale.ingest.load import ingest_days
+    from nasa_autoscale_tests.ingest.test_load import write_log
+
+    con = warehouse.connect(tmp_path / "wh.duckdb")  # requests as a table, as before
+    log = write_log(tmp_path / "a.log", sample_2k, gz=False)
+    JUL1, JUL2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
+    ingest_days(con, [log], JUL1, JUL2, "real")
+    before = con.sql("SELECT * FROM nasa.requests ORDER BY line_number").df()
+    con.close()
+    lake = Lake(tmp_path / "lake")
+    con = warehouse.connect(tmp_path / "wh.duckdb", lake=lake)
+    assert lake.days("requests", "main") == [JUL1, JUL2]
+    after = con.sql("SELECT * EXCLUDE (site) FROM nasa.requests ORDER BY line_number").df()
+    assert after.equals(before[after.columns]) and len(after) == 2002
+    assert lines_accounted(con, JUL1, JUL2)[0]
+    con.close()
     with pytest.raises(LakeError):
         Lake(tmp_path).write_days(None, "requests", "../etc", None, [])
+
+
+def test_the_lake_defaults_to_a_folder_beside_the_warehouse(monkeypatch, tmp_path):
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    monkeypatch.delenv("NASA_LAKE", raising=False)
+    assert Settings.from_env().lake == str(tmp_path / "lake")
+    monkeypatch.setenv("NASA_LAKE", "none")
+    assert Settings.from_env().lake == ""
 
 
 _INGESTER = """
