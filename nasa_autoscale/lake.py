@@ -11,7 +11,8 @@ day or the new one, never half of either. Writers of different days need no lock
 warehouse keeps the small tables and reads the lake through views (`nasa.requests` ...), so the
 warehouse contract's queries keep working; a query on some days reads only their files.
 
-Without NASA_LAKE the two tables stay in the DuckDB file, as before.
+The default lake is the folder `lake` beside the warehouse file; with NASA_LAKE=none the two
+tables stay in the DuckDB file, as before.
 """
 
 from __future__ import annotations
