@@ -8,11 +8,23 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # The ingest range defaults to the NASA trace; NASA_START_DATE sets another start, and then the
 # range runs to today unless NASA_END_DATE says otherwise (as the daily partitions do).
+# With a sites file (NASA_SITES_PATH, nasa_autoscale/sites.py) a site's range and asset keys are
+# its own: NASA_SITE=<name> runs one site; without it, run, raw, ingest, analysis and ingest-day
+# run for every site of the file in turn.
+ifneq ($(strip $(NASA_SITES_PATH)),)
+SITE_RANGE = $(shell $(BIN)/python -m nasa_autoscale.sites range)
+START ?= $(word 1,$(SITE_RANGE))
+END ?= $(word 2,$(SITE_RANGE))
+KEY = $(word 3,$(SITE_RANGE))/
+EVERY_SITE := $(if $(strip $(NASA_SITE)),,1)
+else
 START ?= $(or $(NASA_START_DATE),1995-07-01)
 END ?= $(or $(NASA_END_DATE),$(if $(NASA_START_DATE),$(shell date +%F),1995-08-31))
+KEY :=
+endif
 DAGSTER := $(BIN)/dagster
 DEFS := -m nasa_autoscale.definitions
-INGEST_ASSETS := requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m
+INGEST_ASSETS = $(KEY)requests,$(KEY)rejected_lines,$(KEY)traffic_1m,$(KEY)traffic_5m,$(KEY)traffic_15m
 # One line per finished step and the assets' own messages; the whole log goes to
 # .dagster_home/last_<target>.log. LOG=debug shows Dagster's whole log instead.
 LOG ?= info
@@ -34,10 +46,16 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-run: install $(DAGSTER_HOME)/dagster.yaml raw ingest analysis  ## install, then materialize the whole graph
+ifeq ($(EVERY_SITE),1)
+run raw ingest analysis ingest-day: install $(DAGSTER_HOME)/dagster.yaml
+	@$(BIN)/python -m nasa_autoscale.sites list | while read -r site first last; do \
+	  echo "== site $$site ($$first .. $$last): make $@"; \
+	  NASA_SITE=$$site $(MAKE) --no-print-directory $@ || exit 1; done
+else
+run: install $(DAGSTER_HOME)/dagster.yaml raw ingest analysis  ## install, then materialize the whole graph (every site of NASA_SITES_PATH)
 
 raw: install $(DAGSTER_HOME)/dagster.yaml  ## the raw log files: data/raw, a download, or a replica
-	$(DAGSTER) asset materialize $(DEFS) --select raw_log_files $(PROGRESS)
+	$(DAGSTER) asset materialize $(DEFS) --select $(KEY)raw_log_files $(PROGRESS)
 
 ingest: install $(DAGSTER_HOME)/dagster.yaml  ## parse every day START..END and build the traffic tables
 	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition-range $(START)...$(END) $(PROGRESS)
@@ -47,6 +65,7 @@ analysis: install $(DAGSTER_HOME)/dagster.yaml  ## events, features, anomalies, 
 
 ingest-day: install $(DAGSTER_HOME)/dagster.yaml  ## one day: make ingest-day DAY=1995-07-13
 	$(DAGSTER) asset materialize $(DEFS) --select $(INGEST_ASSETS) --partition $(DAY) $(PROGRESS)
+endif
 
 # Two test processes (pytest-xdist): the suite's tests are independent (each its own tmp folder,
 # warehouse and ports), and half the wall time on a 2-core machine.
@@ -66,8 +85,11 @@ format: install  ## fix what ruff can fix
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-validate: install $(DAGSTER_HOME)/dagster.yaml  ## dagster definitions validate
-	$(DAGSTER) definitions validate -w workspace.yaml
+# With a sites file, the Dagster UI and validate load a workspace of one code location per site.
+WORKSPACE = $(if $(strip $(NASA_SITES_PATH)),$$($(BIN)/python -m nasa_autoscale.sites workspace $(DAGSTER_HOME)),workspace.yaml)
+
+validate: install $(DAGSTER_HOME)/dagster.yaml  ## dagster definitions validate (every site's code location)
+	$(DAGSTER) definitions validate -w $(WORKSPACE)
 
 aws-export: install  ## a fleet's plan as AWS scheduled actions: make aws-export FLEET=realistic GROUP=web-asg [SHIFT_TO=YYYY-MM-DD]
 	$(BIN)/python -m nasa_autoscale.scaling.aws --group $(or $(GROUP),$(error GROUP= names the Auto Scaling group)) $(if $(FLEET),--fleet $(FLEET)) $(if $(SHIFT_TO),--shift-to $(SHIFT_TO))
@@ -101,7 +123,7 @@ mlflow-ui: install  ## the MLflow UI over data/mlflow.db on http://127.0.0.1:500
 	$(BIN)/mlflow ui --backend-store-uri $(or $(NASA_MLFLOW_URI),sqlite:///data/mlflow.db) -h 127.0.0.1 -p 5000
 
 dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
-	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(DAGSTER) dev -w $(WORKSPACE) -h 127.0.0.1 -p 3000
 
 clean:  ## remove the environment, the Dagster home and the caches (keeps data/)
 	rm -rf $(VENV) $(DAGSTER_HOME) .pytest_cache .ruff_cache .coverage

@@ -215,9 +215,11 @@ class Lake:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def view_sql(self, table: str, columns: list[str]) -> str:
-        """SELECT of a table's contract columns (and `site`) over its files: read_parquet on a
-        local lake; on S3 a pyarrow dataset that register() gives each connection."""
+    def view_sql(self, table: str, columns: list[str], site: str) -> str:
+        """SELECT of a table's contract columns (and `site`) over one site's files: read_parquet
+        on a local lake; on S3 a pyarrow dataset that register() gives each connection. The
+        files of every site bind the view (an empty site still reads as an empty table); the
+        filter on `site` prunes the others' files."""
         if self.local:
             source = (
                 f"read_parquet('{self.glob(table)}', hive_partitioning = true, "
@@ -225,7 +227,7 @@ class Lake:
             )
         else:
             source = f"lake_{table}"
-        return f"SELECT {', '.join(columns)}, site FROM {source}"
+        return f"SELECT {', '.join(columns)}, site FROM {source} WHERE site = '{check_site(site)}'"
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         """S3: each table's files as a pyarrow dataset under the name its view reads (the

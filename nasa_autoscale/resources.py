@@ -18,13 +18,6 @@ from nasa_autoscale.settings import Settings
 _LOCK_WAIT_S = 600
 
 
-# The ingest steps parse inside DuckDB, holding the file for their whole run: they are in this
-# pool, which dagster.yaml limits to one step at a time across runs. The analysis steps are not:
-# they open the file only to read their inputs and to write their tables (DuckDB lets one process
-# at a time open it; connect() waits for it), and compute side by side in between.
-WAREHOUSE_POOL = "duckdb_writer"
-
-
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (NASA_DUCKDB_PATH, default data/warehouse.duckdb)."""
 
@@ -106,6 +99,7 @@ class SettingsResource(dg.ConfigurableResource):
     fleets_path: str
     lake: str
     site: str
+    sites_path: str  # empty: no sites file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -136,6 +130,7 @@ class SettingsResource(dg.ConfigurableResource):
         values = {field.name: getattr(self, field.name) for field in dataclasses.fields(Settings)}
         values.update({name: Path(values[name]) for name in paths | {"reports_dir"}})
         values["events_path"] = Path(self.events_path) if self.events_path else None
+        values["sites_path"] = Path(self.sites_path) if self.sites_path else None
         values["forecast_granularities"] = tuple(self.forecast_granularities)
         return Settings(**values)
 

@@ -5,6 +5,7 @@ Every setting has one environment variable; the README lists them all.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -60,6 +61,7 @@ class Settings:
     lake: str = ""  # NASA_LAKE: where requests and rejected_lines live (lake.py); "": DuckDB
     # (from_env's default: the folder `lake` beside the warehouse file)
     site: str = "main"  # NASA_SITE: this site's name in the lake's partitions
+    sites_path: Path | None = None  # NASA_SITES_PATH: many sites (sites.py); None: this one only
 
     def fleets(self):
         """The fleet profiles by name (scaling.fleets.Fleet), in the file's order."""
@@ -74,8 +76,83 @@ class Settings:
 
         return Calendar.of(traffic, self.test_days, self.validation_days)
 
+    def asset_prefix(self) -> list[str]:
+        """What the site's asset keys start with: its name with a sites file, else nothing."""
+        return [self.site] if self.sites_path is not None else []
+
+    def all_sites(self) -> dict[str, Settings]:
+        """Every site's settings by name: the sites file's (sites.py), else this one site."""
+        if self.sites_path is None:
+            return {self.site: self}
+        from nasa_autoscale.sites import load_sites
+
+        return {name: self.for_site(site) for name, site in load_sites(self.sites_path).items()}
+
+    def for_site(self, site) -> Settings:
+        """These settings for one site of the sites file (sites.Site): its logs, zone, format,
+        events, fleets and dates; its own warehouse, MLflow store, landing folder and reports
+        (`<warehouse folder>/sites/<name>/`, `<reports>/<name>`); the lake is shared."""
+        own_start = bool(site.start_date)
+        start = site.start_date or NASA_FIRST_DAY
+        end = site.end_date or (dt.date.today().isoformat() if own_start else NASA_LAST_DAY)
+        if end < start:
+            raise SettingsError(f"{self.sites_path}: site {site.name!r}: end before start")
+        data, reports, landing = self._roots()
+        home = data / "sites" / site.name
+        return dataclasses.replace(
+            self,
+            site=site.name,
+            raw_dir=site.raw_dir,
+            timezone=site.timezone,
+            log_format=site.log_format,
+            events_path=self.events_path if site.events == "" else site.events,
+            fleets_path=site.fleets or self.fleets_path,
+            start_date=start,
+            end_date=end,
+            open_ended=own_start and not site.end_date,
+            duckdb_path=home / "warehouse.duckdb",
+            mlflow_uri=f"sqlite:///{home / 'mlflow.db'}",
+            mlflow_artifacts=home / "mlruns",
+            landing_dir=landing / site.name,
+            reports_dir=reports / site.name,
+        )
+
+    def _roots(self) -> tuple[Path, Path, Path]:
+        """The folders the sites' own ones are made in (the warehouse's, the reports', the
+        landing one), also from settings that are already a site's (for_site's paths undone)."""
+        own = self.duckdb_path.parent
+        if (
+            self.sites_path is not None
+            and self.duckdb_path.name == "warehouse.duckdb"
+            and own.name == self.site
+            and own.parent.name == "sites"
+            and self.reports_dir.name == self.landing_dir.name == self.site
+        ):
+            return own.parent.parent, self.reports_dir.parent, self.landing_dir.parent
+        return own, self.reports_dir, self.landing_dir
+
     @classmethod
     def from_env(cls) -> Settings:
+        """The environment's settings; with a sites file (NASA_SITES_PATH), those of its site
+        NASA_SITE (default: the file's first)."""
+        base = cls._from_env()
+        if base.sites_path is None:
+            return base
+        from nasa_autoscale.sites import SiteError, load_sites
+
+        try:
+            sites = load_sites(base.sites_path)
+        except SiteError as error:
+            raise SettingsError(str(error)) from None
+        chosen = os.environ.get("NASA_SITE", "").strip() or next(iter(sites))
+        if chosen not in sites:
+            raise SettingsError(
+                f"NASA_SITE={chosen!r} is not a site of {base.sites_path}: {', '.join(sites)}"
+            )
+        return base.for_site(sites[chosen])
+
+    @classmethod
+    def _from_env(cls) -> Settings:
         # A start date of the user's own (any date, 1995-07-01 included) means live logs that run
         # to today unless an end is given; with none, the NASA trace's range, which ends in 1995.
         own_start = bool(os.environ.get("NASA_START_DATE", "").strip())
@@ -114,6 +191,7 @@ class Settings:
             fleets_path=_env_fleets(),
             lake=_env_lake(duckdb_path),
             site=_env_site(),
+            sites_path=_env_sites(),
         )
 
 
@@ -235,6 +313,21 @@ def _env_site() -> str:
         return check_site(os.environ.get("NASA_SITE", "main").strip())
     except LakeError as error:
         raise SettingsError(f"NASA_SITE: {error}") from None
+
+
+def _env_sites() -> Path | None:
+    """NASA_SITES_PATH: a sites file (sites.py), checked whole before anything runs; unset: the
+    environment describes the one site. A site's MLflow store is its own, so NASA_MLFLOW_URI
+    cannot be set beside it."""
+    value = os.environ.get("NASA_SITES_PATH", "").strip()
+    if not value:
+        return None
+    if os.environ.get("NASA_MLFLOW_URI", "").strip():
+        raise SettingsError(
+            "NASA_MLFLOW_URI cannot be set with NASA_SITES_PATH: each site has its own MLflow "
+            "store beside its warehouse (<NASA_DUCKDB_PATH's folder>/sites/<name>/mlflow.db)"
+        )
+    return _env_path("NASA_SITES_PATH", DEFAULT_FLEETS_PATH)
 
 
 def _env_fleets() -> Path:

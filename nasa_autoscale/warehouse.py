@@ -252,7 +252,7 @@ def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake, site: str) -> None:
         con.execute(f"DROP TABLE _shape_{table}")
     lake.register(con)  # S3: the datasets the views read (after the placeholders exist)
     for table in LAKE_TABLES:
-        view = lake.view_sql(table, columns[table])
+        view = lake.view_sql(table, columns[table], site)
         con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.{table} AS {view}")
     con.execute(f"DELETE FROM {SCHEMA}.site WHERE key IN ('lake', 'lake_site')")
     con.execute(f"INSERT INTO {SCHEMA}.site VALUES ('lake', ?), ('lake_site', ?)", [lake.url, site])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,26 @@ def served_warehouse(real_traffic_5m, tmp_path_factory) -> Path:
     put("recommendation", pd.DataFrame({"setting": ["realistic"], "target_servers": [5]}))
     con.close()
     return path
+
+
+@pytest.fixture
+def s3_lake(monkeypatch):
+    """An S3 API on loopback (moto's server mode) with a new bucket: the lake's URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for name, value in {
+        "NASA_S3_ENDPOINT": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"  # moto keeps its buckets for the whole process
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}/sites"
+    server.stop()

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -180,29 +179,6 @@ def test_two_processes_ingest_two_days_at_once_with_every_line_accounted(tmp_pat
     ingest_days(single, [tmp_path / "a.log", tmp_path / "b.log"], JUL1, JUL2, "real")
     assert single.sql("SELECT count(*) FROM nasa.requests").fetchall()[0][0] == both == 2003
     single.close()
-
-
-@pytest.fixture
-def s3_lake(monkeypatch):
-    """An S3 API on loopback (moto's server mode) with a new bucket: the lake's URL."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for name, value in {
-        "NASA_S3_ENDPOINT": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    bucket = f"lake-{uuid.uuid4().hex[:12]}"  # moto keeps its buckets for the whole process
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
-    yield f"s3://{bucket}/sites"
-    server.stop()
 
 
 def test_a_lake_on_an_s3_endpoint_holds_the_days_and_reads_back(tmp_path, sample_2k, s3_lake):

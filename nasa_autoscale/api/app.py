@@ -160,8 +160,9 @@ def _records(frame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
-def _last_materializations(assets: list[str]) -> dict[str, str | None]:
-    """When Dagster last materialized each asset (DAGSTER_HOME's run storage), if known."""
+def _last_materializations(assets: list[str], prefix: list[str]) -> dict[str, str | None]:
+    """When Dagster last materialized each asset (DAGSTER_HOME's run storage), if known; the
+    keys start with `prefix` (Settings.asset_prefix)."""
     if not os.environ.get("DAGSTER_HOME"):
         return {}
     try:
@@ -172,7 +173,7 @@ def _last_materializations(assets: list[str]) -> dict[str, str | None]:
         instance = dg.DagsterInstance.get()
         out = {}
         for asset in assets:
-            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            event = instance.get_latest_materialization_event(dg.AssetKey([*prefix, asset]))
             when = None if event is None else dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
             out[asset] = when and when.isoformat()
         return out
@@ -209,8 +210,56 @@ def create_app(
     settings: Settings | None = None,
     api_keys: tuple[str, ...] | None = None,
 ) -> FastAPI:
+    """The API of the one site, or with a sites file of several (NASA_SITES_PATH), the sites'
+    APIs under /sites/<name>/ with /sites and /health (every site's) at the root."""
     settings = settings or Settings.from_env()  # the API's entry point: read once, here
     keys = api_keys_from_env() if api_keys is None else api_keys
+    sites = settings.all_sites() if duckdb_path is None else {settings.site: settings}
+    one = len(sites) == 1
+    app = site_app(next(iter(sites.values())), duckdb_path) if one else sites_app(sites)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(ApiKeyAuth, keys=keys)  # the outermost: no key, nothing else runs
+    return app
+
+
+def sites_app(sites: dict[str, Settings]) -> FastAPI:
+    """Every site's API mounted at /sites/<name>/ (the same endpoints as a one-site API);
+    /sites lists them, /health gives each one's health."""
+    app = FastAPI(
+        title="nasa_autoscale API (sites)",
+        description="One API per site under /sites/<name>/ (its /docs there); /health: every "
+        "site's health.",
+        version="1.0",
+    )
+    apps = {name: site_app(settings) for name, settings in sites.items()}
+
+    @app.get("/sites", summary="The sites, their dates and their API's root")
+    def site_list():
+        return [
+            {
+                "site": name,
+                "first_day": settings.start_date,
+                "last_day": settings.end_date,
+                "live": settings.open_ended,
+                "api": f"/sites/{name}/",
+            }
+            for name, settings in sites.items()
+        ]
+
+    @app.get("/health", summary="Every site's health (as /sites/<name>/health gives it)")
+    def health():
+        each = {name: site.state.health() for name, site in apps.items()}
+        states = {body["status"] for body in each.values()}
+        status = "ok" if states == {"ok"} else "degraded" if "degraded" in states else "stale"
+        return {"status": status, "sites": each}
+
+    for name, site in apps.items():
+        app.mount(f"/sites/{name}", site)
+    return app
+
+
+def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
+    """One site's endpoints (no authentication of its own: create_app wraps it)."""
     path = Path(duckdb_path or settings.duckdb_path)
     fleets = settings.fleets()  # checked whole when the settings were read
     fleet_rules = rules_of(fleets)
@@ -234,7 +283,7 @@ def create_app(
         return rows
 
     app = FastAPI(
-        title="nasa_autoscale API",
+        title=f"nasa_autoscale API: site {settings.site}",
         description="Forecasts, model metrics, cost report and scaling recommendations from the "
         "materialized warehouse. Read-only: materialize the assets (make run) to refresh.",
         version="1.0",
@@ -471,11 +520,11 @@ def create_app(
                 "mlflow_store": settings.mlflow_uri,
                 "mlflow_store_exists": Path(mlflow_db).exists(),
             },
-            "last_materialization": _last_materializations(TABLE_ASSETS),
+            "last_materialization": _last_materializations(TABLE_ASSETS, settings.asset_prefix()),
+            "site": settings.site,
         }
 
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    app.add_middleware(ApiKeyAuth, keys=keys)  # the outermost: no key, nothing else runs
+    app.state.health = health
     return app
 
 

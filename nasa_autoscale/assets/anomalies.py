@@ -12,6 +12,7 @@ from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import read_events
 from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.ingest.traffic import whole_days
+from nasa_autoscale.partitions import SITE_PREFIX, key, keys
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import data_source, replace_table
 
@@ -22,7 +23,8 @@ INJECTION_INPUTS = ["traffic_5m", "traffic_1m", "model_metrics", "special_events
 
 
 @dg.asset(
-    deps=["traffic_5m", special_events],
+    key_prefix=SITE_PREFIX,
+    deps=keys(["traffic_5m", special_events]),
     group_name=GROUP,
     description=(
         "Per 5-minute bucket: 3-sigma flag on the residual from a robust seasonal baseline, "
@@ -59,8 +61,8 @@ def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "anomaly_injection",
-            deps=INJECTION_INPUTS,
+            key("anomaly_injection"),
+            deps=keys(INJECTION_INPUTS),
             group_name=GROUP,
             description=(
                 "What the anomaly flags are worth: spikes, dips, level shifts and outages of "
@@ -72,8 +74,8 @@ def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
             ),
         ),
         dg.AssetSpec(
-            "anomaly_flags",
-            deps=INJECTION_INPUTS,
+            key("anomaly_flags"),
+            deps=keys(INJECTION_INPUTS),
             group_name=GROUP,
             description=(
                 "The spike flags of the detector anomaly_injection chose on validation, on the "
@@ -107,7 +109,7 @@ def anomaly_injection(
         replace_table(con, "anomaly_flags", flags)
     report = write_injection_report(table, chosen, source, config.reports_dir)
     yield dg.MaterializeResult(
-        asset_key="anomaly_injection",
+        asset_key=key("anomaly_injection"),
         metadata={
             "data_source": source,
             "dagster/row_count": len(table),
@@ -116,7 +118,7 @@ def anomaly_injection(
         },
     )
     yield dg.MaterializeResult(
-        asset_key="anomaly_flags",
+        asset_key=key("anomaly_flags"),
         metadata={
             "data_source": source,
             "dagster/row_count": len(flags),

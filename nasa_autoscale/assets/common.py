@@ -6,6 +6,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from nasa_autoscale.partitions import key
+
 PREVIEW_ROWS = 10
 
 
@@ -32,7 +34,7 @@ def history_too_short(
             replace_table(con, table, empty_frame(columns))
     return [
         dg.MaterializeResult(
-            asset_key=table,
+            asset_key=key(table),
             metadata={"data_source": source, "dagster/row_count": 0, "skipped": reason, **metadata},
         )
         for table in tables

@@ -17,7 +17,7 @@ from nasa_autoscale.forecasting.next import (
     selected_row,
 )
 from nasa_autoscale.ingest.traffic import whole_days
-from nasa_autoscale.partitions import daily_partitions, partition_days
+from nasa_autoscale.partitions import SITE_PREFIX, daily_partitions, key, keys, partition_days
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
 from nasa_autoscale.scaling.fleets import rules_of
@@ -52,8 +52,9 @@ def _append(con, table: str, column: str, low, high, frame: pd.DataFrame) -> Non
 
 
 @dg.asset(
+    key_prefix=SITE_PREFIX,
     partitions_def=daily_partitions,
-    deps=["traffic_5m", "traffic_1m", "model_metrics", "special_events"],
+    deps=keys(["traffic_5m", "traffic_1m", "model_metrics", "special_events"]),
     group_name=GROUP,
     backfill_policy=dg.BackfillPolicy.single_run(),
     description=(
@@ -118,14 +119,15 @@ def _figures(row: pd.Series) -> dict:
 
 
 @dg.asset(
+    key_prefix=SITE_PREFIX,
     partitions_def=daily_partitions,
-    deps=["traffic_5m", "traffic_1m", "daily_forecasts", "cost_report", "model_metrics"],
+    deps=keys(["traffic_5m", "traffic_1m", "daily_forecasts", "cost_report", "model_metrics"]),
     group_name=GROUP,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec(
             "day_ahead_drift",
-            asset="forecast_scores",
+            asset=key("forecast_scores"),
             description="Each day's RMSE within 1.5x the benchmark's day-ahead RMSE of the "
             "deployed model (a warning: the traffic has moved away from what it was chosen on).",
         )

@@ -7,6 +7,7 @@ from nasa_autoscale.features.build import build_features, feature_names
 from nasa_autoscale.features.checks import lag_check
 from nasa_autoscale.features.events import load_events, read_events
 from nasa_autoscale.ingest.traffic import GRANULARITIES, local_buckets
+from nasa_autoscale.partitions import SITE_PREFIX, key, keys
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import data_source, replace_table
 
@@ -14,6 +15,7 @@ GROUP = "features"
 
 
 @dg.asset(
+    key_prefix=SITE_PREFIX,
     group_name=GROUP,
     description=(
         "Dated special events (holidays, launches, landings, missions, anniversaries, outages, "
@@ -41,8 +43,8 @@ def special_events(warehouse: WarehouseResource, settings: SettingsResource):
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            f"features_{name}",
-            deps=[f"traffic_{name}", special_events],
+            key(f"features_{name}"),
+            deps=keys([f"traffic_{name}", special_events]),
             group_name=GROUP,
             description=(
                 f"About 85 leakage-free features per {minutes}-minute bucket (time, lag, rolling, "
@@ -63,7 +65,7 @@ def feature_tables(warehouse: WarehouseResource):
             frame = build_features(con, buckets, events, minutes)
             rows = replace_table(con, table, frame)
             yield dg.MaterializeResult(
-                asset_key=table,
+                asset_key=key(table),
                 metadata={
                     "data_source": source,
                     "dagster/row_count": rows,
@@ -78,7 +80,7 @@ def feature_tables(warehouse: WarehouseResource):
     specs=[
         dg.AssetCheckSpec(
             "missing_stays_missing",
-            asset=f"features_{name}",
+            asset=key(f"features_{name}"),
             description="lag_1 is NULL exactly where the bucket before is missing; no target "
             "where the bucket is missing.",
         )
@@ -90,7 +92,7 @@ def missing_stays_missing(warehouse: WarehouseResource):
         for name, minutes in GRANULARITIES.items():
             passed, metadata = lag_check(con, f"features_{name}", local_buckets(con, minutes))
             yield dg.AssetCheckResult(
-                asset_key=f"features_{name}",
+                asset_key=key(f"features_{name}"),
                 check_name="missing_stays_missing",
                 passed=passed,
                 metadata=metadata,

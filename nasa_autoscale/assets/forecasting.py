@@ -11,11 +11,12 @@ from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import read_events
 from nasa_autoscale.forecasting.backtest import FORECAST_COLUMNS, METRIC_COLUMNS
 from nasa_autoscale.forecasting.deploy import refit_day
-from nasa_autoscale.forecasting.next import NoSelectedModel
+from nasa_autoscale.forecasting.next import HistoryTooShort, NoSelectedModel
 from nasa_autoscale.forecasting.next import forecast_next as next_day
 from nasa_autoscale.forecasting.report import write_reports, write_skipped_report
 from nasa_autoscale.forecasting.tracking import run_benchmark
 from nasa_autoscale.ingest.traffic import GRANULARITIES, whole_days
+from nasa_autoscale.partitions import SITE_PREFIX, key, keys
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.warehouse import data_source, replace_table
 from nasa_autoscale.yardsticks import yardsticks_for
@@ -27,8 +28,8 @@ FORECAST_TABLES = {"forecasts": FORECAST_COLUMNS, "model_metrics": METRIC_COLUMN
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "forecasts",
-            deps=[*(f"traffic_{g}" for g in GRANULARITIES), special_events],
+            key("forecasts"),
+            deps=keys([*(f"traffic_{g}" for g in GRANULARITIES), special_events]),
             group_name=GROUP,
             description=(
                 "Every model's forecasts of the test window (the last NASA_TEST_DAYS whole days) "
@@ -37,8 +38,8 @@ FORECAST_TABLES = {"forecasts": FORECAST_COLUMNS, "model_metrics": METRIC_COLUMN
             ),
         ),
         dg.AssetSpec(
-            "model_metrics",
-            deps=[*(f"traffic_{g}" for g in GRANULARITIES), special_events],
+            key("model_metrics"),
+            deps=keys([*(f"traffic_{g}" for g in GRANULARITIES), special_events]),
             group_name=GROUP,
             description="RMSE, MAE, MAPE, MASE, interval coverage and n per model x granularity x "
             "protocol, with the MLflow run id; reports/benchmark.md and benchmark_results.csv.",
@@ -79,7 +80,7 @@ def benchmark_models(
         replace_table(con, "model_metrics", result.metrics)
     report = write_reports(result, traffic, source, config.reports_dir, calendar, yardsticks)
     yield dg.MaterializeResult(
-        asset_key="forecasts",
+        asset_key=key("forecasts"),
         metadata={
             "data_source": source,
             "dagster/row_count": len(result.forecasts),
@@ -92,7 +93,7 @@ def benchmark_models(
         index="model", columns="protocol", values="rmse"
     )
     yield dg.MaterializeResult(
-        asset_key="model_metrics",
+        asset_key=key("model_metrics"),
         metadata={
             "data_source": source,
             "dagster/row_count": len(metrics),
@@ -104,7 +105,8 @@ def benchmark_models(
 
 
 @dg.asset(
-    deps=["model_metrics", "traffic_5m", "traffic_1m", special_events],  # + the registry
+    key_prefix=SITE_PREFIX,
+    deps=keys(["model_metrics", "traffic_5m", "traffic_1m", special_events]),  # + the registry
     group_name=GROUP,
     description=(
         "The next 24 hours after the data ends, per 5-minute bucket with an 80% interval, from "
@@ -131,7 +133,7 @@ def forecast_next(
         calendar = config.calendar(traffic)
         try:
             choice = deployed_choice(con, calendar, mlflow.tracking_uri, context.log.warning)
-        except NoSelectedModel as error:
+        except (NoSelectedModel, HistoryTooShort) as error:
             raise dg.Failure(str(error)) from None
     if not calendar.enough:
         context.log.warning(choice.chosen_by)
@@ -140,14 +142,17 @@ def forecast_next(
     origin = known[-1] + pd.Timedelta(minutes=5)
     anchor = dt.date.fromisoformat(config.start_date)
     refit = pd.Timestamp(refit_day(origin.date(), anchor, config.refit_days))
-    forecast = next_day(
-        traffic,
-        5,
-        choice.build(5, refit - pd.Timedelta(minutes=5)),
-        calibration=choice.calibration,
-        events=events,
-        fit_before=refit,
-    )
+    try:
+        forecast = next_day(
+            traffic,
+            5,
+            choice.build(5, refit - pd.Timedelta(minutes=5)),
+            calibration=choice.calibration,
+            events=events,
+            fit_before=refit,
+        )
+    except HistoryTooShort as error:
+        raise dg.Failure(str(error)) from None
     forecast.insert(1, "granularity", "5m")
     forecast["made_at"] = pd.Timestamp.now("UTC").tz_localize(None)  # which refresh, for the API
     with warehouse.connect() as con:

@@ -7,8 +7,15 @@ from nasa_autoscale.ingest import checks
 from nasa_autoscale.ingest.download import locate_logs
 from nasa_autoscale.ingest.partition import ingest_partition
 from nasa_autoscale.ingest.traffic import GRANULARITIES, write_traffic
-from nasa_autoscale.partitions import daily_partitions, partition_days
-from nasa_autoscale.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
+from nasa_autoscale.partitions import (
+    SITE_PREFIX,
+    WAREHOUSE_POOL,
+    daily_partitions,
+    key,
+    keys,
+    partition_days,
+)
+from nasa_autoscale.resources import SettingsResource, WarehouseResource
 from nasa_autoscale.settings import current as current_settings
 from nasa_autoscale.warehouse import SCHEMA, data_source
 
@@ -16,6 +23,7 @@ GROUP = "ingest"
 
 
 @dg.asset(
+    key_prefix=SITE_PREFIX,
     group_name=GROUP,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5),  # downloads fail transiently
     description=(
@@ -45,8 +53,8 @@ def raw_log_files(context: dg.AssetExecutionContext, settings: SettingsResource)
     pool=None if current_settings().lake else WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
-            "requests",
-            deps=[raw_log_files],
+            key("requests"),
+            deps=keys([raw_log_files]),
             group_name=GROUP,
             description=(
                 "One row per parsed log line: ts in the site's local time (NASA_TIMEZONE), ts_utc "
@@ -54,8 +62,8 @@ def raw_log_files(context: dg.AssetExecutionContext, settings: SettingsResource)
             ),
         ),
         dg.AssetSpec(
-            "rejected_lines",
-            deps=[raw_log_files],
+            key("rejected_lines"),
+            deps=keys([raw_log_files]),
             group_name=GROUP,
             description="Lines that are not requests, with file, line number, raw text and reason.",
         ),
@@ -63,7 +71,7 @@ def raw_log_files(context: dg.AssetExecutionContext, settings: SettingsResource)
     check_specs=[
         dg.AssetCheckSpec(
             "lines_accounted",
-            asset="requests",
+            asset=key("requests"),
             description=(
                 "Rows stored in requests + rejected_lines = lines read, per file and day and per "
                 "whole file; no line twice."
@@ -117,7 +125,7 @@ def parsed_log_lines(
         "time_zone": summary.zone or "unchanged",
     }
     yield dg.MaterializeResult(
-        asset_key="requests",
+        asset_key=key("requests"),
         metadata={
             **common,
             "dagster/row_count": summary.requests,
@@ -129,7 +137,7 @@ def parsed_log_lines(
         },
     )
     yield dg.MaterializeResult(
-        asset_key="rejected_lines",
+        asset_key=key("rejected_lines"),
         metadata={
             **common,
             "dagster/row_count": summary.rejected,
@@ -137,21 +145,24 @@ def parsed_log_lines(
         },
     )
     yield dg.AssetCheckResult(
-        asset_key="requests", check_name="lines_accounted", passed=passed, metadata=check_metadata
+        asset_key=key("requests"),
+        check_name="lines_accounted",
+        passed=passed,
+        metadata=check_metadata,
     )
 
 
 _TRAFFIC_CHECKS = [
     dg.AssetCheckSpec(
         "buckets_complete",
-        asset=f"traffic_{name}",
+        asset=key(f"traffic_{name}"),
         description="Every bucket once; missing buckets NULL, never 0.",
     )
     for name in GRANULARITIES
 ] + [
     dg.AssetCheckSpec(
         "matches_reference",
-        asset="traffic_5m",
+        asset=key("traffic_5m"),
         description=(
             "NASA trace only: 5-minute counts equal the reference per-second series summed into "
             "5-minute buckets (data/reference), bucket for bucket."
@@ -164,11 +175,11 @@ _TRAFFIC_CHECKS = [
     pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
-            f"traffic_{name}",
+            key(f"traffic_{name}"),
             # A quiet run that crosses midnight is judged with the neighbouring days' requests.
             deps=[
                 dg.AssetDep(
-                    "requests",
+                    key("requests"),
                     partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=1),
                 )
             ],
@@ -202,7 +213,7 @@ def traffic_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                 [first_day, last_day],
             ).df()
             yield dg.MaterializeResult(
-                asset_key=table,
+                asset_key=key(table),
                 metadata={
                     "data_source": source,
                     "days": f"{first_day} .. {last_day}",
@@ -215,12 +226,15 @@ def traffic_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             )
             passed, metadata = checks.buckets_complete(con, table, minutes, first_day, last_day)
             yield dg.AssetCheckResult(
-                asset_key=table, check_name="buckets_complete", passed=passed, metadata=metadata
+                asset_key=key(table),
+                check_name="buckets_complete",
+                passed=passed,
+                metadata=metadata,
             )
         outcome = checks.matches_reference(con, first_day, last_day)
     passed, metadata = outcome or (True, {"skipped": "not the NASA trace: no reference to compare"})
     yield dg.AssetCheckResult(
-        asset_key="traffic_5m",
+        asset_key=key("traffic_5m"),
         check_name="matches_reference",
         passed=passed,
         metadata=metadata,

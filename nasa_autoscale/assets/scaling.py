@@ -10,6 +10,7 @@ from nasa_autoscale.assets.common import figure, history_too_short, preview
 from nasa_autoscale.assets.features import special_events
 from nasa_autoscale.features.events import read_events
 from nasa_autoscale.ingest.traffic import whole_days
+from nasa_autoscale.partitions import SITE_PREFIX, key, keys
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
 from nasa_autoscale.scaling.fleets import rules_of
@@ -58,7 +59,8 @@ def _deployment_inputs(warehouse: WarehouseResource, config):
 
 
 @dg.asset(
-    deps=["traffic_5m", "traffic_1m", special_events, "model_metrics"],
+    key_prefix=SITE_PREFIX,
+    deps=keys(["traffic_5m", "traffic_1m", special_events, "model_metrics"]),
     group_name=GROUP,
     description=(
         "The forecasts the predictive policies act on: LightGBM direct, an origin at every "
@@ -111,8 +113,8 @@ def scaling_forecasts(
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "scaling_decisions",
-            deps=SWEEP_INPUTS,
+            key("scaling_decisions"),
+            deps=keys(SWEEP_INPUTS),
             group_name=GROUP,
             description=(
                 "Per fleet x policy x bucket of its decision interval over the test window: "
@@ -122,8 +124,8 @@ def scaling_forecasts(
             ),
         ),
         dg.AssetSpec(
-            "cost_report",
-            deps=SWEEP_INPUTS,
+            key("cost_report"),
+            deps=keys(SWEEP_INPUTS),
             group_name=GROUP,
             description=(
                 "Per setting x policy: cost, % above the hindsight optimum, dropped and "
@@ -156,7 +158,7 @@ def policy_sweep(
         cost_report, tuning, {"sweep_s": elapsed}, source, config.reports_dir, calendar, yardsticks
     )
     yield dg.MaterializeResult(
-        asset_key="scaling_decisions",
+        asset_key=key("scaling_decisions"),
         metadata={
             "data_source": source,
             "dagster/row_count": len(decisions),
@@ -167,7 +169,7 @@ def policy_sweep(
         ["setting", "policy", "cost", "pct_above_optimal", "dropped_fraction", "scaling_actions"]
     ].round(4)
     yield dg.MaterializeResult(
-        asset_key="cost_report",
+        asset_key=key("cost_report"),
         metadata={
             "data_source": source,
             "dagster/row_count": len(cost_report),
@@ -182,7 +184,8 @@ def policy_sweep(
 
 
 @dg.asset(
-    deps=SWEEP_INPUTS,
+    key_prefix=SITE_PREFIX,
+    deps=keys(SWEEP_INPUTS),
     group_name=GROUP,
     description=(
         "Per fleet that asks for it (NASA: realistic) x capacity (0.5 / 1 / 2.5 x its own) x "
@@ -222,7 +225,8 @@ def cost_robustness(
 
 
 @dg.asset(
-    deps=DEPLOYMENT_INPUTS,
+    key_prefix=SITE_PREFIX,
+    deps=keys(DEPLOYMENT_INPUTS),
     group_name=GROUP,
     description=(
         "Per setting: the server count for the first bucket after the data ends, from the policy "
@@ -253,7 +257,8 @@ def recommendation(warehouse: WarehouseResource, settings: SettingsResource):
 
 
 @dg.asset(
-    deps=DEPLOYMENT_INPUTS,
+    key_prefix=SITE_PREFIX,
+    deps=keys(DEPLOYMENT_INPUTS),
     group_name=GROUP,
     description=(
         "Per fleet: servers per decision interval for the day forecast_next covers, from the "

@@ -59,6 +59,13 @@ def data_source(path: str) -> str:
         return warehouse.data_source(con)
 
 
+def site_settings() -> Settings:
+    """The settings of the site the sidebar shows (a sites file's, NASA_SITES_PATH), else of the
+    one site; the dashboard is an entry point: each rerun reads the environment."""
+    sites = Settings.from_env().all_sites()
+    return sites.get(st.session_state.get("site"), next(iter(sites.values())))
+
+
 def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The test window of the data (the forecasting calendar, read from traffic_5m)."""
     requests = query(
@@ -72,7 +79,7 @@ def test_window(path: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     )
     series = requests.drop_duplicates("bucket_start").set_index("bucket_start")["requests"]
     # the dashboard is an entry point: each rerun reads the environment, as its start does
-    calendar = Settings.from_env().calendar(series.reindex(grid).astype(float))
+    calendar = site_settings().calendar(series.reindex(grid).astype(float))
     return calendar.test_start, calendar.test_end
 
 
@@ -102,7 +109,7 @@ def tomorrow_page(path: str):
     try:
         # one row per day: the forecast's score is the same in every fleet's row, so the
         # default fleet's (a fleet name is letters, digits and '_': safe to inline)
-        fleet = plan_fleet(Settings.from_env().fleets())
+        fleet = plan_fleet(site_settings().fleets())
         scores = query(
             path,
             f"SELECT * FROM {SCHEMA}.forecast_scores "
@@ -345,7 +352,7 @@ def scaling_page(path: str):
         "demand before t and forecasts made at t; the optimum knows everything."
     )
     report = query(path, f"SELECT setting, policy, params, selected FROM {SCHEMA}.cost_report")
-    fleets = Settings.from_env().fleets()
+    fleets = site_settings().fleets()
     with st.sidebar:
         st.subheader("Fleet")
         names = list(fleets)
@@ -467,7 +474,10 @@ def benchmarks_page(path: str):
 def main():
     st.set_page_config(page_title="nasa_autoscale", layout="wide")
     st.title("nasa_autoscale")
-    path = str(Settings.from_env().duckdb_path)
+    sites = list(Settings.from_env().all_sites())
+    if len(sites) > 1:  # a sites file: which site's warehouse every page reads
+        st.sidebar.selectbox("site", sites, key="site")
+    path = str(site_settings().duckdb_path)
     page = st.sidebar.radio("page", PAGES)
     pages = {
         "Tomorrow": tomorrow_page,

@@ -125,6 +125,10 @@ def _same_slot_forecast(model, traffic, plan, point) -> pd.DataFrame:
     return frame
 
 
+class HistoryTooShort(ValueError):
+    """Too little data for any forecast; the message says how much more is needed."""
+
+
 class SeasonalNaive(Forecaster):
     """The value one period (a day or a week) earlier: the latest same-slot value known at the
     origin, stepping back further past missing buckets."""
@@ -138,6 +142,12 @@ class SeasonalNaive(Forecaster):
         self.period = self.period_days * 24 * 60 // minutes
         y = train["requests"].astype(float)
         errors = (y - y.shift(self.period)).dropna()
+        if errors.empty:  # a sparse log: no bucket with data a period after another one
+            raise HistoryTooShort(
+                f"{self.name}: no {minutes}-minute bucket has data both on a day and "
+                f"{self.period_days} day(s) before it, so its errors cannot be measured; "
+                "ingest more days of logs"
+            )
         self.quantiles = np.quantile(errors, INTERVAL)
         return self
 

@@ -11,7 +11,7 @@ import pandas as pd
 from nasa_autoscale.forecasting import registry
 from nasa_autoscale.forecasting.backtest import horizon_ladder
 from nasa_autoscale.forecasting.calibrate import Calibration
-from nasa_autoscale.forecasting.models import Forecaster
+from nasa_autoscale.forecasting.models import Forecaster, HistoryTooShort
 
 SELECTED_COLUMNS = ["model", "validation_rmse", "rmse", "params", "calibration"]
 
@@ -91,10 +91,6 @@ def choose(selected: pd.DataFrame, calendar) -> Choice:
 
 
 MIN_DAYS = 2  # a seasonal naive day model needs a day to copy and a day to measure its errors
-
-
-class HistoryTooShort(ValueError):
-    """Too little data for any forecast; the message says how much more is needed."""
 
 
 def fallback_model(calendar) -> str:
