@@ -30,7 +30,7 @@ INGEST_ASSETS = $(KEY)requests,$(KEY)rejected_lines,$(KEY)traffic_1m,$(KEY)traff
 LOG ?= info
 PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
-.PHONY: aws-export help install run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-backfill api dashboard recover mlflow-ui dev clean
+.PHONY: aws-export help install run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-history bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -108,6 +108,9 @@ bench-scaling: install  ## policy sweep + hindsight optimum time (after make run
 
 bench-daily: install $(DAGSTER_HOME)/dagster.yaml  ## one daily refresh (ingest a day + daily_refresh_job, after make run) -> reports/bench_daily.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.daily $(if $(DAY),--day $(DAY))
+
+bench-history: install  ## make run and the daily path on 2, 6 and 12 months of the trace repeated -> reports/bench_history.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.history $(if $(MONTHS),--months $(MONTHS))
 
 bench-backfill: install  ## full ingest backfill as weekly runs, 1 vs 2 at a time -> reports/bench_backfill.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.backfill

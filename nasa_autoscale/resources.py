@@ -96,6 +96,7 @@ class SettingsResource(dg.ConfigurableResource):
     forecast_granularities: list[str]
     stale_after_hours: float
     refit_days: int
+    history_days: int
     fleets_path: str
     lake: str
     site: str

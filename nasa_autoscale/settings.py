@@ -57,6 +57,9 @@ class Settings:
     forecast_granularities: tuple[str, ...] = GRANULARITY_NAMES  # what the benchmark forecasts
     stale_after_hours: float = 26.0  # a live site's newest data older than this is stale
     refit_days: int = 7  # the deployed model is refitted every this many days from start_date
+    # the analysis reads the last this many days of traffic (13 weeks): its cost stops growing
+    # with the history; NASA's 62 days are read whole
+    history_days: int = 91
     fleets_path: Path = DEFAULT_FLEETS_PATH  # the fleet profiles (scaling/fleets.py)
     lake: str = ""  # NASA_LAKE: where requests and rejected_lines live (lake.py); "": DuckDB
     # (from_env's default: the folder `lake` beside the warehouse file)
@@ -188,6 +191,7 @@ class Settings:
             forecast_granularities=_env_granularities(),
             stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),
             refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 3660, integer=True)),
+            history_days=_env_history_days(),
             fleets_path=_env_fleets(),
             lake=_env_lake(duckdb_path),
             site=_env_site(),
@@ -313,6 +317,20 @@ def _env_site() -> str:
         return check_site(os.environ.get("NASA_SITE", "main").strip())
     except LakeError as error:
         raise SettingsError(f"NASA_SITE: {error}") from None
+
+
+def _env_history_days() -> int:
+    """NASA_HISTORY_DAYS: how many of the last days the analysis reads (default 91); it must
+    hold the test and validation windows and two weeks to train on."""
+    days = int(_env_number("NASA_HISTORY_DAYS", 91, 1, 36600, integer=True))
+    test = int(_env_number("NASA_TEST_DAYS", 9, 1, 366, integer=True))
+    validation = int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True))
+    if days < test + validation + 14:
+        raise SettingsError(
+            f"NASA_HISTORY_DAYS={days} is too short: the test ({test}) and validation "
+            f"({validation}) days and 14 days to train on need {test + validation + 14}"
+        )
+    return days
 
 
 def _env_sites() -> Path | None:

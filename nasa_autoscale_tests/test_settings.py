@@ -132,3 +132,11 @@ def test_loading_the_definitions_reads_the_environment_once():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_the_history_window_must_hold_the_test_and_validation_days(monkeypatch):
+    monkeypatch.setenv("NASA_HISTORY_DAYS", "29")
+    with pytest.raises(SettingsError, match="NASA_HISTORY_DAYS=29 is too short.*need 30"):
+        Settings.from_env()
+    monkeypatch.setenv("NASA_HISTORY_DAYS", "30")
+    assert Settings.from_env().history_days == 30

@@ -37,7 +37,7 @@ def anomalies_5m(warehouse: WarehouseResource, settings: SettingsResource):
     config = settings.get()
     with warehouse.connect() as con:
         source = data_source(con)
-        traffic = whole_days(con, 5, detail=False)
+        traffic = whole_days(con, 5, detail=False, days=config.history_days)
         events = read_events(con)
     anomalies = detect_anomalies(traffic, 5)
     with warehouse.connect() as con:
@@ -92,7 +92,7 @@ def anomaly_injection(
     config = settings.get()
     with warehouse.connect() as con:
         source = data_source(con)
-        traffic = whole_days(con, 5)
+        traffic = whole_days(con, 5, days=config.history_days)
         selected = selected_row(con, "one_step")
         events = read_events(con)
     indexed = traffic.set_index("bucket_start")

@@ -76,7 +76,9 @@ def daily_forecasts(
     first, last = partition_days(context)
     try:
         with warehouse.connect() as con:
-            traffic = whole_days(con, 5).set_index("bucket_start")
+            # the history a forecast of the last day's next day reads, and no later day
+            span = config.history_days + (last - first).days
+            traffic = whole_days(con, 5, days=span, through=last).set_index("bucket_start")
             events = read_events(con)
             calendar = config.calendar(traffic)
             choice = deployed_choice(con, calendar, mlflow.tracking_uri, context.log.warning)
@@ -145,11 +147,16 @@ def forecast_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource
 ):
     first, last = partition_days(context)
-    fleets = rules_of(settings.get().fleets())
+    config = settings.get()
+    fleets = rules_of(config.fleets())
+    span = config.history_days + (last - first).days
     with warehouse.connect() as con:
-        traffic = whole_days(con, 5, detail=False).set_index("bucket_start")
+        traffic = whole_days(con, 5, detail=False, days=span, through=last)
+        traffic = traffic.set_index("bucket_start")
         finer = {  # a fleet deciding every minute prices its plan on the day's minutes
-            m: whole_days(con, m, detail=False).set_index("bucket_start")["requests"].astype(float)
+            m: whole_days(con, m, detail=False, days=span, through=last)
+            .set_index("bucket_start")["requests"]
+            .astype(float)
             for m in decision_minutes(fleets) - {5}
         }
         forecasts = read(

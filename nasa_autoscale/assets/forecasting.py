@@ -57,7 +57,8 @@ def benchmark_models(
         source, yardsticks = data_source(con), yardsticks_for(con)
         events = read_events(con)
         traffic = {
-            g: whole_days(con, m).set_index("bucket_start") for g, m in GRANULARITIES.items()
+            g: whole_days(con, m, days=config.history_days).set_index("bucket_start")
+            for g, m in GRANULARITIES.items()
         }
     calendar = config.calendar(traffic["5m"])
     if not calendar.enough:
@@ -128,7 +129,7 @@ def forecast_next(
     config = settings.get()
     with warehouse.connect() as con:
         source = data_source(con)
-        traffic = whole_days(con, 5).set_index("bucket_start")
+        traffic = whole_days(con, 5, days=config.history_days).set_index("bucket_start")
         events = read_events(con)
         calendar = config.calendar(traffic)
         try:

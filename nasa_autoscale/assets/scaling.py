@@ -43,7 +43,7 @@ def _sweep_inputs(warehouse: WarehouseResource, config):
     """(data source, yardsticks, (requests, scaling forecasts, anomaly flags), calendar)."""
     with warehouse.connect() as con:
         source, yardsticks = data_source(con), yardsticks_for(con)
-        inputs = load_inputs(con, decision_minutes(rules_of(config.fleets())))
+        inputs = load_inputs(con, decision_minutes(rules_of(config.fleets())), config.history_days)
     return source, yardsticks, inputs, config.calendar(inputs[0])
 
 
@@ -52,7 +52,7 @@ def _deployment_inputs(warehouse: WarehouseResource, config):
     recommendation and the provisioning plan read."""
     with warehouse.connect() as con:
         source = data_source(con)
-        inputs = load_inputs(con, decision_minutes(rules_of(config.fleets())))
+        inputs = load_inputs(con, decision_minutes(rules_of(config.fleets())), config.history_days)
         cost_report = read(con, f"SELECT * FROM {SCHEMA}.cost_report")
         upcoming = read(con, f"SELECT * FROM {SCHEMA}.forecast_next ORDER BY bucket_start")
     return source, inputs, cost_report, upcoming, config.calendar(inputs[0])
@@ -81,7 +81,9 @@ def scaling_forecasts(
     steps = forecast_steps(rules_of(fleets), robustness_fleets(fleets))
     with warehouse.connect() as con:
         source = data_source(con)
-        traffic = {m: whole_days(con, m).set_index("bucket_start") for m in steps}
+        traffic = {
+            m: whole_days(con, m, days=config.history_days).set_index("bucket_start") for m in steps
+        }
         events = read_events(con)
         params = {m: tuned_lightgbm(con, m) for m in steps}
     calendar = config.calendar(traffic)

@@ -253,9 +253,17 @@ def _minute_detail(con: duckdb.DuckDBPyConnection, minutes: int) -> tuple[str, s
     return columns, f"LEFT JOIN {detail} USING (bucket_start)"
 
 
-def whole_days(con: duckdb.DuckDBPyConnection, minutes: int, detail: bool = True) -> pd.DataFrame:
+def whole_days(
+    con: duckdb.DuckDBPyConnection,
+    minutes: int,
+    detail: bool = True,
+    days: int | None = None,
+    through=None,
+) -> pd.DataFrame:
     """traffic_<minutes>m from its first to its last day, days never ingested filled in as
     missing, ordered: a regular grid of local wall-clock times for readers that count in buckets.
+    days: only the last `days` days (NASA_HISTORY_DAYS: the windows that do not need the whole
+    history do not read it); through: the last day to read (a date; default the data's last).
     Coarser than a minute, each bucket also carries its MINUTE_DETAIL (read from traffic_1m, so
     its readers declare that table); detail=False leaves it out for readers of the totals.
 
@@ -264,11 +272,16 @@ def whole_days(con: duckdb.DuckDBPyConnection, minutes: int, detail: bool = True
     once = local_buckets(con, minutes)
     with_detail = detail and minutes > 1
     detail_columns, detail_join = _minute_detail(con, minutes) if with_detail else ("", "")
+    end_day = "max(bucket_start)::DATE + 1"
+    if through is not None:  # never past the data's last day
+        end_day = f"least({end_day}, DATE '{through}' + 1)"
+    first_day = "min(bucket_start)::DATE"
+    if days is not None:
+        first_day = f"greatest({first_day}, {end_day} - {int(days)})"
     return con.sql(
         f"""
         WITH span AS (
-            SELECT CAST(min(bucket_start) AS DATE) AS first_day,
-                   CAST(max(bucket_start) AS DATE) + 1 AS end_day
+            SELECT {first_day} AS first_day, {end_day} AS end_day
             FROM {once}
         ), grid AS (
             SELECT unnest(generate_series(CAST(first_day AS TIMESTAMP),

@@ -179,8 +179,11 @@ def spike_flags(anomalies: pd.DataFrame) -> pd.Series:
     return flags["is_anomaly_z"].fillna(False).astype(bool) & (flags["kind"] == "spike")
 
 
-def load_inputs(con, minutes=(5,)) -> tuple[Demand, pd.DataFrame, pd.DataFrame]:
-    """(requests by bucket_start at each bucket length of `minutes` (see decision_minutes),
+def load_inputs(
+    con, minutes=(5,), days: int | None = None
+) -> tuple[Demand, pd.DataFrame, pd.DataFrame]:
+    """(requests by bucket_start at each bucket length of `minutes` (see decision_minutes), of
+    the last `days` days (default all),
     scaling_forecasts, spike flags) from the warehouse: the flags of the detector chosen on
     validation (anomaly_flags) when the injection benchmark ran, else anomalies_5m's 3-sigma
     spikes. Both tables are read either way (the readers declare both)."""
@@ -189,7 +192,9 @@ def load_inputs(con, minutes=(5,)) -> tuple[Demand, pd.DataFrame, pd.DataFrame]:
 
     requests = Demand(
         {
-            m: whole_days(con, m, detail=False).set_index("bucket_start")["requests"].astype(float)
+            m: whole_days(con, m, detail=False, days=days)
+            .set_index("bucket_start")["requests"]
+            .astype(float)
             for m in sorted(set(minutes), reverse=True)
         }
     )

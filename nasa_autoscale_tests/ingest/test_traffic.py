@@ -224,3 +224,20 @@ def test_coarse_buckets_carry_their_minute_detail(con, tmp_path):
     # without traffic_1m the columns are there and NULL
     con.execute("DROP TABLE nasa.traffic_1m")
     assert whole_days(con, 5)[list(MINUTE_DETAIL)].isna().all().all()
+
+
+def test_whole_days_reads_only_the_last_days_asked_for_and_never_past_through(con, tmp_path):
+    days = [DAY1 + dt.timedelta(days=k) for k in range(4)]  # Jul 1 .. Jul 4
+    ingest(con, tmp_path, [at(day, "12:00") for day in days], days[0], days[-1])
+    write_traffic(con, days[0], days[-1])
+    whole = whole_days(con, 5, detail=False)
+    assert whole["bucket_start"].dt.date.unique().tolist() == days
+    last_two = whole_days(con, 5, detail=False, days=2)
+    assert last_two["bucket_start"].dt.date.unique().tolist() == days[2:]
+    assert last_two.reset_index(drop=True).equals(
+        whole[whole["bucket_start"].dt.date >= days[2]].reset_index(drop=True)
+    )
+    middle = whole_days(con, 5, detail=False, days=2, through=days[2])
+    assert middle["bucket_start"].dt.date.unique().tolist() == days[1:3]
+    past_the_end = whole_days(con, 5, detail=False, days=100, through=days[-1] + dt.timedelta(9))
+    assert past_the_end.equals(whole)  # never past the data's last day, nor before its first
