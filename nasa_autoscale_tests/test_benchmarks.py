@@ -1,5 +1,12 @@
 import datetime as dt
+import gzip
+import os
 import shutil
+import subprocess
+import sys
+import time
+
+import pytest
 
 from nasa_autoscale.benchmarks import ingest as bench
 from nasa_autoscale.settings import SAMPLES_DIR
@@ -55,3 +62,37 @@ def test_the_combined_copy_holds_the_same_requests_in_utc_daily_files(tmp_path, 
         "AND source_file <> 'access.log'"
     ).fetchall()[0]
     assert first[0] == dt.datetime(1995, 7, 11, 4, 0, 1) and first[1]  # 00:00:01 -0400 in UTC
+
+
+def test_the_history_benchmark_moves_every_date_on_by_whole_weeks(tmp_path):
+    from nasa_autoscale.benchmarks import history
+
+    text = (SAMPLES_DIR / "nasa_2k.log").read_bytes()
+    moved = history.shift_log(text, 63)
+    assert moved.count(b"[02/Sep/1995:") == text.count(b"[01/Jul/1995:") > 0
+    assert b"/Jul/1995:" not in moved and len(moved) == len(text)
+    assert dt.date(1995, 7, 1).weekday() == dt.date(1995, 9, 2).weekday()  # a Saturday still
+    assert history.shift_log(text, 0) == text
+    with pytest.raises(ValueError, match="onto the trace's own"):
+        history.shift_log(text, 30)  # Jul 1 -> Jul 31 would then move again: refused
+    assert history.history_range(6) == (dt.date(1995, 7, 1), dt.date(1996, 7, 11))
+    source = tmp_path / "a.gz"
+    source.write_bytes(gzip.compress(text))
+    files = history.build_history([source], tmp_path / "out", 3)
+    assert [f.name for f in files] == ["copy0_a.gz", "copy1_a.gz", "copy2_a.gz"]
+    assert b"[04/Nov/1995:" in gzip.decompress(files[2].read_bytes())
+
+
+def test_the_history_benchmark_finds_each_steps_process_peak():
+    from nasa_autoscale.benchmarks import history
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "b = bytearray(200 * 2**20); import time; time.sleep(3)"]
+    )
+    time.sleep(1.5)
+    peaks: dict[int, int] = {}
+    history._process_peaks(os.getpid(), peaks)
+    child.wait()
+    assert peaks[child.pid] > 200 * 1024  # kB: the child's 200 MB
+    line = "x - 0123abcd-0123-4567-89ab-0123456789ab - 4242 - benchmark_models - STEP_START - go"
+    assert history._STEP_PID.search(line).group("pid", "step") == ("4242", "benchmark_models")

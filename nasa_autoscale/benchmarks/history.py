@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,30 +100,73 @@ _MEASURE = (
 )
 
 
+# "... - <run id> - <pid> - <step> - STEP_START - ...": which process ran which step
+_STEP_PID = re.compile(r" - [0-9a-f-]{36} - (?P<pid>\d+) - (?P<step>\w+) - STEP_START ")
+
+
+def _process_peaks(root: int, peaks: dict[int, int]) -> None:
+    """Each descendant of `root`: its peak resident set so far (VmHWM, kB), kept in `peaks`."""
+    parents, hwm = {}, {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:  # gone between the listing and the read
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        pid = int(status.parent.name)
+        parents[pid] = int(fields.get("PPid", "0"))
+        if "VmHWM" in fields:
+            hwm[pid] = int(fields["VmHWM"].split()[0])
+    for pid, peak in hwm.items():
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != root:
+            ancestor = parents.get(ancestor)
+        if ancestor == root:
+            peaks[pid] = max(peaks.get(pid, 0), peak)
+
+
 def measured(name: str, command: list[str], env: dict, log_dir: Path) -> dict:
     """Run a command in a fresh process that waits for it: wall seconds, each Dagster step's
-    seconds and the peak resident memory of any process it started (ru_maxrss of children)."""
+    seconds, the peak resident memory of any process it started (ru_maxrss of children) and of
+    each step's process (its VmHWM, sampled every 0.5 s: a lower bound; the steps of an
+    in-process job share one process)."""
     print(f"  {name} ...", flush=True)
     peak_file = log_dir / f"{name}.peak"
     log_file = log_dir / f"{name}.log"
     started = time.perf_counter()
+    peaks: dict[int, int] = {}
     with log_file.open("w") as log:
-        code = subprocess.call(
+        run = subprocess.Popen(
             [sys.executable, "-c", _MEASURE, str(peak_file), *command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
         )
+        while run.poll() is None:
+            _process_peaks(run.pid, peaks)
+            time.sleep(0.5)
     wall = time.perf_counter() - started
     lines = log_file.read_text(errors="replace").splitlines()
-    if code != 0:
+    if run.returncode != 0:
         tail = "\n".join(lines[-30:])
-        raise RuntimeError(f"{name} failed (exit {code}); its log {log_file} ends:\n{tail}")
+        raise RuntimeError(
+            f"{name} failed (exit {run.returncode}); its log {log_file} ends:\n{tail}"
+        )
     peak_mb = int(peak_file.read_text()) / 1024
-    steps = step_seconds(lines)
+    step_peaks: dict[str, int] = {}
+    for line in lines:
+        found = _STEP_PID.search(line)
+        if found and int(found["pid"]) in peaks:
+            peak = round(peaks[int(found["pid"])] / 1024)
+            step_peaks[found["step"]] = max(step_peaks.get(found["step"], 0), peak)
     print(f"  {name}: {wall:.1f} s, peak {peak_mb:,.0f} MB", flush=True)
-    return {"wall_seconds": round(wall, 2), "peak_mb": round(peak_mb), "steps": steps}
+    return {
+        "wall_seconds": round(wall, 2),
+        "peak_mb": round(peak_mb),
+        "steps": step_seconds(lines),
+        "step_peak_mb": step_peaks,
+    }
 
 
 def run_history(months: int, work: Path, sources: list[Path]) -> dict:
@@ -229,7 +273,12 @@ def table(rows: list[dict]) -> str:
     lines += ["", "| step (analysis_job) | " + " | ".join(f"{r['months']} m" for r in rows) + " |"]
     lines.append("|---|" + "---|" * len(rows))
     for step in steps:
-        cells = [f"{r['parts']['analysis']['steps'].get(step, 0.0):.1f} s" for r in rows]
+        cells = []
+        for r in rows:
+            analysis = r["parts"]["analysis"]
+            peak = analysis.get("step_peak_mb", {}).get(step)
+            memory = f", {peak:,} MB" if peak else ""
+            cells.append(f"{analysis['steps'].get(step, 0.0):.1f} s{memory}")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     for part in ("ingest", "daily_ingest", "daily_refresh", "daily_forecast"):
         cells = [
