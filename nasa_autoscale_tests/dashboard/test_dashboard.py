@@ -250,3 +250,29 @@ def test_tomorrow_shows_the_plan_as_a_step_line_of_servers_per_setting(app):
     assert any(
         f"{steps} scaling step(s); peak {rows['servers'].max()}" in c.value for c in app.caption
     )
+
+
+def test_with_a_sites_file_the_sidebar_picks_the_site_every_page_reads(
+    served_warehouse, tmp_path, monkeypatch
+):
+    for name in ("served", "empty"):
+        (tmp_path / "logs" / name).mkdir(parents=True)
+    sites = tmp_path / "sites.toml"
+    sites.write_text(
+        '[[site]]\nname = "served"\nraw_dir = "logs/served"\n\n'
+        '[[site]]\nname = "empty"\nraw_dir = "logs/empty"\n'
+    )
+    own = tmp_path / "data" / "sites" / "served" / "warehouse.duckdb"
+    own.parent.mkdir(parents=True)
+    shutil.copy(served_warehouse, own)
+    monkeypatch.setenv("NASA_SITES_PATH", str(sites))
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(tmp_path / "data" / "warehouse.duckdb"))
+    monkeypatch.delenv("NASA_MLFLOW_URI", raising=False)
+    dashboard.query.clear()
+    app = AppTest.from_file(str(APP), default_timeout=120)
+    app.run()
+    assert app.sidebar.selectbox[0].options == ["served", "empty"]
+    app.sidebar.radio[0].set_value("Traffic").run()
+    assert not app.exception and [h.value for h in app.header] == [HEADERS["Traffic"]]
+    app.sidebar.selectbox[0].set_value("empty").run()  # a site with no warehouse yet: says so
+    assert not app.exception and "sites/empty/warehouse.duckdb" in app.warning[0].value
