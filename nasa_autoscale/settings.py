@@ -98,8 +98,10 @@ class Settings:
         own_start = bool(site.start_date)
         start = site.start_date or NASA_FIRST_DAY
         end = site.end_date or (dt.date.today().isoformat() if own_start else NASA_LAST_DAY)
-        if end < start:
-            raise SettingsError(f"{self.sites_path}: site {site.name!r}: end before start")
+        if end < start:  # a start in the future with no end: it would run to today
+            raise SettingsError(
+                f"{self.sites_path}: site {site.name!r}: start_date {start} is after {end}"
+            )
         data, reports, landing = self._roots()
         home = data / "sites" / site.name
         return dataclasses.replace(
@@ -345,7 +347,7 @@ def _env_sites() -> Path | None:
             "NASA_MLFLOW_URI cannot be set with NASA_SITES_PATH: each site has its own MLflow "
             "store beside its warehouse (<NASA_DUCKDB_PATH's folder>/sites/<name>/mlflow.db)"
         )
-    return _env_path("NASA_SITES_PATH", DEFAULT_FLEETS_PATH)
+    return Path(value).expanduser().resolve()
 
 
 def _env_fleets() -> Path:

@@ -327,3 +327,14 @@ def test_a_log_too_sparse_for_a_forecast_says_so(tmp_path):
         SeasonalNaive(1).fit(sparse, 5)
     sparse.iloc[10 + 288] = 5.0  # one pair a day apart: it fits
     assert SeasonalNaive(1).fit(sparse, 5).quantiles[1] == pytest.approx(2.0)
+
+
+def test_a_live_site_starting_after_today_is_refused(tmp_path, monkeypatch):
+    path = sites_file(
+        tmp_path, '[[site]]\nname = "soon"\nraw_dir = "logs"\nstart_date = "2999-01-01"'
+    )
+    monkeypatch.setenv("NASA_SITES_PATH", str(path))
+    monkeypatch.delenv("NASA_MLFLOW_URI", raising=False)
+    monkeypatch.setenv("NASA_SITE", "usask")
+    with pytest.raises(SettingsError, match="site 'soon': start_date 2999-01-01 is after"):
+        Settings.from_env().all_sites()
