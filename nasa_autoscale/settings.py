@@ -222,19 +222,35 @@ def _env_date(name: str, default: str) -> str:
         raise SettingsError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _env_log_format() -> str:
-    """NASA_LOG_FORMAT as given (a name lower-cased), checked now: a preset or family name, an
-    nginx log_format, an Apache LogFormat or a file of either (ingest/formats)."""
-    from nasa_autoscale.ingest.formats import FormatError, resolve
+def checked_log_format(value: str) -> str:
+    """A log format setting as given (a name lower-cased), checked: a preset or family name, an
+    nginx log_format, an Apache LogFormat or a file of either (ingest/formats). FormatError
+    says what is wrong (NASA_LOG_FORMAT and the sites file's log_format)."""
+    from nasa_autoscale.ingest.formats import resolve
 
-    value = os.environ.get("NASA_LOG_FORMAT", "auto").strip() or "auto"
+    value = value.strip() or "auto"
     if "$" not in value and "%" not in value and not Path(value).expanduser().is_file():
         value = value.lower()
+    resolve(value)
+    return value
+
+
+def checked_timezone(value: str) -> str:
+    """A zone setting checked: auto, or the zone's canonical name. TimeZoneError says what is
+    wrong (NASA_TIMEZONE and the sites file's timezone)."""
+    from nasa_autoscale.ingest.sitezone import AUTO, SiteZone
+
+    value = value.strip() or AUTO
+    return AUTO if value.lower() == AUTO else SiteZone.parse(value).name
+
+
+def _env_log_format() -> str:
+    from nasa_autoscale.ingest.formats import FormatError
+
     try:
-        resolve(value)
+        return checked_log_format(os.environ.get("NASA_LOG_FORMAT", "auto"))
     except FormatError as error:
         raise SettingsError(f"NASA_LOG_FORMAT: {error}") from None
-    return value
 
 
 def _env_choice(name: str, choices: tuple[str, ...]) -> str:
@@ -273,13 +289,10 @@ def _env_granularities() -> tuple[str, ...]:
 
 
 def _env_timezone() -> str:
-    from nasa_autoscale.ingest.sitezone import AUTO, SiteZone, TimeZoneError
+    from nasa_autoscale.ingest.sitezone import AUTO, TimeZoneError
 
-    value = os.environ.get("NASA_TIMEZONE", AUTO).strip() or AUTO
-    if value.lower() == AUTO:
-        return AUTO
     try:
-        return SiteZone.parse(value).name
+        return checked_timezone(os.environ.get("NASA_TIMEZONE", AUTO))
     except TimeZoneError as error:
         raise SettingsError(str(error)) from None
 

@@ -78,10 +78,11 @@ def load_sites(path: Path) -> dict[str, Site]:
 
 
 def parse_site(entry: dict, base: Path, where: str) -> Site:
-    from nasa_autoscale.ingest.formats import FormatError, resolve
-    from nasa_autoscale.ingest.sitezone import AUTO, SiteZone, TimeZoneError
+    from nasa_autoscale.ingest.formats import FormatError
+    from nasa_autoscale.ingest.sitezone import AUTO, TimeZoneError
     from nasa_autoscale.lake import LakeError, check_site
     from nasa_autoscale.scaling.fleets import FleetError, load_fleets
+    from nasa_autoscale.settings import checked_log_format, checked_timezone
 
     unknown = sorted(set(entry) - set(FIELDS))
     if unknown:
@@ -105,17 +106,12 @@ def parse_site(entry: dict, base: Path, where: str) -> Site:
     raw_dir = local(entry["raw_dir"])
     if not raw_dir.is_dir():
         raise SiteError(f"{where}: raw_dir {str(raw_dir)!r} is not a folder")
-    timezone = entry.get("timezone", AUTO).strip() or AUTO
-    if timezone.lower() != AUTO:
-        try:
-            timezone = SiteZone.parse(timezone).name
-        except TimeZoneError as error:
-            raise SiteError(f"{where}: timezone: {error}") from None
-    else:
-        timezone = AUTO
-    log_format = entry.get("log_format", "auto").strip() or "auto"
     try:
-        resolve(log_format)
+        timezone = checked_timezone(entry.get("timezone", AUTO))
+    except TimeZoneError as error:
+        raise SiteError(f"{where}: timezone: {error}") from None
+    try:
+        log_format = checked_log_format(entry.get("log_format", "auto"))
     except FormatError as error:
         raise SiteError(f"{where}: log_format: {error}") from None
     events: Path | None | str = ""
