@@ -39,7 +39,7 @@ class LakeError(ValueError):
 
 
 def check_site(name: str) -> str:
-    if not _SITE.match(name):
+    if not isinstance(name, str) or not _SITE.fullmatch(name):
         raise LakeError(
             f"site name {name!r}: use lower-case letters, digits, '-' and '_' (at most 63), "
             "starting with a letter or digit"

@@ -26,11 +26,11 @@ the API and the dashboard (which open every site).
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from nasa_autoscale.configfile import ConfigFileError, checked_date, read_toml, tables
 
 FIELDS = ("name", "raw_dir", "timezone", "log_format", "events", "fleets", "start_date", "end_date")
 
@@ -57,17 +57,15 @@ def load_sites(path: Path) -> dict[str, Site]:
     """The sites of a file, in its order; a SiteError for anything wrong in it."""
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise SiteError(f"NASA_SITES_PATH={path}: cannot read it ({error})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SiteError(f"{path}: not valid TOML ({error})") from None
-    entries = document.get("site")
-    unknown = sorted(set(document) - {"site"})
-    if unknown:
-        raise SiteError(f"{path}: unknown top-level key(s) {unknown}; sites are [[site]] tables")
-    if not isinstance(entries, list) or not entries:
-        raise SiteError(f"{path}: no [[site]] tables")
+        document = read_toml(path, "NASA_SITES_PATH")
+        unknown = sorted(set(document) - {"site"})
+        if unknown:
+            raise SiteError(
+                f"{path}: unknown top-level key(s) {unknown}; sites are [[site]] tables"
+            )
+        entries = tables(document, "site", path)
+    except ConfigFileError as error:
+        raise SiteError(str(error)) from None
     sites: dict[str, Site] = {}
     for i, entry in enumerate(entries, 1):
         site = parse_site(entry, path.parent, f"{path}: site {i}")
@@ -89,7 +87,9 @@ def parse_site(entry: dict, base: Path, where: str) -> Site:
         raise SiteError(f"{where}: unknown field(s) {unknown}; a site has {list(FIELDS)}")
     for field, value in entry.items():
         if not isinstance(value, str):
-            raise SiteError(f"{where}: {field} must be a string, not {value!r}")
+            raise SiteError(f"{where}: {field} must be a string, not {type(value).__name__}")
+        if len(value) > 4096 or "\x00" in value:
+            raise SiteError(f"{where}: {field} must be at most 4,096 characters, without NUL")
     if "name" not in entry:
         raise SiteError(f"{where}: name is required")
     try:
@@ -134,9 +134,9 @@ def parse_site(entry: dict, base: Path, where: str) -> Site:
         value = entry.get(field, "").strip()
         if value:
             try:
-                value = dt.date.fromisoformat(value).isoformat()
-            except ValueError:
-                raise SiteError(f"{where}: {field} {value!r} is not a date (YYYY-MM-DD)") from None
+                value = checked_date(value, field)
+            except ValueError as error:
+                raise SiteError(f"{where}: {error}") from None
         dates[field] = value
     if dates["end_date"] and not dates["start_date"]:
         raise SiteError(f"{where}: end_date needs a start_date")

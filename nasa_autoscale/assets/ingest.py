@@ -74,7 +74,8 @@ def raw_log_files(context: dg.AssetExecutionContext, settings: SettingsResource)
             asset=key("requests"),
             description=(
                 "Rows stored in requests + rejected_lines = lines read, per file and day and per "
-                "whole file; no line twice."
+                "whole file; no line twice; the run's lines read = headers + stored + lines of "
+                "the site's other days, none stored nowhere."
             ),
         )
     ],
@@ -100,10 +101,14 @@ def parsed_log_lines(
                         {k: v[0] for k, v in summary.failed.items()}
                     ),
                     "mostly_rejected": dg.MetadataValue.json(summary.mostly_rejected),
+                    "not_access_logs": dg.MetadataValue.json(summary.not_access_logs),
                 },
             )
+        accounting = summary.accounting()
         with hold():
             passed, check_metadata = checks.lines_accounted(con, first_day, last_day)
+            passed = passed and accounting["balanced"]
+            check_metadata = {**check_metadata, "run": dg.MetadataValue.json(accounting)}
             params = [first_day, last_day]
             requests_preview = con.execute(
                 f"SELECT * FROM {SCHEMA}.requests WHERE day BETWEEN ? AND ? LIMIT {PREVIEW_ROWS}",
@@ -123,13 +128,14 @@ def parsed_log_lines(
         "same_lines_as": dg.MetadataValue.json(summary.same_lines_as),
         "log_formats": dg.MetadataValue.json(summary.formats),
         "time_zone": summary.zone or "unchanged",
+        "not_access_logs": dg.MetadataValue.json(summary.not_access_logs),
     }
     yield dg.MaterializeResult(
         asset_key=key("requests"),
         metadata={
             **common,
             "dagster/row_count": summary.requests,
-            "lines_read": summary.lines_read,
+            **accounting,
             "rejected": summary.rejected,
             "first_ts": str(summary.first_ts),
             "last_ts": str(summary.last_ts),

@@ -18,8 +18,15 @@ from pathlib import Path
 import duckdb
 
 from nasa_autoscale.ingest.landing import days_from_name, days_of_file
-from nasa_autoscale.ingest.logfiles import Lines, LogFileError, read_lines
-from nasa_autoscale.ingest.parse import FIELDS, ParsedLog, detect_format, drop_parsed, parse_batch
+from nasa_autoscale.ingest.logfiles import Lines, LogFileError, error_log_name, read_lines
+from nasa_autoscale.ingest.parse import (
+    FIELDS,
+    ParsedLog,
+    detect_format,
+    drop_parsed,
+    not_access_log,
+    parse_batch,
+)
 from nasa_autoscale.ingest.sitezone import AUTO, SiteZone, resolve
 from nasa_autoscale.lake import Lake
 from nasa_autoscale.warehouse import SCHEMA, lake_of, transaction
@@ -47,9 +54,43 @@ class IngestSummary:
     zone: str = ""
     # files most of whose lines were rejected (stored all the same): name -> explanation
     mostly_rejected: dict[str, str] = field(default_factory=dict)
+    outside_days: int = 0  # requests outside the site's days, stored as rejections
+    header_lines: int = 0  # header lines (W3C, CSV) of the files read
+    lines_other_days: int = 0  # lines of the site's other days (their own runs write them)
+    lines_nowhere: int = 0  # lines on no day of the site: stored nowhere (must be 0)
+    # files that are not access logs (error logs, unknown text), not read: name -> why
+    not_access_logs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def no_access_log(self) -> bool:
+        """Every file was set aside as not an access log: nothing of the range was read."""
+        return bool(self.not_access_logs) and not (
+            self.files_read or self.files_skipped or self.same_lines_as or self.failed
+        )
+
+    def accounting(self) -> dict:
+        """Where every line read went; `balanced` says whether they add up."""
+        stored = self.requests + self.rejected
+        return {
+            "lines_read": self.lines_read,
+            "header_lines": self.header_lines,
+            "requests_stored": self.requests,
+            "rejected_stored": self.rejected,
+            "of_them_outside_site_days": self.outside_days,
+            "lines_of_other_days": self.lines_other_days,
+            "lines_stored_nowhere": self.lines_nowhere,
+            "balanced": self.lines_nowhere == 0
+            and self.lines_read == self.header_lines + stored + self.lines_other_days,
+        }
 
     def failure_message(self) -> str:
         messages = []
+        if self.no_access_log:
+            messages.append(
+                "no access log was found: every file was set aside as not an access log ("
+                + "; ".join(f"{name}: {why}" for name, why in self.not_access_logs.items())
+                + "). If they are access logs, set NASA_LOG_FORMAT to their format."
+            )
         if self.failed:
             days = sorted({day for _, failed_days in self.failed.values() for day in failed_days})
             parts = [
@@ -106,6 +147,7 @@ def ingest_days(
     log_format: str = AUTO,
     reject_threshold: float = 0.5,
     hold: Callable[[], AbstractContextManager] | None = None,
+    site_days: tuple[dt.date | None, dt.date | None] = (None, None),
 ) -> IngestSummary:
     """Replace the requests and rejected lines of first_day..last_day with those in `files`.
 
@@ -122,12 +164,20 @@ def ingest_days(
     context in which it has the warehouse attached (warehouse.attached): the file is held only
     to read what was read before and to write the small tables, so that processes ingesting
     other days run side by side. Without: `con` is the warehouse, held throughout.
+
+    site_days: the site's first and last day (None: open). A request outside them is stored as
+    a rejection saying so, on the nearest of them (parse_batch), and does not count towards
+    `reject_threshold`: every line read is a stored request or a stored rejection.
     """
     hold = hold or nullcontext
     summary = IngestSummary(first_day, last_day)
     with hold():
         to_read, to_skip = files_to_read(con, files, first_day, last_day)
         lake = lake_of(con)
+    for path in [p for p in to_read if error_log_name(p.name)]:
+        summary.not_access_logs[path.name] = "a server's error log, by its name"
+        progress(f"set aside {path.name}: a server's error log (by its name), not an access log")
+    to_read = [p for p in to_read if p.name not in summary.not_access_logs]
     summary.files_skipped = [p.name for p in to_skip]
     parsed: list[tuple[list[Path], ParsedLog]] = []
     zone: SiteZone | None = None
@@ -142,11 +192,18 @@ def ingest_days(
         paths = [path for path, _ in batch]
         fallback = [(days_from_name(p.name) or [first_day])[0] for p in paths]
         result = parse_batch(
-            con, [lines for _, lines in batch], f"batch{len(parsed)}", zone, batch_format, fallback
+            con,
+            [lines for _, lines in batch],
+            f"batch{len(parsed)}",
+            zone,
+            batch_format,
+            fallback,
+            site_days,
         )
         parsed.append((paths, result))
         batch.clear()
         headers = result.header_lines or (0,) * len(paths)
+        outside = result.outside or (0,) * len(paths)
         for file, (path, counts) in enumerate(zip(paths, result.per_file, strict=True)):
             n_lines, n_requests, n_rejected, *_ = counts
             if n_requests + n_rejected != n_lines:
@@ -155,11 +212,13 @@ def ingest_days(
                 )
             summary.lines_read += n_lines + headers[file]  # every line, headers included
             summary.formats[path.name] = result.log_format
+            summary.outside_days += outside[file]
             progress(
                 f"parsed {path.name} ({result.log_format} log format): {n_lines:,} lines, "
                 f"{n_requests:,} requests, {n_rejected:,} rejected"
+                + (f" ({outside[file]:,} of them outside the site's days)" if outside[file] else "")
             )
-            if n_rejected > reject_threshold * max(n_lines, 1):
+            if n_rejected - outside[file] > reject_threshold * max(n_lines - outside[file], 1):
                 summary.mostly_rejected[path.name] = _rejection_report(
                     con, path, result, file, reject_threshold
                 )
@@ -173,6 +232,11 @@ def ingest_days(
                 progress(
                     f"cannot read {path.name}, leaving {len(lost)} day(s) as they were: {lines}"
                 )
+                continue
+            why = not_access_log(lines) if log_format == AUTO else None
+            if why:
+                summary.not_access_logs[path.name] = why
+                progress(f"set aside {path.name}: not an access log ({why})")
                 continue
             fingerprint = lines.fingerprint()
             if fingerprint in holders:  # the same lines under another name: read once
@@ -200,6 +264,7 @@ def ingest_days(
             _write_lake(con, *lake, parsed, kept)
         with hold():
             _write(con, parsed, kept, data_source, fingerprints, lake is None)
+        _count_elsewhere(con, parsed, kept, site_days, summary)
     finally:
         # after a failed write DuckDB may refuse even this; the write's own error is the one to see
         with suppress(duckdb.Error):
@@ -219,6 +284,30 @@ def ingest_days(
             day_range,
         ).fetchall()[0]
     return summary
+
+
+def _count_elsewhere(con, parsed, kept: list[dt.date], site_days, summary: IngestSummary):
+    """Count the parsed lines this run did not write: those of the site's other days (their
+    own partition runs write them) and those on no day of the site (none: parse_batch keeps
+    every line on one of its days; a line counted here is stored nowhere, and the run's
+    accounting fails)."""
+    in_run, params = _day_filter(kept)
+    first, last = site_days
+    params = {**params, "site_first": first or dt.date.min, "site_last": last or dt.date.max}
+    for _, result in parsed:
+        other, nowhere = con.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE day BETWEEN $site_first AND $site_last),
+                   count(*) FILTER (WHERE NOT day BETWEEN $site_first AND $site_last)
+            FROM (SELECT day FROM {result.requests_table}
+                  UNION ALL SELECT day FROM {result.rejected_table})
+            WHERE NOT ({in_run})
+            """,
+            params,
+        ).fetchall()[0]
+        summary.lines_other_days += other
+        summary.lines_nowhere += nowhere
+        summary.header_lines += sum(result.header_lines)
 
 
 def _read_ahead(paths: list[Path]) -> Iterator[tuple[Path, Lines | LogFileError]]:

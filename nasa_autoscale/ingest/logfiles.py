@@ -9,6 +9,7 @@ are found with numpy and handed on as (start, end) offsets into that one buffer,
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,17 @@ def is_log_file(path: Path) -> bool:
         and not name.lower().endswith(_IGNORED_SUFFIXES)
         and not name.upper().startswith(_IGNORED_PREFIXES)
     )
+
+
+# Servers write their error logs beside their access logs (nginx error.log, Apache error_log,
+# rotated and compressed alike): never read as access logs.
+_ERROR_LOG = re.compile(r"(.*[._-])?error[._]log([._-].*)?", re.IGNORECASE)
+
+
+def error_log_name(name: str) -> bool:
+    """A server's error log by its name: error.log, error_log, ssl_error_log, error.log.1,
+    error.log-20261126.gz, site.error.log, ..."""
+    return _ERROR_LOG.fullmatch(name) is not None
 
 
 def find_log_files(folder: Path) -> list[Path]:

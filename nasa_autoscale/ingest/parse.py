@@ -44,7 +44,7 @@ from nasa_autoscale.settings import LOG_FORMATS
 FORMATS = LOG_FORMATS  # common, combined, vhost_combined
 TS_FORMAT = "%d/%b/%Y:%H:%M:%S"
 _TS = r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]"
-_PLAIN_HEAD = r"^[^ ]+ [^ ]+ [^ ]+ " + _TS + r' "[A-Z]+ [^ "]+( HTTP/[^ "]+)?" \d{3} (\d+|-)'
+_PLAIN_HEAD = r"^[^ ]+ [^ ]+ [^ ]+ " + _TS + r' "[A-Z]+ [^ "]+( HTTP/[^ "]+)?" \d{3} (\d{1,18}|-)'
 PLAIN_PATTERNS = {
     "common": _PLAIN_HEAD + "$",
     "combined": _PLAIN_HEAD + r' "[^"\\]*" "[^"\\]*"$',
@@ -109,9 +109,31 @@ FIELDS = (
 _UNESCAPE = "nullif(replace(replace({x}, '\\\"', '\"'), '\\x22', '\"'), '-')"
 
 
+# The instants a request may have: a line stamped outside them (year 0001 or 9999, an offset
+# past +-14:00 or with 60 minutes or more) is rejected with the reason, never stored as a request
+# days away from where it belongs.
+FIRST_INSTANT, END_INSTANT = "1990-01-01", "2101-01-01"
+
+
+def insane_time_sql(ts_utc: str, tz_offset: str) -> str:
+    """SQL: why a request's instant cannot be (NULL when it can): `tz_offset` +-hhmm beyond
+    +-14:00 or with 60 minutes or more, or `ts_utc` outside FIRST_INSTANT..END_INSTANT."""
+    return f"""CASE
+        WHEN abs({tz_offset}) > 1400 OR abs({tz_offset}) % 100 >= 60
+            THEN 'impossible UTC offset: ' || {tz_offset}
+        WHEN {ts_utc} < TIMESTAMP '{FIRST_INSTANT}' OR {ts_utc} >= TIMESTAMP '{END_INSTANT}'
+            THEN 'time outside {FIRST_INSTANT[:4]}..{int(END_INSTANT[:4]) - 1}: ' || {ts_utc}
+    END"""
+
+
+def _utc(wall: str, offset: str) -> str:
+    """SQL: the instant (naive UTC) of a wall clock at a +-hhmm offset."""
+    return f"({wall} - INTERVAL ({offset_minutes_sql(offset)}) MINUTE)"
+
+
 def _times(wall: str, offset: str, zone: SiteZone) -> str:
     """SQL select items ts_utc, ts from the line's wall clock and its +-hhmm offset."""
-    utc = f"({wall} - INTERVAL ({offset_minutes_sql(offset)}) MINUTE)"
+    utc = _utc(wall, offset)
     return f"{utc} AS ts_utc, {zone.local_sql(utc)} AS ts"
 
 
@@ -161,8 +183,9 @@ def _plain_sql(log_format: str, zone: SiteZone) -> str:
         CAST(NULL AS VARCHAR) AS request, tz_offset, {_times("wall", "tz_offset", zone)},
         referer, user_agent, CAST(NULL AS VARCHAR) AS vhost, CAST(NULL AS VARCHAR) AS extra,
         CAST(NULL AS DOUBLE) AS duration_ms
-    FROM typed
-    """  # a plain-looking 32/Jul has a NULL ts: the general path rejects it with a reason
+    FROM typed WHERE ({insane_time_sql(_utc("wall", "tz_offset"), "tz_offset")}) IS NULL
+    """  # a plain-looking 32/Jul has a NULL ts, an impossible time no row: the general path
+    # rejects both with a reason
 
 
 def _general_sql(log_format: str, zone: SiteZone) -> str:
@@ -195,14 +218,17 @@ def _general_sql(log_format: str, zone: SiteZone) -> str:
         nullif(r.method, '') AS method, nullif(r.url, '') AS url,
         nullif(r.protocol, '') AS protocol,
         CAST(nullif(f.status, '') AS SMALLINT) AS status,
-        CAST(nullif(nullif(f.bytes, '-'), '') AS BIGINT) AS bytes,
+        TRY_CAST(nullif(nullif(f.bytes, '-'), '') AS BIGINT) AS bytes,
         CASE WHEN r.method = '' THEN f.request END AS request, tz_offset,
         {_UNESCAPE.format(x="nullif(f.referer, '')")} AS referer,
         {_UNESCAPE.format(x="nullif(f.user_agent, '')")} AS user_agent,
         nullif(f.vhost, '') AS vhost, nullif(trim(f.extra), '') AS extra,
         CAST(NULL AS DOUBLE) AS duration_ms,
         CASE
-            WHEN wall IS NOT NULL THEN NULL
+            WHEN wall IS NOT NULL AND TRY_CAST(nullif(nullif(f.bytes, '-'), '') AS BIGINT) IS NULL
+                AND nullif(nullif(f.bytes, '-'), '') IS NOT NULL
+                THEN 'bytes out of range: ' || f.bytes
+            WHEN wall IS NOT NULL THEN {insane_time_sql(_utc("wall", "tz_offset"), "tz_offset")}
             WHEN trim(raw_line, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'
             WHEN f.host <> '' THEN 'invalid timestamp: ' || f.ts_text
             WHEN regexp_matches(raw_line, '^(\\S+ )?\\S+ \\S+ \\S+ \\[[^\\]]*\\]')
@@ -228,27 +254,50 @@ def _definition_sql(definition, zone: SiteZone) -> str:
         SELECT file, line_number, raw_line FROM __NAME___input
         UNION ALL
         SELECT file, line_number, raw_line FROM __NAME___special
-    ), parsed AS ({select})
+    ), parsed AS ({select}
+    ), checked AS (
+        SELECT * REPLACE (coalesce(reason, {insane_time_sql("ts_utc", "tz_offset")}) AS reason)
+        FROM parsed
+    )
     SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_line END AS raw_line),
         {zone.local_sql("ts_utc")} AS ts
-    FROM parsed  -- a request's raw line is not kept: only a rejection's
+    FROM checked  -- a request's raw line is not kept: only a rejection's
     """
 
 
-_REQUESTS_SQL = f"""
-CREATE OR REPLACE TEMP VIEW __NAME___requests AS
+_PARSED_SQL = f"""
+CREATE OR REPLACE TEMP VIEW __NAME___parsed AS
 SELECT file, {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___plain WHERE ts IS NOT NULL
 UNION ALL
 SELECT file, {FIELDS}, CAST(ts AS DATE) AS day FROM __NAME___general WHERE reason IS NULL
 """
+# The site's days are __FIRST__..__LAST__: a request outside them is a rejection that says so
+# (stored on the nearest of the site's days), never a line stored nowhere.
+_REQUESTS_SQL = """
+CREATE OR REPLACE TEMP VIEW __NAME___requests AS
+SELECT * FROM __NAME___parsed WHERE day BETWEEN __FIRST__ AND __LAST__
+"""
+_OUTSIDE_SQL = """
+CREATE OR REPLACE TEMP TABLE __NAME___outside AS
+SELECT o.file, o.line_number, i.raw_line,
+       'outside the site''s days (__RANGE__): ' || CAST(o.day AS VARCHAR) AS reason,
+       greatest(least(o.day, __LAST__), __FIRST__) AS day
+FROM (SELECT file, line_number, day FROM __NAME___parsed
+      WHERE NOT day BETWEEN __FIRST__ AND __LAST__) o
+JOIN (SELECT file, line_number, CAST(raw_line AS VARCHAR) AS raw_line FROM __NAME___input
+      UNION ALL SELECT file, line_number, raw_line FROM __NAME___special) i
+    USING (file, line_number)
+"""
 
 # A rejected line belongs to the day of the nearest request before it in its file (the file's
 # first request's day when none precedes it; the file's fallback day when it has no request at
-# all), so that every line of a file falls in one daily partition and none is lost.
+# all), within the site's days, so that every line of a file falls in one of the site's daily
+# partitions and none is lost.
 _REJECTED_SQL = """
 CREATE OR REPLACE TEMP TABLE __NAME___rejected AS
 SELECT r.file, r.line_number, r.raw_line, r.reason,
-       coalesce(q.day, first.day, CAST(fallback.day AS DATE)) AS day
+       greatest(least(coalesce(q.day, first.day, CAST(fallback.day AS DATE)), __LAST__),
+                __FIRST__) AS day
 FROM (SELECT file, line_number, raw_line, reason FROM __NAME___general
       WHERE reason IS NOT NULL) r
 ASOF LEFT JOIN (SELECT file, line_number, day FROM __NAME___requests) q
@@ -256,6 +305,8 @@ ASOF LEFT JOIN (SELECT file, line_number, day FROM __NAME___requests) q
 LEFT JOIN (SELECT file, min(day) AS day FROM __NAME___requests GROUP BY file) first
     ON first.file = r.file
 LEFT JOIN __NAME___fallback fallback ON fallback.file = r.file
+UNION ALL
+SELECT file, line_number, raw_line, reason, day FROM __NAME___outside
 """
 
 # DuckDB scans Arrow batches in parallel: even a small (daily) file is cut into several.
@@ -295,6 +346,8 @@ class ParsedLog:
     per_file: tuple[tuple, ...] = ()
     # per file: header lines (W3C `#...`), neither requests nor rejections
     header_lines: tuple[int, ...] = ()
+    # per file: the rejected lines that are requests outside the site's days
+    outside: tuple[int, ...] = ()
 
     @property
     def requests_table(self) -> str:
@@ -305,12 +358,9 @@ class ParsedLog:
         return f"{self.name}_rejected"
 
 
-def detect_format(lines: Lines) -> str:
-    """The format most of a file's first non-blank lines are in (common when none matches):
-    a W3C log by its `#Fields:` header, a preset with a pattern (HAProxy), or the Common Log
-    Format family. A vhost_combined line also reads as combined, and a combined one as common
-    (with the rest as part of the request), so the most specific format wins unless fewer
-    lines take it."""
+def _votes(lines: Lines) -> tuple[str | None, Counter[str]]:
+    """A header's format (a file's first lines name it outright), else how many of the file's
+    first non-blank lines each format reads (a line counts for the first that reads it)."""
     counts: Counter[str] = Counter()
     seen = 0
     for start, end in zip(lines.starts, lines.ends, strict=True):
@@ -319,12 +369,12 @@ def detect_format(lines: Lines) -> str:
             continue
         if not seen:  # a header is a file's first lines: it names the format outright
             if line[:8].lower() == b"#fields:":  # CloudFront's name its edge fields
-                return "cloudfront" if b"x-edge-" in line else "w3c"
+                return ("cloudfront" if b"x-edge-" in line else "w3c"), counts
             if line[:1] == b"#":  # W3C's #Software, #Version, #Date before its #Fields
                 continue
             for name, prefix in _HEADER_DETECTORS.items():
                 if line.startswith(prefix):
-                    return name
+                    return name, counts
         seen += 1
         if line[:1] == b"{" and b'"http.log.access' in line:
             counts["caddy"] += 1
@@ -335,10 +385,36 @@ def detect_format(lines: Lines) -> str:
                 break
         if seen >= _DETECT_LINES:
             break
+    return None, counts
+
+
+def detect_format(lines: Lines) -> str:
+    """The format most of a file's first non-blank lines are in (common when none matches):
+    a W3C log by its `#Fields:` header, a preset with a pattern (HAProxy), or the Common Log
+    Format family. A vhost_combined line also reads as combined, and a combined one as common
+    (with the rest as part of the request), so the most specific format wins unless fewer
+    lines take it."""
+    header, counts = _votes(lines)
+    if header:
+        return header
     if not counts:
         return "common"
     order = [*_PRESET_DETECTORS, "caddy", *FORMATS[::-1]]
     return max(order, key=lambda name: counts[name])  # ties go to the most specific
+
+
+def not_access_log(lines: Lines) -> str | None:
+    """Why a file is not an access log (None when it is, or has no line at all): none of its
+    first non-blank lines is an access line in any known format, and no header names one
+    (an error log, notes, a stack trace). Used with NASA_LOG_FORMAT=auto only."""
+    header, counts = _votes(lines)
+    if header or counts or not any(lines.data[a:b].strip() for a, b in _first(lines)):
+        return None
+    return f"none of its first {_DETECT_LINES:,} lines is an access line in a known format"
+
+
+def _first(lines: Lines, n: int = _DETECT_LINES):
+    return zip(lines.starts[:n], lines.ends[:n], strict=True)
 
 
 def parse_lines(
@@ -348,9 +424,10 @@ def parse_lines(
     zone: SiteZone | None = None,
     log_format: str = "auto",
     fallback_day: dt.date | None = None,
+    days: tuple[dt.date | None, dt.date | None] = (None, None),
 ) -> ParsedLog:
     """Parse one file's indexed lines; see parse_batch."""
-    return parse_batch(con, [lines], name, zone, log_format, [fallback_day])
+    return parse_batch(con, [lines], name, zone, log_format, [fallback_day], days)
 
 
 def parse_batch(
@@ -360,6 +437,7 @@ def parse_batch(
     zone: SiteZone | None = None,
     log_format: str = "auto",
     fallback_days: list[dt.date | None] | None = None,
+    days: tuple[dt.date | None, dt.date | None] = (None, None),
 ) -> ParsedLog:
     """Parse the indexed lines of one or more files (one query for all: a year of daily files
     costs what one big file does) into a temp view `{name}_requests` (file, FIELDS, day) and a
@@ -368,7 +446,10 @@ def parse_batch(
 
     zone: the site's time zone (default: the first offset in the lines, as NASA_TIMEZONE=auto).
     log_format: one of FORMATS, or auto to detect it from the first file's first lines.
-    fallback_days: per file, the day of its rejected lines if it has no request at all."""
+    fallback_days: per file, the day of its rejected lines if it has no request at all.
+    days: the site's first and last day (None: open): a request outside them is rejected with
+    the reason and stored on the nearest of them, as is a rejected line that would fall outside.
+    """
     if zone is None:
         zone = SiteZone.parse(first_offset(batch[0].data[: 1 << 20]) or "UTC")
     if log_format == "auto":
@@ -426,12 +507,23 @@ def parse_batch(
     statements = [
         _plain_sql(log_format if definition is None else "none", zone),
         _general_sql(log_format, zone) if definition is None else _definition_sql(definition, zone),
+        _PARSED_SQL,
         _REQUESTS_SQL,
+        _OUTSIDE_SQL,
         _REJECTED_SQL,
     ]
+    first, last = days
+    bounds = {
+        "__FIRST__": f"DATE '{first}'" if first else "DATE '0001-01-01'",
+        "__LAST__": f"DATE '{last}'" if last else "DATE '9999-12-31'",
+        "__RANGE__": f"{first or '..'}..{last or ''}",
+        "__NAME__": name,
+    }
     try:
         for sql in statements:
-            con.execute(sql.replace("__NAME__", name))
+            for marker, value in bounds.items():
+                sql = sql.replace(marker, value)
+            con.execute(sql)
     finally:
         for suffix in inputs:
             con.unregister(f"{name}_{suffix}")
@@ -447,6 +539,10 @@ def parse_batch(
     ).fetchall():
         stats[file] = tuple(row)
     per_file = tuple((len(lines) - headers[i], *stats[i]) for i, lines in enumerate(batch))
+    outside = dict.fromkeys(range(len(batch)), 0)
+    outside.update(
+        con.execute(f"SELECT file, count(*) FROM {name}_outside GROUP BY file").fetchall()
+    )
     return ParsedLog(
         name,
         sum(row[0] for row in per_file),  # the lines that are requests or rejections
@@ -455,11 +551,13 @@ def parse_batch(
         log_format if definition is None else definition.name,
         per_file,
         tuple(headers),
+        tuple(outside[i] for i in range(len(batch))),
     )
 
 
 def drop_parsed(con: duckdb.DuckDBPyConnection, parsed: ParsedLog) -> None:
     """Free the temp tables behind a ParsedLog."""
     con.execute(f"DROP VIEW IF EXISTS {parsed.name}_requests")
-    for suffix in ("rejected", "plain", "general"):
+    con.execute(f"DROP VIEW IF EXISTS {parsed.name}_parsed")
+    for suffix in ("rejected", "outside", "plain", "general"):
         con.execute(f"DROP TABLE IF EXISTS {parsed.name}_{suffix}")

@@ -27,7 +27,8 @@ class PartitionIngest:
     @property
     def failed(self) -> bool:
         """A file could not be read, or most of a file's lines were rejected."""
-        return bool(self.summary.failed or self.summary.mostly_rejected)
+        summary = self.summary
+        return bool(summary.failed or summary.mostly_rejected or summary.no_access_log)
 
 
 def files_to_read(settings: Settings, progress: Callable[[str], None]) -> LogSource:
@@ -42,6 +43,12 @@ def files_to_read(settings: Settings, progress: Callable[[str], None]) -> LogSou
         source = LogSource([], "real", f"landing folder {settings.landing_dir} only")
     files = source.files + [p for p in landed if p not in source.files]
     return LogSource(files, source.data_source, source.note)
+
+
+def site_days(settings: Settings) -> tuple[dt.date, dt.date | None]:
+    """The site's first and last day (None for a live site's: its days run to today and on)."""
+    first = dt.date.fromisoformat(settings.start_date)
+    return first, None if settings.open_ended else dt.date.fromisoformat(settings.end_date)
 
 
 def ingest_partition(
@@ -69,6 +76,7 @@ def ingest_partition(
         log_format=settings.log_format,
         reject_threshold=settings.reject_threshold,
         hold=hold,
+        site_days=site_days(settings),
     )
     outcome = PartitionIngest(source, summary)
     if outcome.failed:

@@ -38,11 +38,11 @@ class SiteZone:
         text = value.strip()
         if text.upper() in ("UTC", "Z", "GMT"):
             return cls("+0000", 0)
-        match = _OFFSET.match(text)
+        match = _OFFSET.fullmatch(text)
         if match:
             sign = -1 if match.group(1) == "-" else 1
             hours, minutes = int(match.group(2)), int(match.group(3))
-            if hours > 14 or minutes % 15:  # real zones: whole quarter hours, up to 14 hours
+            if hours * 60 + minutes > 14 * 60 or minutes % 15:  # real zones: quarter hours, <= 14h
                 raise TimeZoneError(
                     f"time zone offset {value!r} is not a whole number of quarter hours up to 14h"
                 )

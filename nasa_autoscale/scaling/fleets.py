@@ -20,11 +20,20 @@ and the field, and nothing runs on a half-valid file.
 
 from __future__ import annotations
 
-import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from nasa_autoscale.configfile import (
+    MAX_PRICE_PER_HOUR,
+    MAX_RATE_PER_SECOND,
+    MAX_SECONDS,
+    MAX_SERVERS,
+    ConfigFileError,
+    finite_number,
+    matches,
+    read_toml,
+    tables,
+)
 from nasa_autoscale.scaling.simulator import ScalingRules
 
 # The simulator decides once per bucket of a traffic table: every minute (traffic_1m, the finest
@@ -83,14 +92,13 @@ class Fleet:
         }
 
 
-def _number(where: str, profile: dict, field: str, low: float, integer: bool = False):
-    value = profile[field]
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise FleetError(f"{where}: {field} must be a {'whole ' if integer else ''}number")
-    if not math.isfinite(value) or value < low:
-        raise FleetError(f"{where}: {field} must be >= {low:g}, got {value!r}")
-    return value
+def _number(where: str, profile: dict, field: str, low: float, high: float, integer=False):
+    """A field's number, finite and within low..high (configfile's bounds: a week of seconds,
+    a million servers, a billion requests a second)."""
+    try:
+        return finite_number(profile[field], field, low, high, integer)
+    except ValueError as error:
+        raise FleetError(f"{where}: {error}") from None
 
 
 def parse_fleet(profile: dict, where: str) -> Fleet:
@@ -105,26 +113,27 @@ def parse_fleet(profile: dict, where: str) -> Fleet:
         raise FleetError(f"{where}: missing field(s) {missing}")
     values = {**OPTIONAL, **profile}
     name = values["name"]
-    if not isinstance(name, str) or not name.strip() or not name.replace("_", "").isalnum():
-        raise FleetError(f"{where}: name must be letters, digits and '_', got {name!r}")
+    if not matches(r"[A-Za-z0-9_]{1,64}", name):
+        raise FleetError(f"{where}: name must be 1-64 letters, digits and '_', got {name!r}")
     rates = [f for f in ("requests_per_second", "requests_per_minute") if values[f] is not None]
     if len(rates) != 1:
         raise FleetError(f"{where}: give exactly one of requests_per_second, requests_per_minute")
-    rate = _number(where, values, rates[0], 0)
+    per = 60 if rates[0] == "requests_per_minute" else 1
+    rate = _number(where, values, rates[0], 0, MAX_RATE_PER_SECOND * per)
     if rate <= 0:
         raise FleetError(f"{where}: {rates[0]} must be positive")
-    low = _number(where, values, "min_servers", 0, integer=True)
-    high = _number(where, values, "max_servers", 1, integer=True)
+    low = _number(where, values, "min_servers", 0, MAX_SERVERS, integer=True)
+    high = _number(where, values, "max_servers", 1, MAX_SERVERS, integer=True)
     if low > high:
         raise FleetError(f"{where}: min_servers {low} is above max_servers {high}")
-    price = _number(where, values, "price_per_hour", 0)
-    boot = _number(where, values, "boot_s", 0, integer=True)
-    stabilization = _number(where, values, "scale_in_stabilization_s", 0, integer=True)
-    billed = _number(where, values, "min_billed_s", 0, integer=True)
-    budget = _number(where, values, "dropped_budget", 0)
+    price = _number(where, values, "price_per_hour", 0, MAX_PRICE_PER_HOUR)
+    boot = _number(where, values, "boot_s", 0, MAX_SECONDS, integer=True)
+    stabilization = _number(where, values, "scale_in_stabilization_s", 0, MAX_SECONDS, integer=True)
+    billed = _number(where, values, "min_billed_s", 0, MAX_SECONDS, integer=True)
+    budget = _number(where, values, "dropped_budget", 0, 1)
     if budget >= 1:
         raise FleetError(f"{where}: dropped_budget is a share of requests, below 1")
-    interval = _number(where, values, "decision_interval_s", 1, integer=True)
+    interval = _number(where, values, "decision_interval_s", 1, MAX_SECONDS, integer=True)
     if interval not in DECISION_INTERVALS:
         raise FleetError(
             f"{where}: decision_interval_s {interval} is not one the simulator decides at "
@@ -134,6 +143,8 @@ def parse_fleet(profile: dict, where: str) -> Fleet:
         raise FleetError(f"{where}: billing must be one of {', '.join(BILLING)}")
     if not isinstance(values["robustness"], bool):
         raise FleetError(f"{where}: robustness must be true or false")
+    if not isinstance(values["description"], str) or len(values["description"]) > 1000:
+        raise FleetError(f"{where}: description must be text of at most 1,000 characters")
     # per minute when given so: 20 a minute is exactly 100 per 5-minute bucket
     per_interval = rate * interval / (60 if rates[0] == "requests_per_minute" else 1)
     per_second = rate / 60 if rates[0] == "requests_per_minute" else rate
@@ -155,14 +166,9 @@ def parse_fleet(profile: dict, where: str) -> Fleet:
 def load_fleets(path: Path) -> dict[str, Fleet]:
     """The fleets of a profile file, in its order; a FleetError for anything wrong in it."""
     try:
-        document = tomllib.loads(Path(path).read_text())
-    except OSError as error:
-        raise FleetError(f"NASA_FLEETS_PATH={path}: cannot read it ({error})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise FleetError(f"{path}: not valid TOML ({error})") from None
-    profiles = document.get("fleet")
-    if not isinstance(profiles, list) or not profiles:
-        raise FleetError(f"{path}: no [[fleet]] tables")
+        profiles = tables(read_toml(path, "NASA_FLEETS_PATH"), "fleet", path)
+    except ConfigFileError as error:
+        raise FleetError(str(error)) from None
     fleets: dict[str, Fleet] = {}
     for i, profile in enumerate(profiles, 1):
         fleet = parse_fleet(profile, f"{path}: fleet {i}")

@@ -83,7 +83,7 @@ class LogFormat:
     def __post_init__(self):
         names = [g for g in self.groups if g]
         for group in names:
-            if not _NAME.match(group):
+            if not _NAME.fullmatch(group):
                 raise FormatError(f"format {self.name}: field name {group!r} is not a-z0-9_")
         if not any(required <= set(names) for required in TIME_FIELDS):
             raise FormatError(
