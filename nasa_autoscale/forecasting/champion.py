@@ -8,16 +8,26 @@ events, and the benchmark run it came from. Loaded (`mlflow.pyfunc.load_model(
 "models:/nasa_autoscale_5m@champion")`), it forecasts the day after the history it is given,
 fitting on that history first (before `fit_before`, the refit day, when given) as the daily path
 does; the model's metrics are in its benchmark run.
+
+The recipe is data, never a pickle: it is logged with MLflow's models-from-code as the
+pyfunc's `model_config` (plain YAML in the MLmodel file, under `config`), beside `champion_code.py`, which
+builds the model from it. The deployed path (`deployed_choice`) reads only that YAML, checks it
+against the recipe's shape (`checked_recipe`) and rebuilds the model with the installed
+package's code: nothing loaded from the artifact store is executed, so whoever can write the
+store can at most make the daily path refuse the champion and fall back to model_metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
+from pathlib import Path
 
 import mlflow
 import pandas as pd
+import yaml
 
 from nasa_autoscale.forecasting import registry
 from nasa_autoscale.forecasting.calibrate import Calibration
@@ -26,6 +36,21 @@ from nasa_autoscale.ingest.traffic import GRANULARITIES, MODEL_INPUTS
 
 ALIAS = "champion"
 DEPLOYED_PROTOCOL = "day_ahead"  # the daily path forecasts the next day from each midnight
+CODE_PATH = Path(__file__).with_name("champion_code.py")  # models-from-code: builds the recipe
+RECIPE_KEYS = {
+    "model": str,
+    "granularity": str,
+    "params": dict,
+    "calibration": (str, type(None)),
+    "validation_rmse": (int, float),
+    "test_rmse": (int, float),
+    "benchmark_run_id": (str, type(None)),
+    "events": list,
+}
+
+
+class RecipeError(ValueError):
+    """A stored recipe that is not one this package writes: refused, never run."""
 
 
 def registered_name(granularity: str) -> str:
@@ -50,13 +75,61 @@ def recipe(row: pd.Series, events: pd.DataFrame) -> dict:
     }
 
 
+def _plain(value, depth: int = 0) -> bool:
+    """JSON-like data only: text, finite numbers, booleans, None, lists and string-keyed dicts."""
+    if depth > 8:
+        return False
+    if value is None or isinstance(value, bool | str | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_plain(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def checked_recipe(spec) -> dict:
+    """`spec` if it is a recipe as `recipe` writes it (its keys and types, a model and a
+    granularity this package knows, a calibration it can read, plain data throughout); a
+    RecipeError saying what is wrong otherwise."""
+    if not isinstance(spec, dict):
+        raise RecipeError(f"a recipe is a mapping, not {type(spec).__name__}")
+    missing = sorted(set(RECIPE_KEYS) - set(spec))
+    unknown = sorted(set(spec) - set(RECIPE_KEYS))
+    if missing or unknown:
+        raise RecipeError(f"recipe keys: missing {missing}, unknown {unknown}")
+    for key, kind in RECIPE_KEYS.items():
+        if isinstance(spec[key], bool) or not isinstance(spec[key], kind):
+            raise RecipeError(f"recipe {key}: {type(spec[key]).__name__} is not allowed")
+    if not _plain(spec):
+        raise RecipeError("a recipe holds plain data only (text, finite numbers, lists, maps)")
+    if spec["model"] not in registry.NAMES:
+        raise RecipeError(f"recipe model {spec['model']!r} is not one of {list(registry.NAMES)}")
+    if spec["granularity"] not in GRANULARITIES:
+        raise RecipeError(f"recipe granularity {spec['granularity']!r} is unknown")
+    if spec["calibration"] is not None:
+        try:
+            Calibration.from_json(spec["calibration"])
+        except (ValueError, TypeError, KeyError) as error:
+            raise RecipeError(f"recipe calibration cannot be read: {error}") from None
+    return spec
+
+
 class ChampionModel(mlflow.pyfunc.PythonModel):
     """A recipe as an MLflow pyfunc: input bucket_start, requests (NaN: no log) and, best, the
     other traffic columns (ingest.traffic.MODEL_INPUTS; a model that reads one left out sees it
-    as unknown, NULL); output the next day's buckets with yhat and its 80% interval."""
+    as unknown, NULL); output the next day's buckets with yhat and its 80% interval.
 
-    def __init__(self, spec: dict):
-        self.spec = spec
+    Built from a recipe (`ChampionModel(spec)`), or empty by champion_code.py and given its
+    recipe by MLflow's `model_config` when loaded (load_context)."""
+
+    def __init__(self, spec: dict | None = None):
+        self.spec = checked_recipe(spec) if spec is not None else None
+
+    def load_context(self, context):
+        self.spec = checked_recipe(dict(context.model_config or {}))
 
     def choice(self) -> Choice:
         spec = self.spec
@@ -128,10 +201,12 @@ def signature():
 
 
 def register(spec: dict, input_example: pd.DataFrame, tags: dict) -> str:
-    """Log the recipe as a pyfunc in its benchmark run (a run of its own when it has none),
-    with `input_example` (the traffic columns it reads) as champion_input_example.csv beside it;
-    register it and point the alias `champion` at the new version; returns the version. Needs
-    mlflow's tracking URI set (MLflowResource does it)."""
+    """Log the recipe as a pyfunc from code (champion_code.py, the recipe its model_config: no
+    pickle) in its benchmark run (a run of its own when it has none), with `input_example` (the
+    traffic columns it reads) as champion_input_example.csv beside it; register it and point
+    the alias `champion` at the new version; returns the version. Needs mlflow's tracking URI
+    set (MLflowResource does it)."""
+    checked_recipe(spec)
     name = registered_name(spec["granularity"])
     run_id = spec.get("benchmark_run_id")
     with mlflow.start_run(run_id=run_id or None, tags=None if run_id else tags):
@@ -141,7 +216,8 @@ def register(spec: dict, input_example: pd.DataFrame, tags: dict) -> str:
             warnings.filterwarnings("ignore", message=".*input example was not provided")
             info = mlflow.pyfunc.log_model(
                 name="champion",
-                python_model=ChampionModel(spec),
+                python_model=str(CODE_PATH),
+                model_config=spec,
                 signature=signature(),
                 pip_requirements=["nasa_autoscale"],
             )
@@ -153,9 +229,17 @@ def register(spec: dict, input_example: pd.DataFrame, tags: dict) -> str:
 
 
 def load(granularity: str = "5m") -> ChampionModel:
-    """The champion's recipe from the registry (the pyfunc's own Python object)."""
-    model = mlflow.pyfunc.load_model(f"models:/{registered_name(granularity)}@{ALIAS}")
-    return model.unwrap_python_model()
+    """The champion from the registry, rebuilt from its recipe alone: the MLmodel file's YAML
+    (safe_load) is the only artifact read, and nothing of the store is executed."""
+    uri = f"models:/{registered_name(granularity)}@{ALIAS}"
+    text = mlflow.artifacts.load_text(f"{uri}/MLmodel")
+    try:
+        flavor = yaml.safe_load(text)["flavors"]["python_function"]
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise RecipeError(f"{uri}: its MLmodel file is not one this package writes ({error})")
+    if not isinstance(flavor, dict) or not flavor.get("model_code_path") or "config" not in flavor:
+        raise RecipeError(f"{uri}: not a recipe logged from code (an older pickled champion?)")
+    return ChampionModel(flavor["config"])  # the model_config, as MLflow writes it
 
 
 def deployed_choice(con, calendar, tracking_uri: str, log=print) -> Choice:
@@ -172,7 +256,7 @@ def deployed_choice(con, calendar, tracking_uri: str, log=print) -> Choice:
     mlflow.set_tracking_uri(tracking_uri)
     try:
         loaded = load("5m")
-    except mlflow.exceptions.MlflowException as error:
+    except (mlflow.exceptions.MlflowException, RecipeError, OSError) as error:
         log(f"the registry's champion could not be loaded ({error}); using model_metrics")
         return choice
     if loaded.spec.get("benchmark_run_id") != rows["mlflow_run_id"].iloc[0]:

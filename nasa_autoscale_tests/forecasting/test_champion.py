@@ -111,3 +111,90 @@ def test_a_feature_model_champion_forecasts_from_requests_alone(real_traffic_5m)
     # a column that is not numbers is named in a clear error
     with pytest.raises(ValueError, match="column 'requests' must hold numbers"):
         model.predict(None, bare.assign(requests="many"))
+
+
+def _registered(tmp_path, real_traffic_5m):
+    """A champion registered into a store of its own; returns the folder of its artifacts."""
+    store = MLflowResource(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=str(tmp_path / "mlruns")
+    )
+    store.activate()
+    row = pd.Series(
+        {
+            "model": "seasonal_naive_day",
+            "granularity": "5m",
+            "params": "{}",
+            "calibration": None,
+            "validation_rmse": 80.0,
+            "rmse": 90.0,
+            "mlflow_run_id": None,
+        }
+    )
+    history = real_traffic_5m[["bucket_start", "requests"]].head(12)
+    champion.register(champion.recipe(row, load_events()), history, {"dagster_run_id": "t"})
+    (mlmodel,) = (tmp_path / "mlruns").rglob("MLmodel")
+    return mlmodel.parent
+
+
+def test_the_champion_is_stored_without_a_pickle(tmp_path, real_traffic_5m):
+    folder = _registered(tmp_path, real_traffic_5m)
+    files = [p for p in (tmp_path / "mlruns").rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+    for path in files:  # no pickle stream (protocol 2 and up start with 0x80) in any artifact
+        assert not path.read_bytes().startswith(b"\x80"), path
+    assert "model_code_path" in (folder / "MLmodel").read_text()
+    assert champion.load("5m").spec["model"] == "seasonal_naive_day"
+
+
+def test_a_tampered_champion_is_never_run_and_a_bad_recipe_is_refused(tmp_path, real_traffic_5m):
+    folder = _registered(tmp_path, real_traffic_5m)
+    marker = tmp_path / "owned"
+    evil = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+    # the code beside the recipe and a pickle dropped next to it: the deployed path reads
+    # neither, so neither runs
+    (code,) = folder.glob("*.py")
+    code.write_text(evil)
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, (evil,))
+
+    import pickle
+
+    (folder / "python_model.pkl").write_bytes(pickle.dumps(Evil()))
+    assert champion.load("5m").spec["model"] == "seasonal_naive_day"
+    assert not marker.exists()
+    # the recipe itself tampered with: refused with the reason, never built
+    mlmodel = folder / "MLmodel"
+    mlmodel.write_text(mlmodel.read_text().replace("seasonal_naive_day", "os.system"))
+    with pytest.raises(champion.RecipeError, match="recipe model 'os.system'"):
+        champion.load("5m")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": "nope"}, "recipe model"),
+        ({"granularity": "7m"}, "granularity"),
+        ({"params": "x"}, "recipe params"),
+        ({"calibration": "{bad"}, "calibration cannot be read"),
+        ({"extra": 1}, "unknown \\['extra'\\]"),
+        ({"validation_rmse": float("nan")}, "plain data"),
+        ({"events": [{"a": object()}]}, "plain data"),
+    ],
+)
+def test_checked_recipe_refuses_what_recipe_never_writes(change, message):
+    good = {
+        "model": "seasonal_naive_day",
+        "granularity": "5m",
+        "params": {},
+        "calibration": None,
+        "validation_rmse": 1.0,
+        "test_rmse": 1.0,
+        "benchmark_run_id": None,
+        "events": [],
+    }
+    assert champion.checked_recipe(dict(good)) == good
+    with pytest.raises(champion.RecipeError, match=message):
+        champion.checked_recipe({**good, **change})

@@ -173,9 +173,7 @@ def test_rejected_lines_of_a_file_without_requests_or_a_dated_name_take_the_firs
 ):
     log = tmp_path / "weird.log"
     log.write_bytes(b"one\ntwo\n")
-    summary = ingest_days(
-        con, [log], JUL2, JUL2, "real", reject_threshold=1.0, log_format="common"
-    )
+    summary = ingest_days(con, [log], JUL2, JUL2, "real", reject_threshold=1.0, log_format="common")
     assert summary.mostly_rejected == {}  # threshold 100%: not more than allowed
     assert con.sql("SELECT day FROM nasa.rejected_lines").fetchall() == [(JUL2,), (JUL2,)]
 
