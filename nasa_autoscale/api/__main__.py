@@ -11,16 +11,31 @@ import argparse
 import os
 import sys
 
-from nasa_autoscale.api.auth import KEYS_VARIABLE, api_keys_from_env, is_loopback
+from nasa_autoscale.api.auth import KEYS_VARIABLE, MAX_HEADER_BYTES, api_keys_from_env, is_loopback
 from nasa_autoscale.settings import SettingsError
+
+
+def port_number(value: str, name: str = "--port") -> int:
+    """A TCP port, 1..65535; SettingsError naming `name` otherwise."""
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}={value!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{name}={value!r} is not a port number (1-65535)")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nasa_autoscale.api", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("NASA_API_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NASA_API_PORT", "8000")))
+    parser.add_argument("--port", default=None, help="default NASA_API_PORT, else 8000")
     args = parser.parse_args(argv)
     try:
+        if args.port is None:
+            port = port_number(os.environ.get("NASA_API_PORT", "8000"), "NASA_API_PORT")
+        else:
+            port = port_number(args.port)
         keys = api_keys_from_env()
     except SettingsError as error:
         print(f"refusing to start: {error}", file=sys.stderr)
@@ -37,11 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     from nasa_autoscale.api.app import create_app
 
     print(
-        f"nasa_autoscale API on http://{args.host}:{args.port} "
+        f"nasa_autoscale API on http://{args.host}:{port} "
         f"({'API keys required' if keys else 'loopback only, no keys'})",
         file=sys.stderr,
     )
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=port,
+        log_level="warning",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # headers past it: refused by h11
+    )
     return 0
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +21,7 @@ import duckdb
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as FastPath
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,7 +48,8 @@ MAX_BUCKETS = 288  # forecast_next holds one day of 5-minute buckets
 TABLE_ASSETS = ["traffic_5m", "model_metrics", "forecast_next", "cost_report", "recommendation"]
 BENCHMARK_TABLES = ["model_metrics", "cost_report"]
 
-Load = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Load = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+StateValue = Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False)]
 
 
 class ForecastBody(BaseModel):
@@ -64,7 +68,9 @@ class ScalingState(BaseModel):
     recent_recommendations: list[Annotated[int, Field(ge=0, le=100_000)]] = Field(
         default_factory=list, max_length=64
     )
-    policy: dict[str, int | float | None] = Field(default_factory=dict, max_length=16)
+    policy: dict[Annotated[str, Field(max_length=32)], StateValue | None] = Field(
+        default_factory=dict, max_length=16
+    )
 
 
 class RecommendBody(BaseModel):
@@ -156,6 +162,42 @@ def _refresh(forecast) -> dict:
     }
 
 
+# An absolute path (a folder of this machine) in a message: shown as its last part only.
+_ABSOLUTE = re.compile(r"(?<![\w.:/])(?:[A-Za-z]:)?(?:/[^\s'\"/,;()]+)+/([^\s'\"/,;()]+)")
+_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@/\s]*@")
+_SQLITE = re.compile(r"sqlite:///+(?:[^\s'\"]*/)?")
+
+
+def public_text(text: str) -> str:
+    """`text` as an API caller may see it: a URI's password masked, absolute paths cut to
+    their file name (which folder of the server holds what is not the caller's business)."""
+    text = _SQLITE.sub("sqlite:///", _PASSWORD.sub(r"\1***@", str(text)))
+    return _ABSOLUTE.sub(r"\1", text)
+
+
+def _json_safe(value):
+    """A validation error's context as JSON can carry it (no NaN or infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+async def invalid_request(request, error: RequestValidationError):
+    """422 with what is wrong and where, without echoing the values sent (a NaN or infinity
+    cannot be written as JSON, and a secret sent by mistake is not repeated)."""
+    detail = [
+        {"loc": _json_safe(list(e.get("loc", ()))), "msg": e.get("msg"), "type": e.get("type")}
+        for e in error.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 def _records(frame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
@@ -218,7 +260,8 @@ def create_app(
     one = len(sites) == 1
     app = site_app(next(iter(sites.values())), duckdb_path) if one else sites_app(sites)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    app.add_middleware(ApiKeyAuth, keys=keys)  # the outermost: no key, nothing else runs
+    # the outermost: no key (or one for another site), nothing else runs
+    app.add_middleware(ApiKeyAuth, keys=keys, site=settings.site if one else None)
     return app
 
 
@@ -232,6 +275,7 @@ def sites_app(sites: dict[str, Settings]) -> FastAPI:
         version="1.0",
     )
     apps = {name: site_app(settings) for name, settings in sites.items()}
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.get("/sites", summary="The sites, their dates and their API's root")
     def site_list():
@@ -289,12 +333,14 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
         version="1.0",
     )
 
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
     @app.exception_handler(Unavailable)
     @app.exception_handler(warehouse.WarehouseError)
     async def unavailable(request, error: Exception):
         return JSONResponse(
             status_code=503,
-            content={"detail": getattr(error, "message", str(error))},
+            content={"detail": public_text(getattr(error, "message", str(error)))},
             headers={"Retry-After": "30"},
         )
 
@@ -345,7 +391,10 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
         name, params, rules, chosen_by = choice.name, choice.params, choice.rules, choice.chosen_by
         policy = choice.build()
         policy.reset()
-        policy.set_state(body.state.policy)
+        try:
+            policy.set_state(body.state.policy)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
         loads = np.asarray(body.predicted_load[: rules.boot + 1], float)
         observed = [] if body.observed_load is None else [body.observed_load]
         fleet = np.full(len(observed), body.current_servers)  # the last bucket ran on this fleet
@@ -412,7 +461,9 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
         name = fleet_named(fleet)
         signal, why_not, _, live = fleet_signal(name)
         if signal is None:
-            return JSONResponse(status_code=503, content={"detail": why_not, "fleet": name})
+            return JSONResponse(
+                status_code=503, content={"detail": public_text(why_not), "fleet": name}
+            )
         return {
             "fleet": name,
             "clock": "live" if live else "history: as of the data's end",
@@ -474,7 +525,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
     @app.get("/fleets", summary="The fleet profiles the graph decides for, with their rules")
     def fleet_profiles():
         return {
-            "source": str(settings.fleets_path),
+            "source": settings.fleets_path.name,
             "default": plan_fleet(fleets),
             "fleets": [fleet.as_dict() for fleet in fleets.values()],
         }
@@ -495,7 +546,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
                 champion = _champion(con)
             warehouse_state = "ok"
         except (warehouse.WarehouseError, duckdb.Error) as error:
-            warehouse_state = str(error)
+            warehouse_state = public_text(str(error))
         # The benchmark's tables are materialized empty while the history is too short for it.
         skipped = [asset for asset in BENCHMARK_TABLES if tables.get(asset) == 0]
         missing = [asset for asset, rows in tables.items() if not rows and asset not in skipped]
@@ -503,7 +554,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
         status = "ok" if warehouse_state == "ok" and not missing else "degraded"
         return {
             "status": "stale" if status == "ok" and fresh["state"] == "stale" else status,
-            "warehouse": {"path": str(path), "state": warehouse_state},
+            "warehouse": {"file": path.name, "state": warehouse_state},
             "tables": tables,
             "missing": [f"materialize `{asset}`" for asset in missing],
             "skipped": [
@@ -517,7 +568,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
                 "forecast_next": model,
                 # the registered model forecast_next was made from (the daily path loads it)
                 "champion": champion,
-                "mlflow_store": settings.mlflow_uri,
+                "mlflow_store": public_text(settings.mlflow_uri),
                 "mlflow_store_exists": Path(mlflow_db).exists(),
             },
             "last_materialization": _last_materializations(TABLE_ASSETS, settings.asset_prefix()),

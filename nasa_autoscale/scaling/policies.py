@@ -121,8 +121,8 @@ class ReactiveThreshold(Policy):
         return {"wait": self.wait, "target": self.target}
 
     def set_state(self, state):
-        self.wait = int(state.get("wait", 0))
-        target = state.get("target")
+        self.wait = int(_state_number(state, "wait", 0, 0, 10**6))
+        target = _state_number(state, "target", None, 0, 10**6)
         self.target = None if target is None else int(target)
 
 
@@ -309,8 +309,9 @@ class Predictive(Policy):
         return {"log_m": self.log_m, "planned": self.planned}
 
     def set_state(self, state):
-        self.log_m = float(state.get("log_m", 0.0))
-        planned = state.get("planned")
+        # a multiplier of e^+-50 is past any fleet: a larger one is not a state this wrote
+        self.log_m = float(_state_number(state, "log_m", 0.0, -50, 50))
+        planned = _state_number(state, "planned", None, 0, 1e15)
         self.planned = None if planned is None else float(planned)
 
 
@@ -429,3 +430,16 @@ def build(name: str, params: dict) -> Policy:
         *PRESETS,
     ]
     raise ValueError(f"unknown policy {name!r}; known: {', '.join(known)}")
+
+
+def _state_number(state: dict, key: str, default, low: float, high: float):
+    """state[key] (default when absent or None) if it is a finite number within low..high; a
+    ValueError naming the key otherwise (the API answers it with 422)."""
+    value = state.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"state {key} must be a finite number, not {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"state {key} must be within {low:g}..{high:g}, got {value!r}")
+    return value
