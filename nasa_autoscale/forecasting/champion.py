@@ -10,11 +10,12 @@ fitting on that history first (before `fit_before`, the refit day, when given) a
 does; the model's metrics are in its benchmark run.
 
 The recipe is data, never a pickle: it is logged with MLflow's models-from-code as the
-pyfunc's `model_config` (plain YAML in the MLmodel file, under `config`), beside `champion_code.py`, which
-builds the model from it. The deployed path (`deployed_choice`) reads only that YAML, checks it
-against the recipe's shape (`checked_recipe`) and rebuilds the model with the installed
-package's code: nothing loaded from the artifact store is executed, so whoever can write the
-store can at most make the daily path refuse the champion and fall back to model_metrics.
+pyfunc's `model_config` (plain YAML in the MLmodel file, under `config`), beside
+`champion_code.py`, which builds the model from it. The deployed path (`deployed_choice`)
+reads only that YAML, checks it against the recipe's shape (`checked_recipe`) and rebuilds the
+model with the installed package's code: nothing loaded from the artifact store is executed,
+so whoever can write the store can at most make the daily path refuse the champion and fall
+back to model_metrics.
 """
 
 from __future__ import annotations
@@ -236,8 +237,11 @@ def load(granularity: str = "5m") -> ChampionModel:
     try:
         flavor = yaml.safe_load(text)["flavors"]["python_function"]
     except (yaml.YAMLError, KeyError, TypeError) as error:
-        raise RecipeError(f"{uri}: its MLmodel file is not one this package writes ({error})")
-    if not isinstance(flavor, dict) or not flavor.get("model_code_path") or "config" not in flavor:
+        raise RecipeError(
+            f"{uri}: its MLmodel file is not one this package writes ({error})"
+        ) from None
+    from_code = isinstance(flavor, dict) and flavor.get("model_code_path") and "config" in flavor
+    if not from_code:
         raise RecipeError(f"{uri}: not a recipe logged from code (an older pickled champion?)")
     return ChampionModel(flavor["config"])  # the model_config, as MLflow writes it
 

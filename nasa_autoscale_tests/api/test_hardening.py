@@ -49,8 +49,8 @@ def bodies() -> list[tuple[str, str]]:
 
 def test_every_bad_number_in_every_field_is_a_4xx_never_a_500(client):
     answers = [raw_post(client, route, text) for route, text in bodies()]
-    codes = {(route, text): answer.status_code for (route, text), answer in zip(bodies(), answers)}
-    assert not [k for k, code in codes.items() if code >= 500], "a 500 from input"
+    failed = [key for key, a in zip(bodies(), answers, strict=True) if a.status_code >= 500]
+    assert not failed, f"a 500 from input: {failed[:3]}"
     for (route, text), answer in zip(bodies(), answers, strict=True):
         if answer.status_code == 200:  # only values a policy can take: finite and in range
             assert "NaN" not in text and "Infinity" not in text and "1e309" not in text
