@@ -120,6 +120,33 @@ class Lake:
                     found.append(dt.date.fromisoformat(day))
         return sorted(found)
 
+    def claim(self, site: str, owner: str) -> None:
+        """Record `owner` (a warehouse, by its resolved path) as the one that writes `site`'s
+        partitions, or refuse when another warehouse did: two warehouses sharing a partition
+        would read each other's days and replace each other's files. A sites file gives each
+        site a warehouse and a partition of its own."""
+        import pyarrow.fs as pafs
+
+        check_site(site)
+        marker = self._path("_owners", f"{site}.owner")
+        fs = self.filesystem
+        if fs.get_file_info(marker).type == pafs.FileType.File:
+            with fs.open_input_stream(marker) as stream:
+                current = stream.read().decode("utf-8", "replace").strip()
+            if current != owner:
+                raise LakeError(
+                    f"the lake {self.url} holds site {site!r} for the warehouse {current}, not "
+                    f"{owner}: two warehouses must not share a lake partition. Give this one "
+                    "its own NASA_LAKE (or leave NASA_LAKE unset: each warehouse file then has "
+                    "its own lake beside it), or describe both in one sites file "
+                    "(NASA_SITES_PATH)."
+                )
+            return
+        if self.local:
+            Path(marker).parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_output_stream(marker) as stream:
+            stream.write(owner.encode("utf-8"))
+
     def _put(self, local: Path, target: Path | str) -> None:
         """A finished local file to its place: a rename on a local lake, one upload to S3 (the
         object appears when the upload completes, whole)."""

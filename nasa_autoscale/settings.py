@@ -8,7 +8,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,22 +169,26 @@ class Settings:
         end = _env_date("NASA_END_DATE", default_end)
         if end < start:
             raise SettingsError(f"NASA_END_DATE {end} is before NASA_START_DATE {start}")
-        try:
-            timeout = float(os.environ.get("NASA_DOWNLOAD_TIMEOUT", "10"))
-        except ValueError:
-            raise SettingsError("NASA_DOWNLOAD_TIMEOUT must be a number of seconds") from None
-        duckdb_path = _env_path("NASA_DUCKDB_PATH", DATA_DIR / "warehouse.duckdb")
+        timeout = _env_number("NASA_DOWNLOAD_TIMEOUT", 10.0, 0.1, 3600)
+        raw_dir = _env_path("NASA_RAW_DIR", DEFAULT_RAW_DIR)
+        # A log folder of the user's own gets a home of its own (warehouse, lake, MLflow store,
+        # reports, landing folder), so that it never mixes with the demo's (or another's)
+        home, name = DATA_DIR, ""
+        if raw_dir != DEFAULT_RAW_DIR.resolve():
+            name = own_logs_name(raw_dir)
+            home = DATA_DIR / "sites" / name
+        duckdb_path = _env_path("NASA_DUCKDB_PATH", home / "warehouse.duckdb")
         return cls(
-            raw_dir=_env_path("NASA_RAW_DIR", DEFAULT_RAW_DIR),
+            raw_dir=raw_dir,
             replica_dir=_env_path("NASA_REPLICA_DIR", DATA_DIR / "replica"),
             duckdb_path=duckdb_path,
             log_url=os.environ.get("NASA_LOG_URL", DEFAULT_LOG_URL),
             download_timeout_s=timeout,
             start_date=start,
             end_date=end,
-            mlflow_uri=os.environ.get("NASA_MLFLOW_URI", f"sqlite:///{DATA_DIR / 'mlflow.db'}"),
-            mlflow_artifacts=_env_path("NASA_MLFLOW_ARTIFACTS", DATA_DIR / "mlruns"),
-            landing_dir=_env_path("NASA_LANDING_DIR", DATA_DIR / "landing"),
+            mlflow_uri=os.environ.get("NASA_MLFLOW_URI", f"sqlite:///{home / 'mlflow.db'}"),
+            mlflow_artifacts=_env_path("NASA_MLFLOW_ARTIFACTS", home / "mlruns"),
+            landing_dir=_env_path("NASA_LANDING_DIR", DATA_DIR / "landing" / name),
             timezone=_env_timezone(),
             log_format=_env_log_format(),
             reject_threshold=_env_number("NASA_REJECT_THRESHOLD", 0.5, 0.0, 1.0),
@@ -189,16 +196,23 @@ class Settings:
             validation_days=int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True)),
             events_path=_env_events(),
             open_ended=own_start and not os.environ.get("NASA_END_DATE", "").strip(),
-            reports_dir=_env_path("NASA_REPORTS_DIR", DEFAULT_REPORTS_DIR),
+            reports_dir=_env_path("NASA_REPORTS_DIR", DEFAULT_REPORTS_DIR / name),
             forecast_granularities=_env_granularities(),
-            stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 366),
-            refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 3660, integer=True)),
+            stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 7),
+            refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 366, integer=True)),
             history_days=_env_history_days(),
             fleets_path=_env_fleets(),
             lake=_env_lake(duckdb_path),
             site=_env_site(),
             sites_path=_env_sites(),
         )
+
+
+def own_logs_name(raw_dir: Path) -> str:
+    """The name of a log folder's own home (data/sites/<name>/, reports/<name>/): the folder's
+    name and a short hash of its whole path (/var/log/nginx -> nginx-3f2a1b)."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", raw_dir.name.lower()).strip("-_")[:40] or "logs"
+    return f"{slug}-{hashlib.sha1(str(raw_dir).encode()).hexdigest()[:6]}"
 
 
 @functools.cache
@@ -215,11 +229,14 @@ class SettingsError(ValueError):
 
 
 def _env_date(name: str, default: str) -> str:
-    value = os.environ.get(name, default)
+    """A date setting: YYYY-MM-DD within configfile's FIRST_DATE..LAST_DATE (1990..2100)."""
+    from nasa_autoscale.configfile import checked_date
+
+    value = os.environ.get(name, default).strip()
     try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
+        return checked_date(value, name)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 def checked_log_format(value: str) -> str:
@@ -269,7 +286,7 @@ def _env_number(name: str, default, low, high, integer: bool = False):
     except ValueError:
         kind = "a whole number" if integer else "a number"
         raise SettingsError(f"{name}={value!r} is not {kind}") from None
-    if not low <= number <= high:
+    if not math.isfinite(number) or not low <= number <= high:
         raise SettingsError(f"{name}={value!r} is outside {low}..{high}")
     return number
 
@@ -310,12 +327,21 @@ def _env_events() -> Path | None:
     return path
 
 
+def default_lake(duckdb_path: Path) -> Path:
+    """The lake of a warehouse file when NASA_LAKE is unset: its own, beside it (`lake` for
+    warehouse.duckdb, `<name>.lake` for any other name), so two warehouses in one folder never
+    share one."""
+    if duckdb_path.name == "warehouse.duckdb":
+        return duckdb_path.parent / "lake"
+    return duckdb_path.parent / f"{duckdb_path.stem}.lake"
+
+
 def _env_lake(duckdb_path: Path) -> str:
-    """NASA_LAKE: a folder or s3://bucket/prefix for the lake (default: `lake` beside the
-    warehouse file); `none`: no lake, requests stay in the DuckDB file. Checked here."""
+    """NASA_LAKE: a folder or s3://bucket/prefix for the lake (default: default_lake, beside
+    the warehouse file); `none`: no lake, requests stay in the DuckDB file. Checked here."""
     from nasa_autoscale.lake import Lake, LakeError
 
-    value = os.environ.get("NASA_LAKE", "").strip() or str(duckdb_path.parent / "lake")
+    value = os.environ.get("NASA_LAKE", "").strip() or str(default_lake(duckdb_path))
     if value.lower() == "none":
         return ""
     try:
@@ -337,7 +363,7 @@ def _env_site() -> str:
 def _env_history_days() -> int:
     """NASA_HISTORY_DAYS: how many of the last days the analysis reads (default 91); it must
     hold the test and validation windows and two weeks to train on."""
-    days = int(_env_number("NASA_HISTORY_DAYS", 91, 1, 36600, integer=True))
+    days = int(_env_number("NASA_HISTORY_DAYS", 91, 1, 3660, integer=True))
     test = int(_env_number("NASA_TEST_DAYS", 9, 1, 366, integer=True))
     validation = int(_env_number("NASA_VALIDATION_DAYS", 7, 1, 366, integer=True))
     if days < test + validation + 14:

@@ -233,11 +233,20 @@ def _kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+def warehouse_file(con: duckdb.DuckDBPyConnection) -> str:
+    """The resolved path of the warehouse file `con` uses (its default database)."""
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()[0][0]
+    return str(Path(path).resolve()) if path else ":memory:"
+
+
 def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake, site: str) -> None:
     """Views nasa.requests and nasa.rejected_lines over the lake's files (placeholders written
     so that an empty lake reads as empty tables), and the lake recorded in nasa.site. A
     warehouse written without a lake has its two tables moved into it (a file per day)."""
     check_site(site)
+    lake.claim(site, warehouse_file(con))
     columns = {}
     for table in LAKE_TABLES:
         if _kind(con, table) == "table":  # written without a lake: its rows move there

@@ -128,9 +128,12 @@ def test_a_warehouse_written_without_a_lake_moves_its_rows_into_one(tmp_path, sa
 
 
 def test_the_lake_defaults_to_a_folder_beside_the_warehouse(monkeypatch, tmp_path):
-    monkeypatch.setenv("NASA_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.delenv("NASA_LAKE", raising=False)
     assert Settings.from_env().lake == str(tmp_path / "lake")
+    # another warehouse in the same folder has a lake of its own
+    monkeypatch.setenv("NASA_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    assert Settings.from_env().lake == str(tmp_path / "wh.lake")
     monkeypatch.setenv("NASA_LAKE", "none")
     assert Settings.from_env().lake == ""
 

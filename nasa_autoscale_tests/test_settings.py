@@ -14,9 +14,17 @@ def test_defaults_are_the_nasa_trace(monkeypatch):
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("NASA_START_DATE", "July 1st", "NASA_START_DATE='July 1st' is not a date"),
+        ("NASA_START_DATE", "July 1st", "NASA_START_DATE 'July 1st' is not a date"),
         ("NASA_END_DATE", "1995-06-01", "NASA_END_DATE 1995-06-01 is before NASA_START_DATE"),
-        ("NASA_DOWNLOAD_TIMEOUT", "soon", "NASA_DOWNLOAD_TIMEOUT must be a number"),
+        ("NASA_END_DATE", "9999-12-31", "NASA_END_DATE 9999-12-31 is outside 1990-01-01"),
+        ("NASA_START_DATE", "1989-12-31", "NASA_START_DATE 1989-12-31 is outside"),
+        ("NASA_DOWNLOAD_TIMEOUT", "soon", "NASA_DOWNLOAD_TIMEOUT='soon' is not a number"),
+        ("NASA_DOWNLOAD_TIMEOUT", "nan", "NASA_DOWNLOAD_TIMEOUT='nan' is outside"),
+        ("NASA_DOWNLOAD_TIMEOUT", "1e308", "is outside 0.1..3600"),
+        ("NASA_STALE_AFTER_HOURS", "inf", "NASA_STALE_AFTER_HOURS='inf' is outside"),
+        ("NASA_REFIT_DAYS", "100000", "NASA_REFIT_DAYS='100000' is outside 1..366"),
+        ("NASA_HISTORY_DAYS", "99999", "NASA_HISTORY_DAYS='99999' is outside"),
+        ("NASA_REJECT_THRESHOLD", "nan", "NASA_REJECT_THRESHOLD='nan' is outside"),
     ],
 )
 def test_bad_environment_values_are_named(monkeypatch, name, value, message):

@@ -186,9 +186,9 @@ def test_the_api_serves_each_site_under_its_name(two_sites):
     health = client.get("/health", headers=headers).json()
     assert set(health["sites"]) == {"usask", "hackers"} and health["status"] == "degraded"
     one = client.get("/sites/hackers/health", headers=headers).json()
-    assert one["site"] == "hackers" and one["warehouse"]["path"].endswith(
-        "sites/hackers/warehouse.duckdb"
-    )
+    # its own warehouse, named without the server's folders (answers hold no paths)
+    assert one["site"] == "hackers" and one["warehouse"]["file"] == "warehouse.duckdb"
+    assert "/sites/hackers/" not in str(one)
     assert client.get("/sites/shop/health", headers=headers).status_code == 404
 
 
@@ -331,10 +331,34 @@ def test_a_log_too_sparse_for_a_forecast_says_so(tmp_path):
 
 def test_a_live_site_starting_after_today_is_refused(tmp_path, monkeypatch):
     path = sites_file(
-        tmp_path, '[[site]]\nname = "soon"\nraw_dir = "logs"\nstart_date = "2999-01-01"'
+        tmp_path, '[[site]]\nname = "soon"\nraw_dir = "logs"\nstart_date = "2099-01-01"'
     )
     monkeypatch.setenv("NASA_SITES_PATH", str(path))
     monkeypatch.delenv("NASA_MLFLOW_URI", raising=False)
     monkeypatch.setenv("NASA_SITE", "usask")
-    with pytest.raises(SettingsError, match="site 'soon': start_date 2999-01-01 is after"):
+    with pytest.raises(SettingsError, match="site 'soon': start_date 2099-01-01 is after"):
         Settings.from_env().all_sites()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (b'[[site]]\nname = "caf\xe9"\nraw_dir = "logs"\n', "not UTF-8 text"),
+        (b"x = " + b"[" * 100_000, "nested more than 32"),
+        (b"site = [1]\n", "site 1 must be a [[site]] table, not int"),
+        (b'[[site]]\nname = "shop\\n"\nraw_dir = "logs"\n', "name: site name 'shop\\n'"),
+        (b'[[site]]\nname = "shop"\nraw_dir = ["logs"]\n', "raw_dir must be a string, not list"),
+        (
+            b'[[site]]\nname = "shop"\nraw_dir = "logs"\nstart_date = "2026-01-01"\n'
+            b'end_date = "9999-12-31"\n',
+            "end_date 9999-12-31 is outside",
+        ),
+    ],
+)
+def test_a_sites_file_of_any_bad_shape_names_the_file_and_the_field(tmp_path, text, message):
+    (tmp_path / "logs").mkdir()
+    path = tmp_path / "sites.toml"
+    path.write_bytes(text)
+    with pytest.raises(SiteError) as error:
+        load_sites(path)
+    assert message in str(error.value) and str(path) in str(error.value)

@@ -55,13 +55,14 @@ def special_events(warehouse: WarehouseResource, settings: SettingsResource):
         for name, minutes in GRANULARITIES.items()
     ],
 )
-def feature_tables(warehouse: WarehouseResource):
+def feature_tables(warehouse: WarehouseResource, settings: SettingsResource):
+    days = settings.get().history_days  # the window the models read, not the whole history
     with warehouse.connect() as con:
         source = data_source(con)
         events = read_events(con)
         for name, minutes in GRANULARITIES.items():
             table = f"features_{name}"
-            buckets = local_buckets(con, minutes)  # one row per local time, as the models read
+            buckets = local_buckets(con, minutes, days)  # one row per local time, as models read
             frame = build_features(con, buckets, events, minutes)
             rows = replace_table(con, table, frame)
             yield dg.MaterializeResult(
@@ -87,10 +88,12 @@ def feature_tables(warehouse: WarehouseResource):
         for name in GRANULARITIES
     ],
 )
-def missing_stays_missing(warehouse: WarehouseResource):
+def missing_stays_missing(warehouse: WarehouseResource, settings: SettingsResource):
+    days = settings.get().history_days
     with warehouse.connect() as con:
         for name, minutes in GRANULARITIES.items():
-            passed, metadata = lag_check(con, f"features_{name}", local_buckets(con, minutes))
+            buckets = local_buckets(con, minutes, days)
+            passed, metadata = lag_check(con, f"features_{name}", buckets)
             yield dg.AssetCheckResult(
                 asset_key=key(f"features_{name}"),
                 check_name="missing_stays_missing",

@@ -17,6 +17,7 @@ from nasa_autoscale.ingest.load import IngestSummary, ingest_days
 from nasa_autoscale.ingest.logfiles import LogFileError
 from nasa_autoscale.ingest.traffic import write_traffic
 from nasa_autoscale.settings import Settings
+from nasa_autoscale.warehouse import SCHEMA
 
 
 @dataclass
@@ -45,6 +46,31 @@ def files_to_read(settings: Settings, progress: Callable[[str], None]) -> LogSou
     return LogSource(files, source.data_source, source.note)
 
 
+class SourceError(ValueError):
+    """The warehouse holds another log folder's data: the message says what to set."""
+
+
+def claim_source(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Record the log folder this warehouse reads (nasa.site `raw_dir`), or stop before any
+    work when it holds another folder's data: one warehouse is one site, and a second folder's
+    lines would land in the first one's tables in its zone, without a word."""
+    raw_dir = str(settings.raw_dir)
+    recorded = con.execute(f"SELECT value FROM {SCHEMA}.site WHERE key = 'raw_dir'").fetchall()
+    if recorded and recorded[0][0] == raw_dir:
+        return
+    ingested = con.execute(f"SELECT count(*) FROM {SCHEMA}.source_files").fetchall()[0][0]
+    if recorded and ingested:
+        raise SourceError(
+            f"the warehouse {settings.duckdb_path} holds the logs of {recorded[0][0]}, not of "
+            f"NASA_RAW_DIR={raw_dir}: one warehouse is one site. Leave NASA_DUCKDB_PATH unset "
+            "(a log folder of your own then gets its own warehouse, lake, MLflow store and "
+            "reports under data/sites/), set NASA_DUCKDB_PATH to a new file, or describe each "
+            "site in a sites file (NASA_SITES_PATH)."
+        )
+    con.execute(f"DELETE FROM {SCHEMA}.site WHERE key = 'raw_dir'")
+    con.execute(f"INSERT INTO {SCHEMA}.site VALUES ('raw_dir', ?)", [raw_dir])
+
+
 def site_days(settings: Settings) -> tuple[dt.date, dt.date | None]:
     """The site's first and last day (None for a live site's: its days run to today and on)."""
     first = dt.date.fromisoformat(settings.start_date)
@@ -64,6 +90,8 @@ def ingest_partition(
     When a file fails (or is mostly rejected), what was read is kept, and those days get their
     traffic tables too before the caller reports the failure: the run that fails must not leave
     requests without the traffic they add up to (the traffic step would not run after it)."""
+    with (hold or nullcontext)():
+        claim_source(con, settings)
     source = files_to_read(settings, progress)
     summary = ingest_days(
         con,

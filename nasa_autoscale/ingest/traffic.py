@@ -202,13 +202,21 @@ def write_traffic(
     return rows
 
 
-def local_buckets(con: duckdb.DuckDBPyConnection, minutes: int) -> str:
+def local_buckets(con: duckdb.DuckDBPyConnection, minutes: int, days: int | None = None) -> str:
     """A temp view of traffic_<minutes>m with one row per local bucket_start, as the models read
-    it: for an hour the clock repeats (daylight saving ends), its first pass. Returns its name."""
+    it: for an hour the clock repeats (daylight saving ends), its first pass. days: only the
+    last `days` days of the data (NASA_HISTORY_DAYS), so that its readers' cost does not grow
+    with the span of the history. Returns its name."""
     name = next(k for k, v in GRANULARITIES.items() if v == minutes)
-    view = f"traffic_{name}_local"
+    view = f"traffic_{name}_local" + (f"_last{int(days)}" if days is not None else "")
+    window = ""
+    if days is not None:
+        window = (
+            f"WHERE bucket_start >= (SELECT max(bucket_start)::DATE + 1 - {int(days)} "
+            f"FROM {SCHEMA}.traffic_{name})"
+        )
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {SCHEMA}.traffic_{name} "
+        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {SCHEMA}.traffic_{name} {window} "
         "QUALIFY row_number() OVER (PARTITION BY bucket_start ORDER BY bucket_start_utc) = 1"
     )
     return view

@@ -47,7 +47,7 @@ def test_a_fleet_sized_per_second_becomes_requests_per_decision_interval(tmp_pat
     "change, message",
     [
         (("boot_s = 60\n", ""), "fleet 1 ('pods'): missing field(s) ['boot_s']"),
-        (("0.034", "-1.0"), "('pods'): price_per_hour must be >= 0"),
+        (("0.034", "-1.0"), "('pods'): price_per_hour must be within 0..1e+06"),
         (("min_servers = 3", "min_servers = 500"), "min_servers 500 is above max_servers 400"),
         (('"second"', '"minute"'), "('pods'): billing must be one of second, hour"),
         (("boot_s = 60", "boot_s = 1.5"), "('pods'): boot_s must be a whole number"),
@@ -59,8 +59,23 @@ def test_a_fleet_sized_per_second_becomes_requests_per_decision_interval(tmp_pat
         ),
         (("requests_per_second = 50", "requests_per_second = 0"), "must be positive"),
         (("billing", "decision_interval_s = 45\nbilling"), "decision_interval_s 45 is not one"),
-        (('name = "pods"', 'name = "my pods!"'), "name must be letters, digits and '_'"),
+        (('name = "pods"', 'name = "my pods!"'), "name must be 1-64 letters, digits and '_'"),
+        (('name = "pods"', 'name = "pods\\n"'), "name must be 1-64 letters"),
         (("[[fleet]]", "[[fleet]"), "not valid TOML"),
+        # bounds: a week of seconds, a million servers, a billion requests a second, finite
+        (
+            ("scale_in_stabilization_s = 300", "scale_in_stabilization_s = 1000000000000"),
+            "scale_in_stabilization_s must be within 0..604800",
+        ),
+        (("boot_s = 60", "boot_s = 1000000000000"), "boot_s must be within 0..604800"),
+        (("max_servers = 400", "max_servers = 36893488147419103232"), "max_servers must be within"),
+        (("max_servers = 400", "max_servers = 1000001"), "max_servers must be within 1..1e+06"),
+        (("requests_per_second = 50", "requests_per_second = 1e308"), "within 0..1e+09"),
+        (("requests_per_second = 50", "requests_per_second = nan"), "within 0..1e+09"),
+        (("requests_per_second = 50", "requests_per_second = inf"), "within 0..1e+09"),
+        (("billing", "min_billed_s = 99999999\nbilling"), "min_billed_s must be within"),
+        (("[[fleet]]", "fleet = [1]\n[[other]]"), "fleet 1 must be a [[fleet]] table"),
+        (("[[fleet]]", "x = " + "[" * 40 + "]" * 40 + "\n[[fleet]]"), "nested more than 32"),
     ],
 )
 def test_a_bad_profile_names_the_fleet_and_the_field(tmp_path, change, message):
@@ -69,6 +84,16 @@ def test_a_bad_profile_names_the_fleet_and_the_field(tmp_path, change, message):
     with pytest.raises(FleetError) as error:
         load_fleets(path)
     assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_a_fleets_file_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "fleets.toml"
+    path.write_bytes(GOOD.encode() + b"\n# caf\xe9\n")
+    with pytest.raises(FleetError, match="not UTF-8 text"):
+        load_fleets(path)
+    path.write_bytes(b"x = " + b"[" * 100_000)
+    with pytest.raises(FleetError, match="nested more than"):
+        load_fleets(path)
 
 
 def test_two_fleets_of_one_name_and_an_empty_file_are_errors(tmp_path):
@@ -85,7 +110,7 @@ def test_a_bad_fleets_file_stops_the_settings_before_any_work(tmp_path, monkeypa
     path = tmp_path / "fleets.toml"
     path.write_text(GOOD.replace("0.034", "-1.0"))
     monkeypatch.setenv("NASA_FLEETS_PATH", str(path))
-    with pytest.raises(SettingsError, match="price_per_hour must be >= 0"):
+    with pytest.raises(SettingsError, match="price_per_hour must be within"):
         Settings.from_env()
     monkeypatch.setenv("NASA_FLEETS_PATH", str(tmp_path / "absent.toml"))
     with pytest.raises(SettingsError, match="NASA_FLEETS_PATH=.*cannot read it"):
