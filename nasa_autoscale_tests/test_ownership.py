@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -14,7 +18,14 @@ from nasa_autoscale.ingest.checks import lines_accounted
 from nasa_autoscale.ingest.partition import SourceError, ingest_partition
 from nasa_autoscale.ingest.traffic import local_buckets, write_traffic
 from nasa_autoscale.lake import Lake, LakeError
-from nasa_autoscale.settings import DATA_DIR, DEFAULT_REPORTS_DIR, Settings, own_logs_name
+from nasa_autoscale.settings import (
+    DATA_DIR,
+    DEFAULT_REPORTS_DIR,
+    PROJECT_ROOT,
+    SAMPLES_DIR,
+    Settings,
+    own_logs_name,
+)
 
 JUL1, JUL2 = dt.date(1995, 7, 1), dt.date(1995, 7, 2)
 
@@ -122,3 +133,88 @@ def test_the_feature_window_is_the_history_window(replica_copy):
     last = con.sql(f"SELECT min(bucket_start) FROM {local_buckets(con, 5, 20)}").fetchall()[0][0]
     assert every == dt.datetime(1995, 7, 1) and last == dt.datetime(1995, 8, 12)
     con.close()
+
+
+def _cli(root, env: dict, partition: list[str]) -> subprocess.CompletedProcess:
+    selection = "requests,rejected_lines,traffic_1m,traffic_5m,traffic_15m"
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "nasa_autoscale.definitions",
+        ]
+        + ["--select", selection, *partition],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _count(path) -> int:
+    con = warehouse.connect(path, read_only=True)
+    try:
+        return con.sql("SELECT count(*) FROM nasa.requests").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow  # the dagster CLI, twice, on a copy of the project
+def test_the_demo_then_own_logs_with_the_readmes_commands(tmp_path, sample_2k):
+    """The README's path in one clone: the demo's ingest, then `NASA_RAW_DIR=... NASA_START_DATE=
+    ...` for an nginx folder that holds an error.log too. No other variable is set: the own logs
+    land in their own home, and the demo's warehouse is untouched."""
+    root = tmp_path / "clone"  # a copy of the project: its data/ is the defaults' data/
+    shutil.copytree(PROJECT_ROOT / "nasa_autoscale", root / "nasa_autoscale")
+    shutil.copytree(PROJECT_ROOT / "data", root / "data", ignore=_not_committed)
+    (root / "data" / "raw").mkdir()
+    (root / "data" / "raw" / "access-19950701.log").write_bytes(sample_2k)
+    nginx = tmp_path / "var" / "log" / "nginx"
+    nginx.mkdir(parents=True)
+    shutil.copy(SAMPLES_DIR / "formats" / "basjes-hackers" / "hackers-access.log", nginx)
+    (nginx / "error.log").write_text(
+        "2015/10/25 04:00:00 [error] 12#12: *1 open() failed (2: No such file or directory)\n"
+    )
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NASA_")}
+    env.update(PYTHONPATH=str(root), DAGSTER_HOME=str(home))
+
+    demo = _cli(root, env, ["--partition", "1995-07-01"])
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert _count(root / "data" / "warehouse.duckdb") == 2000
+
+    own_env = {**env, "NASA_RAW_DIR": str(nginx), "NASA_START_DATE": "2015-10-25"}
+    own_env["NASA_END_DATE"] = "2015-10-30"
+    own = _cli(root, own_env, ["--partition-range", "2015-10-25...2015-10-30"])
+    assert own.returncode == 0, own.stdout[-3000:] + own.stderr[-3000:]
+    (site,) = (root / "data" / "sites").iterdir()
+    assert site.name.startswith("nginx-")
+    assert _count(site / "warehouse.duckdb") == 3456  # every line of the access log
+    assert _count(root / "data" / "warehouse.duckdb") == 2000  # the demo's, untouched
+    con = warehouse.connect(site / "warehouse.duckdb", read_only=True)
+    files = [f for (f,) in con.sql("SELECT source_file FROM nasa.source_files").fetchall()]
+    con.close()
+    assert files == ["hackers-access.log"]  # error.log set aside
+    assert "error.log" in own.stdout + own.stderr
+
+    # pointing the own logs at the demo's warehouse by hand stops before any work, saying what
+    mixed = _cli(
+        root,
+        {**own_env, "NASA_DUCKDB_PATH": str(root / "data" / "warehouse.duckdb")},
+        ["--partition", "2015-10-25"],
+    )
+    assert mixed.returncode != 0
+    assert "NASA_DUCKDB_PATH" in mixed.stdout + mixed.stderr
+    assert _count(root / "data" / "warehouse.duckdb") == 2000
+
+
+def _not_committed(folder, names):
+    """What a clone's data/ lacks: anything the project ignores (a developer's warehouse...)."""
+    ignored = {"raw", "replica", "landing", "lake", "mlruns", "sites", "bench_history"}
+    return [n for n in names if n in ignored or n.endswith((".duckdb", ".wal", ".db", ".lake"))]
