@@ -324,6 +324,12 @@ def _env_events() -> Path | None:
     path = Path(value).expanduser().resolve()
     if not path.is_file():
         raise SettingsError(f"NASA_EVENTS_PATH={value!r} is not a file (or say 'none')")
+    from nasa_autoscale.features.events import EventsError, load_events
+
+    try:  # checked whole before any work, as the fleets are
+        load_events(path)
+    except EventsError as error:
+        raise SettingsError(str(error)) from None
     return path
 
 

@@ -122,6 +122,12 @@ def parse_site(entry: dict, base: Path, where: str) -> Site:
             events = local(entry["events"])
             if not events.is_file():
                 raise SiteError(f"{where}: events {str(events)!r} is not a file (or say 'none')")
+            from nasa_autoscale.features.events import EventsError, load_events
+
+            try:
+                load_events(events)
+            except EventsError as error:
+                raise SiteError(f"{where}: events: {error}") from None
     fleets = None
     if "fleets" in entry:
         fleets = local(entry["fleets"])

@@ -148,3 +148,22 @@ def test_the_history_window_must_hold_the_test_and_validation_days(monkeypatch):
         Settings.from_env()
     monkeypatch.setenv("NASA_HISTORY_DAYS", "30")
     assert Settings.from_env().history_days == 30
+
+
+@pytest.mark.parametrize(
+    "variable, content, says",
+    [
+        ("NASA_EVENTS_PATH", b"name,kind\ncaf\xe9,x\n", "not UTF-8 text"),
+        ("NASA_EVENTS_PATH", b"name,kind\nx,y\n", "missing column"),
+        ("NASA_LOG_FORMAT", b"log_format x '$remote_addr \xff';", "not UTF-8 text"),
+    ],
+)
+def test_a_bad_events_or_format_file_stops_the_settings_naming_the_file(
+    tmp_path, monkeypatch, variable, content, says
+):
+    path = tmp_path / "file.txt"
+    path.write_bytes(content)
+    monkeypatch.setenv(variable, str(path))
+    with pytest.raises(SettingsError, match=says) as error:
+        Settings.from_env()
+    assert str(path) in str(error.value)

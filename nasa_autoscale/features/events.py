@@ -10,6 +10,7 @@ start: never earlier than it began.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -66,7 +67,15 @@ def load_events(path: Path | None = DEFAULT_EVENTS_PATH) -> pd.DataFrame:
         return pd.DataFrame(
             {c: pd.Series(dtype="datetime64[ns]" if c in TIMES else "string") for c in COLUMNS}
         )
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    from nasa_autoscale.configfile import ConfigFileError, read_text
+
+    try:
+        text = read_text(path, "NASA_EVENTS_PATH")
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except ConfigFileError as error:
+        raise EventsError(str(error)) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise EventsError(f"{path}: not a CSV of events ({error})") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise EventsError(f"{path}: missing column(s) {missing}")

@@ -34,7 +34,12 @@ def resolve(spec: str) -> str | LogFormat:
     if "$" not in text and "%" not in text:
         path = Path(text).expanduser()
         if path.is_file():
-            return resolve(path.read_text(encoding="utf-8"))
+            from nasa_autoscale.configfile import ConfigFileError, read_text
+
+            try:
+                return resolve(read_text(path, "NASA_LOG_FORMAT"))
+            except ConfigFileError as error:
+                raise FormatError(str(error)) from None
         known = ", ".join(["auto", *CLF_FAMILY, *PRESETS])
         raise FormatError(
             f"NASA_LOG_FORMAT={spec!r} is none of {known}, no nginx log_format or Apache "
