@@ -18,16 +18,9 @@ from nasa_autoscale.forecasting.next import forecast_next
 from nasa_autoscale.resources import MLflowResource
 
 
-@pytest.mark.slow  # a fresh Python process
-def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
-    tmp_path, real_traffic_5m
-):
-    store = MLflowResource(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=str(tmp_path / "mlruns")
-    )
-    history = real_traffic_5m[real_traffic_5m["bucket_start"] < "1995-08-20"]
-    history = history[["bucket_start", "requests"]].tail(14 * 288)
-    row = pd.Series(
+def naive_row() -> pd.Series:
+    """A model_metrics row of the seasonal naive model, as the benchmark writes one."""
+    return pd.Series(
         {
             "model": "seasonal_naive_day",
             "granularity": "5m",
@@ -38,6 +31,18 @@ def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
             "mlflow_run_id": None,
         }
     )
+
+
+@pytest.mark.slow  # a fresh Python process
+def test_a_fresh_process_loads_the_champion_and_forecasts_as_the_daily_path(
+    tmp_path, real_traffic_5m
+):
+    store = MLflowResource(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=str(tmp_path / "mlruns")
+    )
+    history = real_traffic_5m[real_traffic_5m["bucket_start"] < "1995-08-20"]
+    history = history[["bucket_start", "requests"]].tail(14 * 288)
+    row = naive_row()
     spec = champion.recipe(row, load_events())
     tags = {"dagster_run_id": "test"}
     store.activate()
@@ -119,17 +124,7 @@ def _registered(tmp_path, real_traffic_5m):
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=str(tmp_path / "mlruns")
     )
     store.activate()
-    row = pd.Series(
-        {
-            "model": "seasonal_naive_day",
-            "granularity": "5m",
-            "params": "{}",
-            "calibration": None,
-            "validation_rmse": 80.0,
-            "rmse": 90.0,
-            "mlflow_run_id": None,
-        }
-    )
+    row = naive_row()
     history = real_traffic_5m[["bucket_start", "requests"]].head(12)
     champion.register(champion.recipe(row, load_events()), history, {"dagster_run_id": "t"})
     (mlmodel,) = (tmp_path / "mlruns").rglob("MLmodel")

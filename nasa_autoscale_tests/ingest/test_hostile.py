@@ -24,6 +24,12 @@ def line(day="01", year="1995", offset="-0400", size="12") -> str:
     return LINE.format(day=day, year=year, offset=offset, bytes=size)
 
 
+def ingest(con, log, first, last, site_days, **options):
+    """ingest_days of one -0400 common-format file with the site's days given."""
+    options = {"timezone": "-0400", "log_format": "common", **options}
+    return ingest_days(con, [log], first, last, "real", site_days=site_days, **options)
+
+
 HOSTILE = [
     line(size="9223372036854775808"),  # 2^63: one past BIGINT
     line(size="99999999999999999999999"),
@@ -45,17 +51,7 @@ HOSTILE = [
 def test_a_hostile_file_has_every_line_stored_once_with_a_reason(con, tmp_path):
     log = tmp_path / "hostile.log"
     log.write_text("\n".join(HOSTILE) + "\n")
-    summary = ingest_days(
-        con,
-        [log],
-        JUL1,
-        JUL2,
-        "real",
-        timezone="-0400",
-        log_format="common",
-        reject_threshold=1.0,
-        site_days=(JUL1, JUL2),
-    )
+    summary = ingest(con, log, JUL1, JUL2, (JUL1, JUL2), reject_threshold=1.0)
     requests = con.sql("SELECT line_number, bytes FROM nasa.requests").fetchall()
     assert requests == [(10, 12)]
     reasons = dict(con.sql("SELECT line_number, reason FROM nasa.rejected_lines").fetchall())
@@ -80,17 +76,7 @@ def test_a_hostile_file_has_every_line_stored_once_with_a_reason(con, tmp_path):
 def test_a_run_of_one_day_counts_the_other_days_lines(con, tmp_path):
     log = tmp_path / "two-days.log"
     log.write_text("\n".join([line(), "junk", line(day="02"), "junk"]) + "\n")
-    summary = ingest_days(
-        con,
-        [log],
-        JUL2,
-        JUL2,
-        "real",
-        timezone="-0400",
-        log_format="common",
-        reject_threshold=1.0,
-        site_days=(JUL1, JUL2),
-    )
+    summary = ingest(con, log, JUL2, JUL2, (JUL1, JUL2), reject_threshold=1.0)
     accounting = summary.accounting()
     assert (accounting["requests_stored"], accounting["rejected_stored"]) == (1, 1)
     assert accounting["lines_of_other_days"] == 2 and accounting["balanced"]
@@ -108,16 +94,7 @@ def test_the_accounting_fails_when_a_line_is_stored_nowhere():
 def test_requests_outside_the_site_days_do_not_make_a_file_mostly_rejected(con, tmp_path):
     log = tmp_path / "rotated.log"  # yesterday's rotation holds the day before the first one
     log.write_text("\n".join([line(day="01")] * 3 + [line(day="02")]) + "\n")
-    summary = ingest_days(
-        con,
-        [log],
-        JUL2,
-        JUL2,
-        "real",
-        timezone="-0400",
-        log_format="common",
-        site_days=(JUL2, JUL3),
-    )
+    summary = ingest(con, log, JUL2, JUL2, (JUL2, JUL3))
     assert summary.mostly_rejected == {} and summary.outside_days == 3
     assert summary.accounting()["balanced"]
 
