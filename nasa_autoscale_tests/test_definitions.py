@@ -368,6 +368,13 @@ def test_cli_ingests_a_combined_utc_log_with_only_a_folder_and_a_start_date(tmp_
     (raw / "access.log-20261120").unlink()
     (raw / "app.log-20261120").write_text("\n".join(f"INFO step {i}" for i in range(50)) + "\n")
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    # not an access log at all: set aside, and a run that finds nothing else fails naming it
+    assert done.returncode != 0
+    assert "no access log was found" in done.stderr and "app.log-20261120" in done.stderr
+    assert "NASA_LOG_FORMAT" in done.stderr
+    # read as the access log NASA_LOG_FORMAT says it is: stored, and mostly rejected
+    forced = {**env, "NASA_LOG_FORMAT": "combined"}
+    done = subprocess.run(command, env=forced, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "50 of 50 lines rejected" in done.stderr and "NASA_LOG_FORMAT" in done.stderr
     con = duckdb.connect(str(tmp_path / "site.duckdb"), read_only=True)
