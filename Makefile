@@ -30,7 +30,7 @@ INGEST_ASSETS = $(KEY)requests,$(KEY)rejected_lines,$(KEY)traffic_1m,$(KEY)traff
 LOG ?= info
 PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
-.PHONY: aws-export help install run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-history bench-backfill api dashboard recover mlflow-ui dev clean
+.PHONY: aws-export help install live run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-history bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -114,6 +114,9 @@ bench-history: install  ## make run and the daily path on 2, 6 and 12 months of 
 
 bench-backfill: install  ## full ingest backfill as weekly runs, 1 vs 2 at a time -> reports/bench_backfill.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.backfill
+
+live: install  ## follow each site's log folder as it grows (python -m nasa_autoscale.live; INTERVAL=5)
+	$(BIN)/python -m nasa_autoscale.live --interval $(or $(INTERVAL),5)
 
 api: install  ## the HTTP API (read-only, after make run) on http://127.0.0.1:8000, docs at /docs; beyond loopback only with NASA_API_KEYS
 	$(BIN)/python -m nasa_autoscale.api --host $(or $(API_HOST),127.0.0.1) --port $(or $(API_PORT),8000)

@@ -69,6 +69,11 @@ class Settings:
     site: str = "main"  # NASA_SITE: this site's name in the lake's partitions
     sites_path: Path | None = None  # NASA_SITES_PATH: many sites (sites.py); None: this one only
 
+    @property
+    def live_store(self) -> Path:
+        """The live follower's own DuckDB file, beside the warehouse (live/follower.py)."""
+        return self.duckdb_path.with_name(f"{self.duckdb_path.stem}.live.duckdb")
+
     def fleets(self):
         """The fleet profiles by name (scaling.fleets.Fleet), in the file's order."""
         from nasa_autoscale.scaling.fleets import load_fleets

@@ -105,6 +105,7 @@ def parsed_log_lines(
                 },
             )
         accounting = summary.accounting()
+        reconciled = _reconcile_follower(settings.get(), con, hold, first_day, last_day, context)
         with hold():
             passed, check_metadata = checks.lines_accounted(con, first_day, last_day)
             passed = passed and accounting["balanced"]
@@ -129,6 +130,7 @@ def parsed_log_lines(
         "log_formats": dg.MetadataValue.json(summary.formats),
         "time_zone": summary.zone or "unchanged",
         "not_access_logs": dg.MetadataValue.json(summary.not_access_logs),
+        "follower_reconciliation": dg.MetadataValue.json(reconciled),
     }
     yield dg.MaterializeResult(
         asset_key=key("requests"),
@@ -156,6 +158,26 @@ def parsed_log_lines(
         passed=passed,
         metadata=check_metadata,
     )
+
+
+def _reconcile_follower(settings, con, hold, first_day, last_day, context) -> dict:
+    """The days the live follower took lines for, against what this run stored, then its rows
+    of those days dropped (live/follower.reconcile); a busy follower store is reported."""
+    from nasa_autoscale.live.follower import FollowerError, reconcile
+
+    try:
+        with hold():
+            outcome = reconcile(settings.live_store, con, first_day, last_day)
+    except FollowerError as error:
+        context.log.warning(f"the follower's store was not reconciled: {error}")
+        return {"error": str(error)}
+    for day, counts in outcome.items():
+        if not counts["equal"]:
+            context.log.warning(
+                f"{day}: the follower took {counts['follower']:,} requests, the day's files "
+                f"hold {counts['warehouse']:,} (a follower started mid-day takes fewer)"
+            )
+    return outcome
 
 
 _TRAFFIC_CHECKS = [
