@@ -90,7 +90,10 @@ defs = dg.Definitions(
     ],
     asset_checks=[features.missing_stays_missing],
     jobs=[ingest_job, analysis_job, daily_refresh_job, daily_forecast_job, benchmark_job],
-    schedules=[daily_ingest_schedule(ingest_job), weekly_benchmark_schedule(benchmark_job)],
+    schedules=[
+        daily_ingest_schedule(ingest_job),
+        weekly_benchmark_schedule(benchmark_job),
+    ],
     sensors=[
         landing_sensor(ingest_job),
         refresh_sensor(ingest_job, daily_refresh_job, daily_forecast_job),

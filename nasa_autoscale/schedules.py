@@ -14,17 +14,52 @@ from nasa_autoscale.partitions import daily_partitions
 from nasa_autoscale.resources import SettingsResource
 
 
+def site_zone(settings) -> dt.tzinfo | None:
+    """The site's zone: NASA_TIMEZONE when set, else the one its warehouse recorded at the
+    first ingest (None before any: nothing to schedule yet)."""
+    from nasa_autoscale import warehouse
+    from nasa_autoscale.ingest.sitezone import AUTO, SiteZone, recorded_zone
+
+    if settings.timezone != AUTO:
+        return SiteZone.parse(settings.timezone).tzinfo()
+    if not settings.duckdb_path.exists():
+        return None
+    try:
+        with warehouse.reading(settings.duckdb_path) as con:
+            return recorded_zone(con).tzinfo()
+    except warehouse.WarehouseError:  # being written: the next hour's tick decides
+        return None
+
+
+def day_to_ingest(now: dt.datetime, zone: dt.tzinfo) -> tuple[dt.date | None, dt.datetime]:
+    """(the site's day before, when `now` falls in its hour 0, else None; `now` in the site's
+    zone). A naive `now` is UTC."""
+    now = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
+    local = now.astimezone(zone)
+    return ((local - dt.timedelta(days=1)).date() if local.hour == 0 else None), local
+
+
 def daily_ingest_schedule(ingest_job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
-    """At 00:30 every day, ingest the day before (its log is complete by then)."""
+    """In the first hour after midnight in the site's zone, ingest the day before: its log is
+    complete by then. The schedule ticks every hour at :30 and acts on the tick that falls in
+    the site's hour 0 (NASA_TIMEZONE, or the zone the warehouse recorded), so a site west or
+    east of UTC, on a part-hour offset or under daylight saving, ingests its own day, whole."""
 
     @dg.schedule(
         job=ingest_job,
-        cron_schedule="30 0 * * *",
+        cron_schedule="30 * * * *",
         name="daily_ingest",
+        execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.STOPPED,
     )
-    def daily_ingest(context: dg.ScheduleEvaluationContext):
-        day = (context.scheduled_execution_time - dt.timedelta(days=1)).date().isoformat()
+    def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResource):
+        zone = site_zone(settings.get())
+        if zone is None:
+            return dg.SkipReason("the site's zone is not known yet: ingest a day first")
+        day, local = day_to_ingest(context.scheduled_execution_time, zone)
+        if day is None:
+            return dg.SkipReason(f"{local:%H:%M} in the site's zone: the ingest runs at hour 0")
+        day = day.isoformat()
         if day not in daily_partitions.get_partition_keys():
             return dg.SkipReason(
                 f"{day} is outside the partitions (NASA_START_DATE .. "

@@ -4,6 +4,7 @@ through SIGKILL, re-runs, concurrent runs, a corrupt file mid-backfill and a ful
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import gzip
 import os
@@ -25,7 +26,7 @@ from nasa_autoscale.definitions import defs
 from nasa_autoscale.ingest.checks import compare_with_reference
 from nasa_autoscale.ingest.logfiles import read_lines
 from nasa_autoscale.resources import SettingsResource, WarehouseResource
-from nasa_autoscale.settings import PROJECT_ROOT, SAMPLES_DIR
+from nasa_autoscale.settings import PROJECT_ROOT, SAMPLES_DIR, Settings
 
 pytestmark = pytest.mark.slow  # subprocesses, servers and whole-graph runs
 
@@ -141,18 +142,42 @@ def materialize(env: dict, partition_range: str, **popen) -> subprocess.Popen:
     )
 
 
-def test_the_daily_schedule_ingests_the_day_before():
-    schedule = defs.resolve_schedule_def("daily_ingest")
-    repository = defs.get_repository_def()
+def tick(schedule, when: dt.datetime, settings=None):
+    """The schedule's answer at `when` (UTC)."""
+    resources = {"settings": SettingsResource.from_settings(settings)} if settings else None
     context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(1995, 7, 14, 0, 30), repository_def=repository
+        scheduled_execution_time=when.replace(tzinfo=dt.UTC),
+        repository_def=defs.get_repository_def(),
+        resources=resources,
     )
-    request = schedule.evaluate_tick(context).run_requests[0]
-    assert request.partition_key == "1995-07-13"
-    late = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 11, 27, 0, 30), repository_def=repository
+    return schedule.evaluate_tick(context)
+
+
+def test_the_daily_schedule_ingests_the_sites_day_before_in_its_zone(tmp_path):
+    schedule = defs.resolve_schedule_def("daily_ingest")
+    base = dataclasses.replace(Settings.from_env(), duckdb_path=tmp_path / "none.duckdb")
+    nasa = dataclasses.replace(base, timezone="-0400")
+    # 04:30 UTC is 00:30 at -0400: the site's day before
+    assert tick(schedule, dt.datetime(1995, 7, 14, 4, 30), nasa).run_requests[0].partition_key == (
+        "1995-07-13"
     )
-    assert "outside the partitions" in schedule.evaluate_tick(late).skip_message
+    # 00:30 UTC is 20:30 of the day still running there: not yet
+    assert (
+        "20:30 in the site's zone"
+        in tick(schedule, dt.datetime(1995, 7, 14, 0, 30), nasa).skip_message
+    )
+    late = tick(schedule, dt.datetime(2026, 11, 27, 4, 30), nasa)
+    assert "outside the partitions" in late.skip_message
+    # a zone east of UTC, on a part-hour offset: 18:30 UTC is 00:00 on the next day there
+    from nasa_autoscale.ingest.sitezone import SiteZone
+    from nasa_autoscale.schedules import day_to_ingest
+
+    india = SiteZone.parse("+0530").tzinfo()
+    assert day_to_ingest(dt.datetime(2026, 12, 6, 18, 30), india)[0] == dt.date(2026, 12, 6)
+    assert day_to_ingest(dt.datetime(2026, 12, 6, 17, 30), india)[0] is None
+    # auto before any ingest: nothing known to schedule by
+    auto = dataclasses.replace(base, timezone="auto")
+    assert "not known yet" in tick(schedule, dt.datetime(1995, 7, 14, 4, 30), auto).skip_message
 
 
 def test_a_new_file_in_the_landing_folder_is_ingested_then_refreshed(tmp_path, replica_dir):
