@@ -30,7 +30,7 @@ INGEST_ASSETS = $(KEY)requests,$(KEY)rejected_lines,$(KEY)traffic_1m,$(KEY)traff
 LOG ?= info
 PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
-.PHONY: aws-export help install live run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-history bench-backfill api dashboard recover mlflow-ui dev clean
+.PHONY: aws-export bench-follower help install live run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-history bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -99,6 +99,9 @@ ingest-samples: install  ## make ingest on each real sample of another format (d
 
 bench-ingest: install  ## ingest speed: ours, a line-by-line Python parser, a combined-format copy, every other format -> reports/bench_ingest.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.ingest $(if $(COMPARE),--compare-with $(COMPARE))
+
+bench-follower: install  ## the live follower's CPU at 1x, 100x and 1000x the trace's rate -> reports/bench_follower.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.follower
 
 bench-forecast: install  ## 5-minute training + evaluation time (after make run) -> reports/bench_forecast.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.forecasting

@@ -199,3 +199,12 @@ def test_make_lives_loop_follows_the_site_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "12 lines (12 requests) from access.log" in done.stdout
     assert taken(tmp_path / "warehouse.live.duckdb", dt.date(2026, 12, 1)) == (12, 0)
+
+
+def test_the_follower_benchmark_counts_every_line_it_wrote():
+    from nasa_autoscale.benchmarks.follower import measure
+
+    written = lines(0, 400).splitlines(keepends=True)
+    result = measure(written, factor=1000, interval=0.5, polls=3)
+    assert result["lines_taken"] == result["lines_written"] > 0
+    assert result["share_of_a_core"] > 0 and result["cpu_ms_idle_poll"] > 0
