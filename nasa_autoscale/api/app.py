@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 import duckdb
 import numpy as np
+import pandas as pd
 from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +36,7 @@ from nasa_autoscale.api.prometheus import (
 )
 from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
+from nasa_autoscale.live.follower import live_observed
 from nasa_autoscale.scaling.fleets import rules_of
 from nasa_autoscale.scaling.plan import plan_fleet
 from nasa_autoscale.scaling.recommend import UnknownPolicy, decide_next, resolve_policy
@@ -444,6 +446,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
             offset = newest["bucket_start_utc"] - newest["bucket_start"]
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - offset
             stale_after = dt.timedelta(hours=settings.stale_after_hours)
+            observed, data_through = _with_live(observed, data_through, rules.minutes)
         else:  # a fixed date range (the NASA trace): as of its end, never stale
             now, stale_after = plan["bucket_start"].iloc[0], None
         age = (now - data_through).total_seconds()
@@ -574,6 +577,20 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
             "last_materialization": _last_materializations(TABLE_ASSETS, settings.asset_prefix()),
             "site": settings.site,
         }
+
+    def _with_live(observed, data_through, minutes: int):
+        """The warehouse's traffic and, after it, the live follower's complete buckets (those
+        that ended by its watermark, live/follower.live_observed); data_through moves to the
+        watermark's last complete bucket. Without a follower, as they were."""
+        live = live_observed(settings.live_store, minutes)
+        if live is None:
+            return observed, data_through
+        buckets, _ = live
+        newer = buckets[buckets["bucket_start"] >= data_through]
+        if newer.empty:
+            return observed, data_through
+        observed = pd.concat([observed, newer], ignore_index=True)
+        return observed, newer["bucket_start"].iloc[-1] + dt.timedelta(minutes=minutes)
 
     app.state.health = health
     return app

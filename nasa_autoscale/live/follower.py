@@ -386,6 +386,57 @@ def reconcile(store: Path, con, first_day: dt.date, last_day: dt.date) -> dict:
         live.close()
 
 
+def live_observed(store: Path, minutes: int, wait_s: float = 2.0):
+    """What the follower saw that is complete: (its requests per `minutes` bucket of the site's
+    local time, for every bucket that ended by the watermark, as a frame bucket_start, requests,
+    is_missing; the watermark in the site's local time). None when there is no store or no
+    watermark yet; a store busy for longer than wait_s reads as None too (the next call)."""
+    import pandas as pd
+
+    if not Path(store).exists():
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(store), read_only=True)
+            break
+        except duckdb.Error:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+    try:
+        state = read_state(con)
+        mark = state.get("watermark")
+        zone = con.execute(
+            f"SELECT value FROM {SCHEMA}.follower_state WHERE key = 'timezone'"
+        ).fetchall()
+        if mark is None or not zone:
+            return None
+        local = SiteZone.parse(zone[0][0]).local_sql("CAST($mark AS TIMESTAMP)")
+        local_mark = con.execute(f"SELECT {local}", {"mark": mark}).fetchall()[0][0]
+        step = f"INTERVAL ({int(minutes)}) MINUTE"
+        frame = con.execute(
+            f"""
+            WITH counts AS (
+                SELECT time_bucket({step}, ts) AS bucket_start, count(*) AS requests
+                FROM {SCHEMA}.live_requests GROUP BY 1
+            ), grid AS (  -- every bucket that ended by the watermark: a quiet one is a zero
+                SELECT unnest(generate_series(
+                    (SELECT min(bucket_start) FROM counts),
+                    time_bucket({step}, CAST($local_mark AS TIMESTAMP) - {step}),
+                    {step})) AS bucket_start
+            )
+            SELECT bucket_start, coalesce(requests, 0) AS requests, FALSE AS is_missing
+            FROM grid LEFT JOIN counts USING (bucket_start) ORDER BY bucket_start
+            """,
+            {"local_mark": local_mark},
+        ).df()
+    finally:
+        con.close()
+    frame["bucket_start"] = pd.to_datetime(frame["bucket_start"])
+    return frame, pd.Timestamp(local_mark)
+
+
 def _open_waiting(store: Path, wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
     """The store, waiting while the follower holds it for a poll (a few milliseconds)."""
     deadline = time.monotonic() + wait_s

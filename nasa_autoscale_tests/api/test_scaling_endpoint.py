@@ -104,3 +104,52 @@ def test_no_plan_for_now_or_stale_data_gives_no_signal():
     late = START + pd.Timedelta(hours=3)
     with pytest.raises(NoSignal, match="older than 2 h"):
         scaling_signal(plan, traffic_of([1]), RULES, late, START, dt.timedelta(hours=2))
+
+
+def test_a_live_site_serves_the_followers_complete_buckets(served_warehouse, tmp_path):
+    """The daily plan shifted to today, and a follower that took today's log so far: /scaling
+    observes the follower's last complete bucket and its data runs to the watermark, not to
+    the last nightly ingest (midnight)."""
+    import shutil
+
+    import duckdb
+
+    from nasa_autoscale.live.follower import Follower
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(served_warehouse, path)
+    utc_now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    local_now = utc_now - dt.timedelta(hours=4)  # NASA's logs are -0400
+    today = dt.datetime.combine(local_now.date(), dt.time())
+    con = duckdb.connect(str(path))
+    first = con.sql("SELECT min(bucket_start) FROM nasa.provisioning_plan").fetchall()[0][0]
+    shift = today - first
+    con.execute("UPDATE nasa.provisioning_plan SET bucket_start = bucket_start + ?", [shift])
+    con.execute(
+        "UPDATE nasa.traffic_5m SET bucket_start = bucket_start + $s, "
+        "bucket_start_utc = bucket_start_utc + $s",
+        {"s": shift},
+    )
+    con.close()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    minutes = int((local_now - today).total_seconds() // 60)
+    lines = [
+        f"h{i % 9} - - [{(today + dt.timedelta(minutes=i)):%d/%b/%Y:%H:%M:%S} -0400] "
+        f'"GET /{i} HTTP/1.0" 200 10'
+        for i in range(minutes)
+    ]
+    (logs / "access.log").write_text("\n".join(lines) + "\n" if lines else "")
+    Follower(logs, path.with_name("warehouse.live.duckdb"), timezone="-0400").poll(now=utc_now)
+    live = dataclasses.replace(
+        Settings.from_env(), open_ended=True, stale_after_hours=26.0, duckdb_path=path
+    )
+    answer = TestClient(create_app(path, live, api_keys=())).get("/scaling/realistic")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    through = dt.datetime.fromisoformat(body["data_through"])
+    if minutes >= 15:  # a few complete buckets after midnight: the follower's data is served
+        assert local_now - through <= dt.timedelta(minutes=10)
+        assert body["observed"]["load_rps"] == pytest.approx(5 / 300, abs=1e-5)  # 1 a minute
+    else:
+        assert through >= today

@@ -208,3 +208,18 @@ def test_the_follower_benchmark_counts_every_line_it_wrote():
     result = measure(written, factor=1000, interval=0.5, polls=3)
     assert result["lines_taken"] == result["lines_written"] > 0
     assert result["share_of_a_core"] > 0 and result["cpu_ms_idle_poll"] > 0
+
+
+def test_live_observed_gives_complete_buckets_and_quiet_ones_as_zero(site):
+    from nasa_autoscale.live.follower import live_observed
+
+    folder, follower = site
+    early = lines(0, 10)  # 10:00:00 .. 10:00:09
+    late = LINE.format(host=1, minute=12, second=0, n=99).encode() + b"\n"  # 10:12:00
+    (folder / "access.log").write_bytes(early + late)
+    assert live_observed(follower.store, 5) is None  # no poll yet: nothing known
+    follower.poll(now=dt.datetime(2026, 12, 1, 10, 12, 30))
+    buckets, mark = live_observed(follower.store, 5)
+    assert mark == dt.datetime(2026, 12, 1, 10, 12, 20)  # now - 10 s of lateness
+    assert buckets["requests"].tolist() == [10, 0]  # 10:00 and the quiet 10:05; 10:10 is open
+    assert not buckets["is_missing"].any()
