@@ -95,6 +95,7 @@ class SettingsResource(dg.ConfigurableResource):
     reports_dir: str
     forecast_granularities: list[str]
     stale_after_hours: float
+    stale_after_s: float
     refit_days: int
     history_days: int
     fleets_path: str

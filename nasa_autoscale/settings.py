@@ -59,6 +59,8 @@ class Settings:
     reports_dir: Path = DEFAULT_REPORTS_DIR  # reports and figures
     forecast_granularities: tuple[str, ...] = GRANULARITY_NAMES  # what the benchmark forecasts
     stale_after_hours: float = 26.0  # a live site's newest data older than this is stale
+    # with the live follower: a watermark older than this is stale (three 5-minute decisions)
+    stale_after_s: float = 900.0
     refit_days: int = 7  # the deployed model is refitted every this many days from start_date
     # the analysis reads the last this many days of traffic (13 weeks): its cost stops growing
     # with the history; NASA's 62 days are read whole
@@ -204,6 +206,7 @@ class Settings:
             reports_dir=_env_path("NASA_REPORTS_DIR", DEFAULT_REPORTS_DIR / name),
             forecast_granularities=_env_granularities(),
             stale_after_hours=_env_number("NASA_STALE_AFTER_HOURS", 26.0, 0.1, 24 * 7),
+            stale_after_s=_env_number("NASA_STALE_AFTER_S", 900.0, 30, 7 * 24 * 3600),
             refit_days=int(_env_number("NASA_REFIT_DAYS", 7, 1, 366, integer=True)),
             history_days=_env_history_days(),
             fleets_path=_env_fleets(),

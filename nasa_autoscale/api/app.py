@@ -446,7 +446,9 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
             offset = newest["bucket_start_utc"] - newest["bucket_start"]
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None) - offset
             stale_after = dt.timedelta(hours=settings.stale_after_hours)
-            observed, data_through = _with_live(observed, data_through, rules.minutes)
+            observed, data_through, following = _with_live(observed, data_through, rules.minutes)
+            if following:  # the follower's watermark is the clock's: stale within minutes
+                stale_after = dt.timedelta(seconds=settings.stale_after_s)
         else:  # a fixed date range (the NASA trace): as of its end, never stale
             now, stale_after = plan["bucket_start"].iloc[0], None
         age = (now - data_through).total_seconds()
@@ -581,16 +583,17 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
     def _with_live(observed, data_through, minutes: int):
         """The warehouse's traffic and, after it, the live follower's complete buckets (those
         that ended by its watermark, live/follower.live_observed); data_through moves to the
-        watermark's last complete bucket. Without a follower, as they were."""
+        watermark's last complete bucket; and whether a follower is there. Without one, as they
+        were."""
         live = live_observed(settings.live_store, minutes)
         if live is None:
-            return observed, data_through
+            return observed, data_through, False
         buckets, _ = live
         newer = buckets[buckets["bucket_start"] >= data_through]
         if newer.empty:
-            return observed, data_through
+            return observed, data_through, True
         observed = pd.concat([observed, newer], ignore_index=True)
-        return observed, newer["bucket_start"].iloc[-1] + dt.timedelta(minutes=minutes)
+        return observed, newer["bucket_start"].iloc[-1] + dt.timedelta(minutes=minutes), True
 
     app.state.health = health
     return app

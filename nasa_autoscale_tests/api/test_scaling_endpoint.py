@@ -153,3 +153,44 @@ def test_a_live_site_serves_the_followers_complete_buckets(served_warehouse, tmp
         assert body["observed"]["load_rps"] == pytest.approx(5 / 300, abs=1e-5)  # 1 a minute
     else:
         assert through >= today
+
+
+def test_a_stalled_follower_makes_scaling_a_503_within_minutes(served_warehouse, tmp_path):
+    """The follower's watermark is an hour old: NASA_STALE_AFTER_S (15 minutes), not the daily
+    path's 26 hours, decides; the autoscaler falls back."""
+    import shutil
+
+    import duckdb
+
+    from nasa_autoscale.live.follower import Follower
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(served_warehouse, path)
+    utc_now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    today = dt.datetime.combine((utc_now - dt.timedelta(hours=4)).date(), dt.time())
+    con = duckdb.connect(str(path))
+    first = con.sql("SELECT min(bucket_start) FROM nasa.provisioning_plan").fetchall()[0][0]
+    con.execute(
+        "UPDATE nasa.provisioning_plan SET bucket_start = bucket_start + ?", [today - first]
+    )
+    con.execute(
+        "UPDATE nasa.traffic_5m SET bucket_start = bucket_start + $s, "
+        "bucket_start_utc = bucket_start_utc + $s",
+        {"s": today - first},
+    )
+    con.close()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    stopped = today - dt.timedelta(hours=1)  # the log's last line: yesterday, 23:00
+    (logs / "access.log").write_text(
+        f'h - - [{stopped:%d/%b/%Y:%H:%M:%S} -0400] "GET / HTTP/1.0" 200 1\n'
+    )
+    follower = Follower(logs, path.with_name("warehouse.live.duckdb"), timezone="-0400")
+    follower.poll(now=stopped + dt.timedelta(hours=4, seconds=20))  # read then, quiet since
+    live = dataclasses.replace(
+        Settings.from_env(), open_ended=True, stale_after_hours=26.0, duckdb_path=path
+    )
+    answer = TestClient(create_app(path, live, api_keys=())).get("/scaling/realistic")
+    if utc_now - (stopped + dt.timedelta(hours=4)) > dt.timedelta(minutes=20):
+        assert answer.status_code == 503, answer.text
+        assert "older than" in answer.json()["detail"]
