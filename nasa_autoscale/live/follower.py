@@ -111,21 +111,21 @@ def connect_store(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def first_line(path: Path) -> bytes | None:
-    """A file's first complete line (decompressed for gzip), without its newline; None while
-    the file has no complete line yet."""
+def first_line(path: Path) -> tuple[bytes | None, bool]:
+    """(a file's first complete line, decompressed for gzip, without its newline, or None
+    while it has no complete line yet; whether the file is gzip)."""
     with open(path, "rb") as raw:
-        magic = raw.read(2)
+        compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
-        stream = gzip.GzipFile(fileobj=raw) if magic == GZIP_MAGIC else raw
+        stream = gzip.GzipFile(fileobj=raw) if compressed else raw
         try:
             head = stream.read(FIRST_LINE_MAX)
         except (OSError, EOFError):  # a gzip file still being written
-            return None
+            return None, compressed
     end = head.find(b"\n")
     if end < 0:
-        return head if len(head) == FIRST_LINE_MAX else None
-    return head[:end]
+        return (head if len(head) == FIRST_LINE_MAX else None), compressed
+    return head[:end], compressed
 
 
 def identity_of(line: bytes) -> str:
@@ -148,6 +148,9 @@ class Follower:
         self.raw_dir, self.store = Path(raw_dir), Path(store)
         self.timezone, self.log_format, self.progress = timezone, log_format, progress
         self.lateness, self.stale_after = lateness, stale_after
+        # compressed files read to their end, by (name, size, mtime): a gzip file does not grow,
+        # so it is not decompressed again at every poll
+        self._finished: set[tuple[str, int, int]] = set()
 
     def known(self, con) -> dict[str, Known]:
         rows = con.execute(
@@ -217,8 +220,11 @@ class Follower:
 
     def _follow(self, con, path: Path, result: Poll) -> None:
         try:
-            line = first_line(path)
             stat = path.stat()
+            signature = (path.name, stat.st_size, stat.st_mtime_ns)
+            if signature in self._finished:
+                return
+            line, compressed = first_line(path)
         except FileNotFoundError:
             return
         if line is None:
@@ -226,8 +232,6 @@ class Follower:
             return
         identity = identity_of(line)
         known = self.known(con).get(identity)
-        with open(path, "rb") as stream:
-            compressed = stream.read(2) == GZIP_MAGIC
         offset, lines_before = (known.byte_offset, known.lines) if known else (0, 0)
         if known and not compressed and known.inode == stat.st_ino and stat.st_size < offset:
             # truncated in place with the same first line: read it again from its start
@@ -237,6 +241,9 @@ class Follower:
                 new = gzip.decompress(path.read_bytes())[offset:]
             except (OSError, EOFError):  # still being compressed
                 result.skipped[path.name] = "gzip file not complete yet"
+                return
+            if not new.strip():  # nothing past the offset: read to its end already
+                self._finished.add(signature)
                 return
         else:
             if stat.st_size <= offset:
@@ -253,6 +260,8 @@ class Follower:
         counts = self._write(
             con, path, identity, stat.st_ino, offset, lines_before, chunk, log_format, zone
         )
+        if compressed and len(chunk) == len(new):  # written whole: never decompressed again
+            self._finished.add(signature)
         result.files_read.append(path.name)
         result.bytes_read += len(chunk)
         result.lines += counts[0]
