@@ -30,7 +30,7 @@ INGEST_ASSETS = $(KEY)requests,$(KEY)rejected_lines,$(KEY)traffic_1m,$(KEY)traff
 LOG ?= info
 PROGRESS = $(if $(filter debug,$(LOG)),,2>&1 | $(BIN)/python -m nasa_autoscale.progress $(DAGSTER_HOME)/last_$@.log)
 
-.PHONY: aws-export bench-follower help install live run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-history bench-backfill api dashboard recover mlflow-ui dev clean
+.PHONY: aws-export bench-live bench-follower help install live run raw ingest ingest-samples analysis ingest-day test test-fast lint format validate bench-ingest bench-forecast bench-scaling bench-daily bench-history bench-backfill api dashboard recover mlflow-ui dev clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -100,6 +100,9 @@ ingest-samples: install  ## make ingest on each real sample of another format (d
 bench-ingest: install  ## ingest speed: ours, a line-by-line Python parser, a combined-format copy, every other format -> reports/bench_ingest.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.ingest $(if $(COMPARE),--compare-with $(COMPARE))
 
+bench-live: install  ## replay the test window through the live follower and planner, scored beside the benchmark (after make run) -> reports/bench_live.json
+	$(BIN)/python -m nasa_autoscale.benchmarks.live
+
 bench-follower: install  ## the live follower's CPU at 1x, 100x and 1000x the trace's rate -> reports/bench_follower.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.follower
 
@@ -118,7 +121,7 @@ bench-history: install  ## make run and the daily path on 2, 6 and 12 months of 
 bench-backfill: install  ## full ingest backfill as weekly runs, 1 vs 2 at a time -> reports/bench_backfill.json
 	$(BIN)/python -m nasa_autoscale.benchmarks.backfill
 
-live: install  ## follow each site's log folder as it grows (python -m nasa_autoscale.live; INTERVAL=5)
+live: install  ## follow each site's log folder as it grows and plan every fleet at each decision interval (python -m nasa_autoscale.live; INTERVAL=5)
 	$(BIN)/python -m nasa_autoscale.live --interval $(or $(INTERVAL),5)
 
 api: install  ## the HTTP API (read-only, after make run) on http://127.0.0.1:8000, docs at /docs; beyond loopback only with NASA_API_KEYS

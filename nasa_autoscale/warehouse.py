@@ -127,6 +127,7 @@ PRODUCERS = {
     "source_files": "requests",
     "site": "requests",
     "ingest_ledger": "requests",
+    "scaling_models": "scaling_forecasts",
     **{f"traffic_{g}": f"traffic_{g}" for g in ("1m", "5m", "15m")},
     **{f"features_{g}": f"features_{g}" for g in ("1m", "5m", "15m")},
     **{
@@ -417,6 +418,8 @@ _TEXT_COLUMNS = {
     "window",
     "method",
     "kind",
+    "booster",
+    "features",
 }
 _TIME_COLUMNS = {"bucket_start", "origin"}
 _BOOL_COLUMNS = {"selected", "spike"}

@@ -37,6 +37,7 @@ from nasa_autoscale.api.prometheus import (
 from nasa_autoscale.forecasting.next import selected_row
 from nasa_autoscale.forecasting.protocols import PROTOCOLS
 from nasa_autoscale.live.follower import live_observed
+from nasa_autoscale.live.planner import newest_plan
 from nasa_autoscale.scaling.fleets import rules_of
 from nasa_autoscale.scaling.plan import plan_fleet
 from nasa_autoscale.scaling.recommend import UnknownPolicy, decide_next, resolve_policy
@@ -425,6 +426,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
         """(the fleet's signal from the newest refresh, or None and why not; seconds from its
         data's end to now; whether the clock is live). 503 when there is no plan or traffic."""
         rules = fleet_rules[name]
+        source = "day_ahead: provisioning_plan, made by the daily path"
         plan = frame(
             "SELECT bucket_start, yhat, yhat_lower, yhat_upper, servers "
             f"FROM {SCHEMA}.provisioning_plan WHERE setting = ? ORDER BY bucket_start",
@@ -449,6 +451,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
             observed, data_through, following = _with_live(observed, data_through, rules.minutes)
             if following:  # the follower's watermark is the clock's: stale within minutes
                 stale_after = dt.timedelta(seconds=settings.stale_after_s)
+                plan, source = _live_plan(name, plan, now, rules)
         else:  # a fixed date range (the NASA trace): as of its end, never stale
             now, stale_after = plan["bucket_start"].iloc[0], None
         age = (now - data_through).total_seconds()
@@ -456,7 +459,7 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
             signal = scaling_signal(plan, observed, rules, now, data_through, stale_after)
         except NoSignal as error:
             return None, str(error), age, settings.open_ended
-        return signal, None, age, settings.open_ended
+        return {**signal, "plan": source}, None, age, settings.open_ended
 
     @app.get(
         "/scaling/{fleet}",
@@ -579,6 +582,22 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
             "last_materialization": _last_materializations(TABLE_ASSETS, settings.asset_prefix()),
             "site": settings.site,
         }
+
+    def _live_plan(name: str, plan: pd.DataFrame, now: dt.datetime, rules):
+        """(the plan to serve, where it comes from): the live planner's newest decision when it
+        covers the current bucket (live/planner.py), else the daily path's provisioning_plan
+        (the fallback while the planner is behind or down)."""
+        rows = newest_plan(settings.live_store, name)
+        current = pd.Timestamp(now).floor(pd.Timedelta(seconds=rules.bucket_s))
+        if rows is None or current not in set(rows["bucket_start"]):
+            return plan, "day_ahead: provisioning_plan (the live planner has no decision for now)"
+        live = rows[["bucket_start", "yhat", "yhat_lower", "yhat_upper"]].copy()
+        live["servers"] = rows["provisioned"]
+        origin = pd.Timestamp(rows["origin"].iloc[0])
+        return live, (
+            f"live: {rows['policy'].iloc[0]} decided at {origin:%Y-%m-%d %H:%M} from the "
+            "forecast made at the watermark"
+        )
 
     def _with_live(observed, data_through, minutes: int):
         """The warehouse's traffic and, after it, the live follower's complete buckets (those

@@ -14,7 +14,12 @@ from nasa_autoscale.partitions import SITE_PREFIX, key, keys
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.scaling import plan
 from nasa_autoscale.scaling.fleets import rules_of
-from nasa_autoscale.scaling.forecasts import COLUMNS, build_scaling_forecasts, tuned_lightgbm
+from nasa_autoscale.scaling.forecasts import (
+    COLUMNS,
+    MODEL_COLUMNS,
+    build_scaling_forecasts,
+    tuned_lightgbm,
+)
 from nasa_autoscale.scaling.recommend import recommend
 from nasa_autoscale.scaling.report import target_lines, write_report, write_robustness_report
 from nasa_autoscale.scaling.sweep import (
@@ -88,9 +93,9 @@ def scaling_forecasts(
         params = {m: tuned_lightgbm(con, m) for m in steps}
     calendar = config.calendar(traffic)
     if not calendar.enough:
-        tables = {"scaling_forecasts": [*COLUMNS, "mlflow_run_id"]}
+        tables = {"scaling_forecasts": [*COLUMNS, "mlflow_run_id"], "scaling_models": MODEL_COLUMNS}
         return history_too_short(context, warehouse, tables, source, calendar.shortfall())[0]
-    forecasts, run_ids = build_scaling_forecasts(
+    forecasts, run_ids, models = build_scaling_forecasts(
         traffic,
         events,
         calendar,
@@ -102,6 +107,7 @@ def scaling_forecasts(
     )
     with warehouse.connect() as con:
         rows = replace_table(con, "scaling_forecasts", forecasts)
+        replace_table(con, "scaling_models", models)
     return dg.MaterializeResult(
         metadata={
             "data_source": source,

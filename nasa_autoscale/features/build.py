@@ -154,8 +154,11 @@ def build_features(
     minutes: int,
     horizon: int = 1,
     detail: bool = False,
+    since: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Features for every bucket of `traffic` (a table or view name with the traffic columns).
+    """Features for every bucket of `traffic` (a table or view name with the traffic columns);
+    since: only the rows from then on (computed over the whole table all the same: a forecast
+    reads a few rows, and converting the rest is most of its cost).
 
     Buckets absent from `traffic` inside its span are added as missing, so that offsets in rows
     are offsets in time. An event flags row t only if it was known at the row's forecast origin,
@@ -187,6 +190,8 @@ def build_features(
         WINDOW w AS (ORDER BY series.bucket_start)
     )
     SELECT *, {", ".join(f"{expr} AS {name}" for name, expr in derived.items())}
-    FROM base ORDER BY bucket_start
+    FROM base {"" if since is None else "WHERE bucket_start >= $since"} ORDER BY bucket_start
     """
-    return con.sql(sql).df()
+    if since is None:
+        return con.sql(sql).df()
+    return con.execute(sql, {"since": pd.Timestamp(since).to_pydatetime()}).df()

@@ -226,7 +226,7 @@ class LightGBMDirect(Forecaster):
             self.name = "lightgbm_detail"
         self.lgbm_params = {**LGBM_DEFAULTS, **lgbm_params}
 
-    def _features(self, traffic: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def _features(self, traffic: pd.DataFrame, horizon: int, since=None) -> pd.DataFrame:
         import duckdb
 
         from nasa_autoscale.features.build import build_features
@@ -238,7 +238,9 @@ class LightGBMDirect(Forecaster):
             frame = frame.assign(**dict.fromkeys(absent, np.nan))
         con = duckdb.connect()
         con.register("traffic", frame)
-        return build_features(con, "traffic", self.events, self.minutes, horizon, self.detail)
+        return build_features(
+            con, "traffic", self.events, self.minutes, horizon, self.detail, since
+        )
 
     def _model(self):
         import lightgbm
@@ -286,9 +288,9 @@ class LightGBMDirect(Forecaster):
         frame["yhat_lower"] = np.nan
         frame["yhat_upper"] = np.nan
         for horizon in np.unique(chosen):
-            table = self._features(traffic, int(horizon)).set_index("bucket_start")
             rows = chosen == horizon
             times = frame.loc[rows, "bucket_start"]
+            table = self._features(traffic, int(horizon), times.min()).set_index("bucket_start")
             yhat = self.models[horizon].predict(table.loc[times, self.columns])
             low, high = self.quantiles[horizon]
             frame.loc[rows, "yhat"] = yhat
@@ -303,6 +305,40 @@ class LightGBMDirect(Forecaster):
         """Gain importance per feature: each horizon's model's gain as a share of its total,
         averaged over the horizons (feature, gain_share), largest first."""
         return gain_importance(self.columns, [m.booster_ for m in self.models.values()])
+
+    def boosters(self) -> list[dict]:
+        """The fitted models as plain data (no pickle): per horizon, LightGBM's text model and
+        the interval's error quantiles; restore() rebuilds the forecaster from them."""
+        return [
+            {
+                "horizon": int(h),
+                "booster": getattr(m, "booster_", m).model_to_string(),
+                "interval_low": float(self.quantiles[h][0]),
+                "interval_high": float(self.quantiles[h][1]),
+                "features": json.dumps(self.columns),
+            }
+            for h, m in self.models.items()
+        ]
+
+    @classmethod
+    def restore(
+        cls, rows: list[dict], minutes: int, events: pd.DataFrame | None, detail: bool = False
+    ) -> LightGBMDirect:
+        """The forecaster boosters() described, ready to predict (LightGBM reads its own text
+        format; nothing stored runs as code). Its forecasts equal the fitted model's."""
+        import lightgbm
+
+        if not rows:
+            raise ValueError("no fitted LightGBM models to restore")
+        model = cls([int(row["horizon"]) for row in rows], None, detail)
+        model.events, model.minutes = _events_or_none(events), minutes
+        model.columns = json.loads(rows[0]["features"])
+        model.models, model.quantiles = {}, {}
+        for row in rows:
+            horizon = int(row["horizon"])
+            model.models[horizon] = lightgbm.Booster(model_str=row["booster"])
+            model.quantiles[horizon] = np.array([row["interval_low"], row["interval_high"]])
+        return model
 
     def artifacts(self):
         files = {f"lightgbm_h{h}.txt": m.booster_.model_to_string() for h, m in self.models.items()}

@@ -170,19 +170,23 @@ class Follower:
                 continue
         return sorted(stats, key=lambda p: (stats[p], p.name))
 
-    def poll(self, now: dt.datetime | None = None) -> Poll:
+    def poll(self, now: dt.datetime | None = None, con=None) -> Poll:
         """Read every file's new complete lines (one transaction per file), then move the
-        watermark (follower_state: newest, last_data_at, watermark, polled_at; naive UTC)."""
+        watermark (follower_state: newest, last_data_at, watermark, polled_at; naive UTC).
+        con: the store already open (kept open by a caller with no other reader); by default
+        it is opened for the poll and closed after it, so that the API can read between."""
         started = time.perf_counter()
         now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         result = Poll()
-        con = connect_store(self.store)
+        own = con is None
+        con = connect_store(self.store) if own else con
         try:
             for path in self.candidates():
                 self._follow(con, path, result)
             self._advance(con, result, now)
         finally:
-            con.close()
+            if own:
+                con.close()
         result.seconds = time.perf_counter() - started
         return result
 
@@ -395,6 +399,21 @@ def reconcile(store: Path, con, first_day: dt.date, last_day: dt.date) -> dict:
         live.close()
 
 
+def open_read_only(store: Path, wait_s: float = 2.0) -> duckdb.DuckDBPyConnection | None:
+    """The store read-only, waiting up to wait_s while the follower holds it for a poll; None
+    when there is no store or it stays busy (the caller's next call tries again)."""
+    if not Path(store).exists():
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(store), read_only=True)
+        except duckdb.Error:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+
 def live_observed(store: Path, minutes: int, wait_s: float = 2.0):
     """What the follower saw that is complete: (its requests per `minutes` bucket of the site's
     local time, for every bucket that ended by the watermark, as a frame bucket_start, requests,
@@ -402,17 +421,9 @@ def live_observed(store: Path, minutes: int, wait_s: float = 2.0):
     watermark yet; a store busy for longer than wait_s reads as None too (the next call)."""
     import pandas as pd
 
-    if not Path(store).exists():
+    con = open_read_only(store, wait_s)
+    if con is None:
         return None
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            con = duckdb.connect(str(store), read_only=True)
-            break
-        except duckdb.Error:
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.05)
     try:
         state = read_state(con)
         mark = state.get("watermark")

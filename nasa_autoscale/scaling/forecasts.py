@@ -33,6 +33,19 @@ COLUMNS = [
     "yhat_lower",
     "yhat_upper",
 ]
+# scaling_models: the test window's fitted LightGBM per bucket length and horizon, as plain text
+# (LightGBMDirect.boosters): the live planner forecasts with exactly the model the cost report
+# priced, without refitting and without unpickling anything.
+MODEL_COLUMNS = [
+    "window",
+    "minutes",
+    "horizon",
+    "booster",
+    "interval_low",
+    "interval_high",
+    "features",
+    "mlflow_run_id",
+]
 
 
 def plan(start: pd.Timestamp, end: pd.Timestamp, minutes: int, steps: int):
@@ -121,11 +134,12 @@ def build_scaling_forecasts(
     tracker,
     tags,
     progress,
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """(scaling_forecasts, MLflow run id per window and granularity): both windows' forecasts at
-    every bucket length of `steps` ({minutes: the boot delay in buckets to cover}), each model a
-    tracked run (tracker: forecasting.tracking.Tracker); traffic and lgbm_params by minutes."""
-    frames, run_ids = [], {}
+) -> tuple[pd.DataFrame, dict[str, str], pd.DataFrame]:
+    """(scaling_forecasts, MLflow run id per window and granularity, scaling_models): both
+    windows' forecasts at every bucket length of `steps` ({minutes: the boot delay in buckets to
+    cover}), each model a tracked run (tracker: forecasting.tracking.Tracker), and the test
+    window's fitted models; traffic and lgbm_params by minutes."""
+    frames, run_ids, models = [], {}, []
     for minutes, boot in sorted(steps.items(), reverse=True):
         for window in WINDOW_NAMES:
             started = time.perf_counter()
@@ -147,7 +161,34 @@ def build_scaling_forecasts(
             )
             forecast["mlflow_run_id"] = run_ids[key]
             frames.append(forecast)
-    return pd.concat(frames, ignore_index=True), run_ids
+            if window == "test":
+                for row in model.boosters():
+                    models.append({**row, "window": window, "minutes": minutes})
+                    models[-1]["mlflow_run_id"] = run_ids[key]
+    return (
+        pd.concat(frames, ignore_index=True),
+        run_ids,
+        pd.DataFrame(models, columns=MODEL_COLUMNS),
+    )
+
+
+def load_scaling_model(con, minutes: int, events) -> Forecaster:
+    """The test window's LightGBM at `minutes` from scaling_models, ready to predict (the model
+    scaling_forecasts fitted and the cost report priced). MissingTable/ValueError without one."""
+    from nasa_autoscale.forecasting.models import LightGBMDirect
+    from nasa_autoscale.warehouse import SCHEMA, read
+
+    rows = read(
+        con,
+        f"SELECT * FROM {SCHEMA}.scaling_models WHERE \"window\" = 'test' AND minutes = ? "
+        "ORDER BY horizon",
+        [minutes],
+    )
+    if rows.empty:
+        raise ValueError(
+            f"scaling_models holds no {minutes}-minute model: materialize `scaling_forecasts`"
+        )
+    return LightGBMDirect.restore(rows.to_dict("records"), minutes, events)
 
 
 def spread_to(frame: pd.DataFrame, minutes: int) -> pd.DataFrame:
