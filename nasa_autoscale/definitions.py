@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nasa_autoscale.assets import anomalies, daily, features, forecasting, ingest, scaling
+from nasa_autoscale.assets import anomalies, daily, features, forecasting, ingest, live, scaling
 from nasa_autoscale.resources import MLflowResource, SettingsResource, WarehouseResource
 from nasa_autoscale.schedules import (
     daily_ingest_schedule,
@@ -87,8 +87,10 @@ defs = dg.Definitions(
         scaling.provisioning_plan,
         daily.daily_forecasts,
         daily.forecast_scores,
+        live.live_requests,
+        live.live_plan,
     ],
-    asset_checks=[features.missing_stays_missing],
+    asset_checks=[features.missing_stays_missing, live.watermark_is_fresh],
     jobs=[ingest_job, analysis_job, daily_refresh_job, daily_forecast_job, benchmark_job],
     schedules=[
         daily_ingest_schedule(ingest_job),
@@ -97,6 +99,7 @@ defs = dg.Definitions(
     sensors=[
         landing_sensor(ingest_job),
         refresh_sensor(ingest_job, daily_refresh_job, daily_forecast_job),
+        live.live_follower,
     ],
     resources={
         "warehouse": WarehouseResource(

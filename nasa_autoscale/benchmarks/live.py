@@ -27,7 +27,8 @@ What it prints (and writes to reports/bench_live.json):
   buckets with scaling_forecasts, and the cost report's figure for the whole window;
 - the lag from a bucket's end to its decision in the store: the clock's lag plus the decision's
   measured computing time, p50 / p95 / max;
-- the follower's CPU at 1x, 100x and 1000x the trace's rate (benchmarks/follower.measure).
+- the follower's CPU at 1x, 100x and 1000x the trace's rate (benchmarks/follower.measure);
+- what a tick of Dagster's live_follower sensor costs (live_status on the replay's store).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import pandas as pd
 from nasa_autoscale import warehouse
 from nasa_autoscale.ingest.logfiles import index_lines
 from nasa_autoscale.live.follower import Follower, connect_store
-from nasa_autoscale.live.planner import PLAN_TABLE, LivePlanner
+from nasa_autoscale.live.planner import PLAN_TABLE, LivePlanner, live_status
 from nasa_autoscale.scaling.simulator import execute, initial_servers, simulate, summarize
 from nasa_autoscale.settings import Settings
 from nasa_autoscale.warehouse import SCHEMA
@@ -199,6 +200,11 @@ def replay(settings: Settings, days: float | None, progress=print) -> dict:
         ).df()
         rejected_taken = con.execute(f"SELECT count(*) FROM {SCHEMA}.live_rejected").fetchall()
         con.close()
+        sensor_s = []  # what a tick of Dagster's live_follower sensor reads (assets/live.py)
+        for _ in range(20):
+            began = time.perf_counter()
+            live_status(store, ticks[-1], 900.0)
+            sensor_s.append(time.perf_counter() - began)
     with warehouse.reading(settings.duckdb_path) as con:
         expected = con.execute(
             f"SELECT date_trunc('minute', ts_utc) AS minute, count(*) AS n "
@@ -237,6 +243,7 @@ def replay(settings: Settings, days: float | None, progress=print) -> dict:
         "forecasts": _forecast_scores(plan, forecasts, traffic, metrics),
         "fleets": _fleet_costs(plan, fleets, demand, initial, forecasts, cost_report),
         "lag_s": _lags(plan, decisions, planner.compute_s, offset),
+        "dagster_sensor_tick_ms": round(1000 * float(np.median(sensor_s)), 1),
         "decision_compute_s": {
             "mean": round(float(np.mean(planner.compute_s)), 3) if planner.compute_s else None,
             "p95": round(float(np.quantile(planner.compute_s, 0.95)), 3)
@@ -392,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 def window_lines_sample(settings: Settings):
     with warehouse.reading(settings.duckdb_path) as con:
         first = con.execute(f"SELECT min(ts_utc) FROM {SCHEMA}.requests").fetchall()[0][0]
-        lines = window_lines(con, first, first + dt.timedelta(days=2))
+        lines = window_lines(con, first, first + dt.timedelta(days=4))
     return lines
 
 

@@ -330,3 +330,51 @@ def newest_plan(store: Path, fleet: str) -> pd.DataFrame | None:
     finally:
         con.close()
     return None if rows.empty else rows
+
+
+def live_status(store: Path, now: dt.datetime, stale_after_s: float) -> dict | None:
+    """What the follower and the planner have done, for Dagster and people: the watermark
+    (naive UTC) and its age, the lines and requests taken, the files followed, and each fleet's
+    newest decision; None without a store (or while it stays busy). Two small queries."""
+    from nasa_autoscale.live.follower import open_read_only, read_state
+
+    con = open_read_only(store)
+    if con is None:
+        return None
+    try:
+        state = read_state(con)
+        taken = con.execute(
+            f"SELECT (SELECT count(*) FROM {SCHEMA}.live_requests), "
+            f"(SELECT count(*) FROM {SCHEMA}.live_rejected), "
+            f"(SELECT count(*) FROM {SCHEMA}.follower_files)"
+        ).fetchall()[0]
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [SCHEMA, PLAN_TABLE],
+        ).fetchall()[0][0]
+        newest = (
+            con.execute(
+                f"SELECT fleet, max(origin), arg_max(provisioned, origin) "
+                f"FROM {SCHEMA}.{PLAN_TABLE} WHERE step = 1 GROUP BY fleet ORDER BY fleet"
+            ).fetchall()
+            if exists
+            else []
+        )
+    finally:
+        con.close()
+    mark = state.get("watermark")
+    age = None if mark is None else (now - mark).total_seconds()
+    return {
+        "watermark_utc": None if mark is None else mark.isoformat(),
+        "age_s": age,
+        "fresh": age is not None and age <= stale_after_s,
+        "stale_after_s": stale_after_s,
+        "requests_taken": int(taken[0]),
+        "rejected_taken": int(taken[1]),
+        "files_followed": int(taken[2]),
+        "decisions": {
+            fleet: {"origin": origin.isoformat(), "servers": int(servers)}
+            for fleet, origin, servers in newest
+        },
+    }
