@@ -32,19 +32,28 @@ ANALYSIS_ASSETS = [
     *("cost_report", "cost_robustness", "recommendation", "provisioning_plan"),
 ]
 DAILY_ASSETS = ["daily_forecasts", "forecast_scores"]  # partitioned: the daily forecast job
+LIVE_ASSETS = ["live_requests", "live_plan"]  # external: make live writes them
 
 
 def test_definitions_load_with_every_asset_check_and_job():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_log_files", *INGEST_ASSETS, *ANALYSIS_ASSETS, *DAILY_ASSETS}
+    assert keys == {
+        "raw_log_files",
+        *INGEST_ASSETS,
+        *ANALYSIS_ASSETS,
+        *DAILY_ASSETS,
+        *LIVE_ASSETS,
+    }
+    assert not graph.get(dg.AssetKey("live_plan")).is_materializable
     assert ("forecast_scores", "day_ahead_drift") in {
         (c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys
     }
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("requests", "lines_accounted") in checks
     assert ("traffic_5m", "matches_reference") in checks
+    assert ("live_plan", "watermark_is_fresh") in checks
     assert {
         ("features_1m", "missing_stays_missing"),
         ("features_15m", "missing_stays_missing"),
