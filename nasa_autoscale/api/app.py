@@ -602,17 +602,16 @@ def site_app(settings: Settings, duckdb_path: Path | None = None) -> FastAPI:
     def _with_live(observed, data_through, minutes: int):
         """The warehouse's traffic and, after it, the live follower's complete buckets (those
         that ended by its watermark, live/follower.live_observed); data_through moves to the
-        watermark's last complete bucket; and whether a follower is there. Without one, as they
-        were."""
+        watermark; and whether a follower is there. Without one, as they were."""
         live = live_observed(settings.live_store, minutes)
         if live is None:
             return observed, data_through, False
-        buckets, _ = live
+        buckets, mark = live
         newer = buckets[buckets["bucket_start"] >= data_through]
-        if newer.empty:
-            return observed, data_through, True
-        observed = pd.concat([observed, newer], ignore_index=True)
-        return observed, newer["bucket_start"].iloc[-1] + dt.timedelta(minutes=minutes), True
+        if len(newer):
+            observed = pd.concat([observed, newer], ignore_index=True)
+        # the data is complete up to the watermark, whether or not a bucket has ended since
+        return observed, max(data_through, mark.to_pydatetime()), True
 
     app.state.health = health
     return app

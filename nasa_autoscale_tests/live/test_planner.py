@@ -206,3 +206,93 @@ def test_a_planner_without_a_model_says_what_to_run(tmp_path):
     warehouse.connect(path).close()
     with pytest.raises(PlannerError, match="materialize"):
         LivePlanner(path, tmp_path / "live.duckdb", RULES)
+
+
+@pytest.mark.slow  # a live process for about a minute
+def test_make_live_and_the_api_follow_a_growing_log_through_a_rotation(site, tmp_path):
+    """The "done when" of the live path, on a site that is not NASA's: `python -m
+    nasa_autoscale.live` follows a log written line by line with the wall clock's times, through
+    a logrotate rename; /scaling's data_through stays within a minute of the clock, its plan is
+    the live planner's, and the follower took exactly the lines written."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from nasa_autoscale.api.app import create_app
+    from nasa_autoscale.live.follower import taken
+    from nasa_autoscale.settings import Settings
+
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(site["path"], path)
+    con = warehouse.connect(path)
+    today = site["today"]
+    grid = pd.date_range(today, today + dt.timedelta(days=2), freq="5min", inclusive="left")
+    daily = pd.DataFrame({"setting": "web", "bucket_start": grid, "yhat": 100.0})
+    daily = daily.assign(yhat_lower=50.0, yhat_upper=150.0, servers=3)
+    warehouse.replace_table(con, "provisioning_plan", daily)
+    con.close()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    fleets = tmp_path / "fleets.toml"
+    fleets.write_text(
+        '[[fleet]]\nname = "web"\nrequests_per_minute = 12\nmin_servers = 1\nmax_servers = 40\n'
+        "price_per_hour = 0.1\nboot_s = 300\nscale_in_stabilization_s = 300\n"
+        'billing = "second"\ndecision_interval_s = 300\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NASA_")}
+    env.update(
+        NASA_RAW_DIR=str(logs),
+        NASA_DUCKDB_PATH=str(path),
+        NASA_FLEETS_PATH=str(fleets),
+        NASA_START_DATE=(today - dt.timedelta(days=DAYS)).strftime("%Y-%m-%d"),
+        NASA_TIMEZONE="+0100",
+    )
+    # the morning so far, then a line a second while the follower runs
+    (logs / "access.log").write_text(
+        nginx_lines(today, dt.datetime.now(dt.UTC).replace(tzinfo=None) + ZONE, seed=3)
+    )
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "nasa_autoscale.live", "--interval", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    settings = dataclasses.replace(
+        Settings.from_env(), open_ended=True, duckdb_path=path, fleets_path=fleets
+    )
+    client = TestClient(create_app(path, settings, api_keys=()))
+    served = []
+    try:
+        for second in range(50):
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None) + ZONE
+            with open(logs / "access.log", "a") as stream:
+                stream.write(
+                    f'10.1.0.{second} - - [{now:%d/%b/%Y:%H:%M:%S} +0100] "GET /live/{second} '
+                    f'HTTP/1.1" 200 7 "-" "curl/8"\n'
+                )
+            if second == 25:  # logrotate: rename, then a new file
+                (logs / "access.log").rename(logs / "access.log.1")
+                (logs / "access.log").touch()
+            if second >= 20 and second % 5 == 0:
+                answer = client.get("/scaling/web")
+                if answer.status_code == 200:
+                    served.append((now, answer.json()))
+            time.sleep(1)
+        time.sleep(3)  # the last poll
+    finally:
+        follower.terminate()
+        output = follower.communicate(timeout=30)[0].decode(errors="replace")
+    assert served, output
+    for now, body in served:
+        behind = now - dt.datetime.fromisoformat(body["data_through"])
+        assert behind <= dt.timedelta(minutes=1), (now, body["data_through"])
+    assert served[-1][1]["plan"].startswith("live"), (served[-1][1], output)
+    written = sum(
+        len(p.read_text().splitlines()) for p in logs.iterdir() if p.name.startswith("access")
+    )
+    local_day = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + ZONE).date()
+    requests, rejected = taken(path.with_name("warehouse.live.duckdb"), local_day)
+    if local_day == today.date():  # (not across the site's midnight)
+        assert (requests, rejected) == (written, 0), output
