@@ -28,7 +28,10 @@ What it prints (and writes to reports/bench_live.json):
 - the lag from a bucket's end to its decision in the store: the clock's lag plus the decision's
   measured computing time, p50 / p95 / max;
 - the follower's CPU at 1x, 100x and 1000x the trace's rate (benchmarks/follower.measure);
-- what a tick of Dagster's live_follower sensor costs (live_status on the replay's store).
+- what a tick of Dagster's live_follower sensor costs (live_status on the replay's store);
+- the fallback (the daily provisioning_plan, the AWS export) replayed on the same days as fixed
+  schedules: each day planned at midnight on the deployed day-ahead forecast, nothing observed
+  after it, beside each fleet's dropped budget.
 """
 
 from __future__ import annotations
@@ -243,6 +246,7 @@ def replay(settings: Settings, days: float | None, progress=print) -> dict:
         "forecasts": _forecast_scores(plan, forecasts, traffic, metrics),
         "fleets": _fleet_costs(plan, fleets, demand, initial, forecasts, cost_report),
         "lag_s": _lags(plan, decisions, planner.compute_s, offset),
+        "fallback_day_ahead_plan": fallback_plans(settings, fleets, start, end),
         "dagster_sensor_tick_ms": round(1000 * float(np.median(sensor_s)), 1),
         "decision_compute_s": {
             "mean": round(float(np.mean(planner.compute_s)), 3) if planner.compute_s else None,
@@ -327,6 +331,61 @@ def _fleet_costs(plan, fleets, demand, initial, forecasts, cost_report) -> dict:
             "cost_ratio": round(live["cost"] / benchmark["cost"], 5) if benchmark["cost"] else None,
             "buckets_deciding_differently": benchmark.pop("differs_from", None)
             and int((benchmark.pop("provisioned") != decided.to_numpy()).sum()),
+        }
+    return out
+
+
+def fallback_plans(settings: Settings, fleets: dict, start, end) -> dict:
+    """The daily path's fallback replayed on [start, end) as fixed schedules: each day planned at
+    its midnight by the fleet's selected policy on the deployed model's day-ahead forecast
+    (forecasts, protocol day_ahead, the selected 5-minute model), nothing observed after
+    midnight, as provisioning_plan and the AWS export are (scaling/plan.score_plan, the daily
+    path's own pricing); summed over the days, beside the fleet's dropped budget."""
+    from nasa_autoscale.scaling.plan import score_plan
+
+    with warehouse.reading(settings.duckdb_path) as con:
+        model = con.execute(
+            f"SELECT model FROM {SCHEMA}.model_metrics WHERE granularity = '5m' "
+            "AND protocol = 'day_ahead' AND selected"
+        ).fetchall()
+        if not model:
+            return {}
+        forecasts = warehouse.read(
+            con,
+            f"SELECT origin, bucket_start, yhat, yhat_lower, yhat_upper FROM {SCHEMA}.forecasts "
+            "WHERE model = ? AND granularity = '5m' AND protocol = 'day_ahead' "
+            "AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start",
+            [model[0][0], start.to_pydatetime(), end.to_pydatetime()],
+        )
+        cost_report = warehouse.read(con, f"SELECT * FROM {SCHEMA}.cost_report")
+        demand = {
+            m: warehouse.read(
+                con,
+                f"SELECT bucket_start, requests FROM {SCHEMA}.traffic_{m}m ORDER BY bucket_start",
+            )
+            .set_index("bucket_start")["requests"]
+            .astype(float)
+            for m in sorted({r.minutes for r in fleets.values()} | {5})
+        }
+    out = {}
+    for name, rules in fleets.items():
+        series = demand[rules.minutes]
+        days = [
+            (group, series[(series.index >= day) & (series.index < day + pd.Timedelta(days=1))])
+            for day, group in forecasts.groupby(forecasts["bucket_start"].dt.normalize())
+        ]
+        scores = [score_plan(group, series, cost_report, fleets, name) for group, _ in days]
+        totals = [float(np.nansum(day.to_numpy())) for _, day in days]
+        dropped = sum(s["plan_dropped"] * t for s, t in zip(scores, totals, strict=True))
+        out[name] = {
+            "model": model[0][0],
+            "policy": scores[0]["plan_policy"] if scores else None,
+            "days": len(scores),
+            "cost": round(sum(s["plan_cost"] for s in scores), 4),
+            "optimum_cost": round(sum(s["optimum_cost"] for s in scores), 4),
+            "dropped": round(dropped / max(sum(totals), 1.0), 5),
+            "dropped_budget": rules.dropped_budget,
+            "within_budget": dropped / max(sum(totals), 1.0) <= rules.dropped_budget,
         }
     return out
 
