@@ -4,6 +4,7 @@ planner exactly as `make live` runs them, then scored beside the benchmark's own
 
     make bench-live                 # after make run -> reports/bench_live.json
     python -m nasa_autoscale.benchmarks.live --days 2   # the first 2 days of the test window
+    python -m nasa_autoscale.benchmarks.live --fallback # only the fallback plans, no replay
 
 What it does:
 - The lines are the site's own raw lines of the test window (source_files' paths, the line
@@ -439,8 +440,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="default reports/bench_live.json")
     parser.add_argument("--no-cpu", action="store_true", help="skip the follower CPU runs")
+    parser.add_argument(
+        "--fallback", action="store_true", help="only the fallback plans, on the whole test window"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.fallback:
+        fleets = {name: fleet.rules for name, fleet in settings.fleets().items()}
+        with warehouse.reading(settings.duckdb_path) as con:
+            traffic = warehouse.read(
+                con, f"SELECT bucket_start, requests FROM {SCHEMA}.traffic_5m ORDER BY 1"
+            ).set_index("bucket_start")
+        calendar = settings.calendar(traffic)
+        result = fallback_plans(settings, fleets, calendar.test_start, calendar.test_end)
+        print(json.dumps(result, indent=2, default=str))
+        return 0
     result = replay(settings, args.days or None)
     if not args.no_cpu:
         from nasa_autoscale.benchmarks.follower import FACTORS, measure
