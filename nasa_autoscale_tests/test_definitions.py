@@ -1,5 +1,6 @@
 """The Dagster graph: it loads, and its assets materialize in-process and from the CLI."""
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -298,6 +299,8 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     assert report[report.policy == "keda_hpa"].tuned_on.eq("fixed").all()
     con.close()
     play_keda_against_a_launched_api(replica_copy)
+    replay_equals_benchmark(replica_copy)
+
     # the AWS export of the realistic fleet's next day (moved to tomorrow: the plan is of 1995)
     tomorrow = dt.date.today() + dt.timedelta(days=1)
     exported = aws.export(
@@ -310,6 +313,24 @@ def test_forecasting_and_scaling_assets_log_to_mlflow_and_write_the_tables(
     )
     assert 1 <= exported["actions"] <= aws.MAX_ACTIONS_PER_GROUP
     assert exported["calls"] == -(-exported["actions"] // aws.MAX_ACTIONS_PER_CALL)
+
+
+def replay_equals_benchmark(path):
+    """make bench-live's replay, on the first two hours of the test window: the follower takes
+    every line once and the planner's forecasts and decisions are the benchmark's."""
+    from nasa_autoscale.benchmarks.live import replay
+
+    settings = dataclasses.replace(Settings.from_env(), duckdb_path=path)
+    result = replay(settings, days=2 / 24, progress=lambda _: None)
+    lines = result["lines"]
+    assert lines["lost"] == lines["doubled"] == 0
+    assert lines["requests_taken"] == lines["requests_expected"] > 1000
+    for step in result["forecasts"]["5m"].values():
+        assert step["buckets"] >= 23 and step["max_abs_difference"] < 1e-6
+    for fleet in result["fleets"].values():
+        assert fleet["buckets_deciding_differently"] == 0
+        assert fleet["live"] == fleet["benchmark_same_buckets"]
+    assert result["lag_s"]["p95"] < 30
 
 
 def play_keda_against_a_launched_api(path):

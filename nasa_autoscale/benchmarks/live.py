@@ -217,8 +217,7 @@ def replay(settings: Settings, days: float | None, progress=print) -> dict:
         ).df()
         forecasts = warehouse.read(
             con,
-            f"SELECT minutes, origin, step, yhat FROM {SCHEMA}.scaling_forecasts "
-            "WHERE \"window\" = 'test'",
+            f"SELECT * FROM {SCHEMA}.scaling_forecasts WHERE \"window\" = 'test'",
         )
         cost_report = warehouse.read(con, f"SELECT * FROM {SCHEMA}.cost_report")
         metrics = warehouse.read(
@@ -273,7 +272,7 @@ def _forecast_scores(plan, forecasts, traffic, metrics) -> dict:
     for minutes, rows in plan.groupby("minutes"):
         rows = rows.drop_duplicates(["origin", "step"])
         actual = traffic[minutes]["requests"]
-        bench = forecasts[forecasts["minutes"] == minutes]
+        bench = forecasts.loc[forecasts["minutes"] == minutes, ["origin", "step", "yhat"]]
         merged = rows.merge(bench, on=["origin", "step"], suffixes=("_live", "_bench"))
         merged["actual"] = actual.reindex(merged["bucket_start"]).to_numpy(float)
         merged = merged.dropna(subset=["actual"])
@@ -317,7 +316,7 @@ def _fleet_costs(plan, fleets, demand, initial, forecasts, cost_report) -> dict:
             initial[name],
         )
         span = (series.index[0], series.index[-1] + pd.Timedelta(minutes=rules.minutes))
-        benchmark = _benchmark_policy(choice, series, initial[name], span)
+        benchmark, provisioned = _benchmark_policy(choice, series, initial[name], span, forecasts)
         row = cost_report[(cost_report["setting"] == name) & (cost_report["policy"] == choice.name)]
         out[name] = {
             "policy": choice.name,
@@ -330,8 +329,7 @@ def _fleet_costs(plan, fleets, demand, initial, forecasts, cost_report) -> dict:
             if len(row)
             else None,
             "cost_ratio": round(live["cost"] / benchmark["cost"], 5) if benchmark["cost"] else None,
-            "buckets_deciding_differently": benchmark.pop("differs_from", None)
-            and int((benchmark.pop("provisioned") != decided.to_numpy()).sum()),
+            "buckets_deciding_differently": int((provisioned != decided.to_numpy()).sum()),
         }
     return out
 
@@ -391,28 +389,19 @@ def fallback_plans(settings: Settings, fleets: dict, start, end) -> dict:
     return out
 
 
-def _benchmark_policy(choice, series, initial, span) -> dict:
-    """The selected policy simulated over the replayed buckets with scaling_forecasts (what
-    the cost report does, on the same span)."""
+def _benchmark_policy(choice, series, initial, span, forecasts) -> tuple[dict, np.ndarray]:
+    """The selected policy simulated over the replayed buckets with the test window's
+    scaling_forecasts (what the cost report does, on the same span): its figures and its
+    provisioned counts."""
     from nasa_autoscale.scaling.forecasts import forecast_array
 
-    settings = Settings.from_env()
-    with warehouse.reading(settings.duckdb_path) as con:
-        rows = warehouse.read(
-            con, f"SELECT * FROM {SCHEMA}.scaling_forecasts WHERE \"window\" = 'test'"
-        )
     rules = choice.rules
-    rows = rows[(rows["origin"] >= span[0]) & (rows["origin"] < span[1])]
+    rows = forecasts[(forecasts["origin"] >= span[0]) & (forecasts["origin"] < span[1])]
     array = forecast_array(rows, "test", span, rules.minutes, rules.boot + 1)
-    policy = choice.build()
-    outcome = simulate(series.to_numpy(float), policy, rules, array, None, initial)
+    outcome = simulate(series.to_numpy(float), choice.build(), rules, array, None, initial)
     figures = summarize(outcome, rules, initial)
-    return {
-        "cost": round(figures["cost"], 4),
-        "dropped": round(figures["dropped_fraction"], 5),
-        "differs_from": True,
-        "provisioned": outcome["provisioned"].to_numpy(),
-    }
+    rounded = {"cost": round(figures["cost"], 4), "dropped": round(figures["dropped_fraction"], 5)}
+    return rounded, outcome["provisioned"].to_numpy()
 
 
 def _lags(plan, decisions, compute_s, offset) -> dict:
