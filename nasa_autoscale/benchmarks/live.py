@@ -94,21 +94,18 @@ def window_lines(con, start_utc, end_utc) -> list[tuple[dt.datetime, bytes]]:
     return out
 
 
-class Clock:
-    """The replay's ticks: a minute apart, and POLL_S apart for the first 30 s after every
-    bucket end of the finest fleet."""
-
-    def __init__(self, start: dt.datetime, end: dt.datetime, minutes: int):
-        ticks, t = [], start
-        bucket = dt.timedelta(minutes=minutes)
-        while t <= end + bucket:
-            # around a bucket's end, every POLL_S seconds as make live polls, until the
-            # watermark (LATENESS_S behind the data) has passed it; one tick mid-bucket
-            after_end = range(POLL_S, LATENESS_S + 3 * POLL_S + 1, POLL_S)
-            ticks += [t + dt.timedelta(seconds=s) for s in after_end]
-            ticks.append(t + bucket / 2)
-            t += bucket
-        self.ticks = sorted(set(ticks))
+def clock_ticks(start: dt.datetime, end: dt.datetime, minutes: int) -> list[dt.datetime]:
+    """The replay's ticks: around each bucket's end (of the finest fleet) every POLL_S seconds
+    as make live polls, until the watermark (LATENESS_S behind the data) has passed it; one tick
+    mid-bucket."""
+    ticks, t = [], start
+    bucket = dt.timedelta(minutes=minutes)
+    after_end = range(POLL_S, LATENESS_S + 3 * POLL_S + 1, POLL_S)
+    while t <= end + bucket:
+        ticks += [t + dt.timedelta(seconds=s) for s in after_end]
+        ticks.append(t + bucket / 2)
+        t += bucket
+    return sorted(set(ticks))
 
 
 def replay(settings: Settings, days: float | None, progress=print) -> dict:
@@ -141,7 +138,7 @@ def replay(settings: Settings, days: float | None, progress=print) -> dict:
         for name, rules in fleets.items()
     }
     finest = min(r.minutes for r in fleets.values())
-    ticks = Clock(start_utc, end_utc, finest).ticks
+    ticks = clock_ticks(start_utc, end_utc, finest)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "logs"
         folder.mkdir()

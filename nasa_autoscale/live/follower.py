@@ -414,6 +414,19 @@ def open_read_only(store: Path, wait_s: float = 2.0) -> duckdb.DuckDBPyConnectio
             time.sleep(0.05)
 
 
+def local_watermark(con) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The watermark (naive UTC) and the same instant in the site's time; (None, None) before
+    the follower has one."""
+    mark = read_state(con).get("watermark")
+    zone = con.execute(
+        f"SELECT value FROM {SCHEMA}.follower_state WHERE key = 'timezone'"
+    ).fetchall()
+    if mark is None or not zone:
+        return None, None
+    local = SiteZone.parse(zone[0][0]).local_sql("CAST($mark AS TIMESTAMP)")
+    return mark, con.execute(f"SELECT {local}", {"mark": mark}).fetchall()[0][0]
+
+
 def live_observed(store: Path, minutes: int, wait_s: float = 2.0):
     """What the follower saw that is complete: (its requests per `minutes` bucket of the site's
     local time, for every bucket that ended by the watermark, as a frame bucket_start, requests,
@@ -425,15 +438,9 @@ def live_observed(store: Path, minutes: int, wait_s: float = 2.0):
     if con is None:
         return None
     try:
-        state = read_state(con)
-        mark = state.get("watermark")
-        zone = con.execute(
-            f"SELECT value FROM {SCHEMA}.follower_state WHERE key = 'timezone'"
-        ).fetchall()
-        if mark is None or not zone:
+        _, local_mark = local_watermark(con)
+        if local_mark is None:
             return None
-        local = SiteZone.parse(zone[0][0]).local_sql("CAST($mark AS TIMESTAMP)")
-        local_mark = con.execute(f"SELECT {local}", {"mark": mark}).fetchall()[0][0]
         step = f"INTERVAL ({int(minutes)}) MINUTE"
         frame = con.execute(
             f"""

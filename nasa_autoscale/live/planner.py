@@ -28,7 +28,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from nasa_autoscale.scaling.recommend import resolve_policy
+from nasa_autoscale.live.follower import local_watermark, open_read_only, read_state
+from nasa_autoscale.scaling.recommend import PolicyChoice, fleet_for, resolve_policy
 from nasa_autoscale.scaling.simulator import ScalingRules
 from nasa_autoscale.scaling.stepper import FleetStepper
 from nasa_autoscale.warehouse import SCHEMA
@@ -63,11 +64,13 @@ class PlannerError(RuntimeError):
 @dataclass
 class FleetState:
     name: str
-    rules: ScalingRules
-    policy_name: str
-    choice: object = None  # scaling.recommend.PolicyChoice
+    choice: PolicyChoice  # the policy selected for the fleet, its parameters and rules
     stepper: FleetStepper | None = None
     next_origin: pd.Timestamp | None = None  # the next bucket to decide (site time)
+
+    @property
+    def rules(self) -> ScalingRules:
+        return self.choice.rules
 
 
 def live_traffic(con, minutes: int, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -155,10 +158,10 @@ class LivePlanner:
         for name in self.fleet_rules:
             choice = resolve_policy(cost_report, name, self.fleet_rules)
             kept = getattr(self, "fleets", {}).get(name)
-            if kept and kept.policy_name == choice.name and kept.rules == choice.rules:
+            if kept and (kept.choice.name, kept.rules) == (choice.name, choice.rules):
                 fleets[name] = kept  # the same policy goes on deciding where it was
             else:
-                fleets[name] = FleetState(name, choice.rules, choice.name, choice)
+                fleets[name] = FleetState(name, choice)
         self.fleets = fleets
         self.loaded_mtime = _mtime(self.warehouse_path)
 
@@ -180,9 +183,10 @@ class LivePlanner:
         con = duckdb.connect(str(self.store)) if own else con
         try:
             con.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{PLAN_TABLE} ({PLAN_COLUMNS})")
-            mark_utc, local_mark = _watermark(con)
+            mark_utc, local_mark = local_watermark(con)
             if local_mark is None:
                 return []
+            local_mark = pd.Timestamp(local_mark)
             decisions, self._made = [], {}
             for state in self.fleets.values():
                 decisions += self._plan_fleet(con, state, local_mark, mark_utc, now)
@@ -214,7 +218,7 @@ class LivePlanner:
                 rows.append(
                     (state.name, rules.minutes, origin, k + 1, origin + k * step, *row)
                     + (decision["recommended"], decision["provisioned"], decision["serving"])
-                    + (None if np.isnan(before) else float(before), state.policy_name)
+                    + (None if np.isnan(before) else float(before), state.choice.name)
                     + (policy_state, mark_utc, now)
                 )
             decisions.append({"fleet": state.name, "origin": origin, **decision})
@@ -258,8 +262,6 @@ class LivePlanner:
         """Start a fleet's stepper: from its last committed decision when the store has one
         within RESUME_WITHIN before `closed` (a restarted planner catches up on the buckets it
         missed), else fresh at `closed` with the fleet the last bucket needed."""
-        from nasa_autoscale.scaling.recommend import fleet_for
-
         rules = state.rules
         step = pd.Timedelta(minutes=rules.minutes)
         last = con.execute(
@@ -290,37 +292,25 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _watermark(con) -> tuple[dt.datetime | None, pd.Timestamp | None]:
-    """The follower's watermark (naive UTC) and the same instant in the site's time."""
-    from nasa_autoscale.ingest.sitezone import SiteZone
-    from nasa_autoscale.live.follower import read_state
-
-    mark = read_state(con).get("watermark")
-    zone = con.execute(
-        f"SELECT value FROM {SCHEMA}.follower_state WHERE key = 'timezone'"
-    ).fetchall()
-    if mark is None or not zone:
-        return None, None
-    local = SiteZone.parse(zone[0][0]).local_sql("CAST($mark AS TIMESTAMP)")
-    local_mark = con.execute(f"SELECT {local}", {"mark": mark}).fetchall()[0][0]
-    return mark, pd.Timestamp(local_mark)
+def _has_plan(con) -> bool:
+    """Whether the store holds live_plan yet (the planner creates it at its first decision)."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [SCHEMA, PLAN_TABLE],
+        ).fetchall()[0][0]
+    )
 
 
 def newest_plan(store: Path, fleet: str) -> pd.DataFrame | None:
     """The newest decision of a fleet in the store (its rows, one per forecast step), or None
     (no store, no plan yet, or the store busy for longer than a moment)."""
-    from nasa_autoscale.live.follower import open_read_only
-
     con = open_read_only(store)
     if con is None:
         return None
     try:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = ? AND table_name = ?",
-            [SCHEMA, PLAN_TABLE],
-        ).fetchall()[0][0]
-        if not exists:
+        if not _has_plan(con):
             return None
         rows = con.execute(
             f"SELECT * FROM {SCHEMA}.{PLAN_TABLE} WHERE fleet = $f AND origin = "
@@ -336,8 +326,6 @@ def live_status(store: Path, now: dt.datetime, stale_after_s: float) -> dict | N
     """What the follower and the planner have done, for Dagster and people: the watermark
     (naive UTC) and its age, the lines and requests taken, the files followed, and each fleet's
     newest decision; None without a store (or while it stays busy). Two small queries."""
-    from nasa_autoscale.live.follower import open_read_only, read_state
-
     con = open_read_only(store)
     if con is None:
         return None
@@ -348,17 +336,12 @@ def live_status(store: Path, now: dt.datetime, stale_after_s: float) -> dict | N
             f"(SELECT count(*) FROM {SCHEMA}.live_rejected), "
             f"(SELECT count(*) FROM {SCHEMA}.follower_files)"
         ).fetchall()[0]
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = ? AND table_name = ?",
-            [SCHEMA, PLAN_TABLE],
-        ).fetchall()[0][0]
         newest = (
             con.execute(
                 f"SELECT fleet, max(origin), arg_max(provisioned, origin) "
                 f"FROM {SCHEMA}.{PLAN_TABLE} WHERE step = 1 GROUP BY fleet ORDER BY fleet"
             ).fetchall()
-            if exists
+            if _has_plan(con)
             else []
         )
     finally:
